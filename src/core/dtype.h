@@ -1,0 +1,67 @@
+// Element types and block formats of tensors, and scalar conversions between them.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace unicorn {
+
+enum class DType : uint8_t {
+  F32,
+  F16,
+  BF16,
+  F64,
+  I64,
+  I32,
+  I16,
+  I8,
+  U8,
+  BOOL,
+  // Block formats: a row is stored as blocks of block_elems values in block_bytes bytes.
+  Q4_0,  // ggml: f16 scale + 32 x 4-bit
+  Q8_0,  // ggml: f16 scale + 32 x 8-bit
+  Q4_K,  // ggml: 256-value super-blocks with 6-bit sub-block scales and mins
+  Q6_K,  // ggml: 256-value super-blocks, 6-bit values, 8-bit sub-block scales
+  NF4,   // bitsandbytes: 64 x 4-bit NormalFloat codes (scales held beside the tensor)
+};
+
+struct DTypeInfo {
+  std::string_view name;
+  int64_t block_elems;  // 1 for plain element types
+  int64_t block_bytes;  // bytes of one element or one block
+  bool is_float;        // holds real values (plain float type or a block format)
+};
+
+const DTypeInfo& dtype_info(DType t);
+inline std::string_view dtype_name(DType t) { return dtype_info(t).name; }
+inline bool is_block_format(DType t) { return dtype_info(t).block_elems > 1; }
+// Bytes needed for n elements (n must be a multiple of the block size for block formats).
+int64_t dtype_bytes(DType t, int64_t n);
+// Parses a safetensors dtype string ("BF16", "F32", ...); throws Error naming `where` if unknown.
+DType dtype_from_safetensors(std::string_view s, std::string_view where);
+std::string_view dtype_to_safetensors(DType t);
+
+// --- scalar conversions -------------------------------------------------------------------
+
+inline float bf16_to_f32(uint16_t v) {
+  uint32_t bits = uint32_t(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Round to nearest even, as torch does; NaN stays NaN.
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((bits >> 16) | 0x40);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return uint16_t(bits >> 16);
+}
+
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+}  // namespace unicorn

@@ -1,0 +1,63 @@
+// Tensor: a typed, shaped view of memory, owned or borrowed (for example a slice of a
+// memory-mapped weights file). Copying a Tensor copies the view, not the data.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace unicorn {
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_str(const Shape& shape);  // "[2, 3]"
+int64_t shape_numel(const Shape& shape);
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  // Host memory owned by the tensor, 64-byte aligned, zero-filled.
+  static Tensor zeros(DType dtype, Shape shape);
+  // A view of memory that `keepalive` keeps valid (nullptr: the caller guarantees it).
+  static Tensor view(DType dtype, Shape shape, const void* data,
+                     std::shared_ptr<const void> keepalive = nullptr);
+  static Tensor from_f32(std::span<const float> values, Shape shape);
+
+  bool defined() const { return data_ != nullptr || numel() == 0; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return int(shape_.size()); }
+  // Dimension i; negative i counts from the end.
+  int64_t dim(int i) const;
+  int64_t numel() const { return shape_numel(shape_); }
+  int64_t nbytes() const { return dtype_bytes(dtype_, numel()); }
+
+  void* raw() const { return data_; }
+  template <class T>
+  T* data() const { return static_cast<T*>(data_); }
+
+  // Rows [begin, begin + count) of the first dimension, as a view sharing ownership.
+  Tensor rows(int64_t begin, int64_t count) const;
+  // The same bytes with another shape of equal element count.
+  Tensor reshaped(Shape shape) const;
+  // A deep copy in host memory.
+  Tensor clone() const;
+  // All values as f32 (plain float types only).
+  std::vector<float> to_f32() const;
+  // Converts a plain float tensor to another plain float type (F32, F16, BF16).
+  Tensor converted(DType to) const;
+
+ private:
+  DType dtype_ = DType::F32;
+  Shape shape_;
+  void* data_ = nullptr;
+  std::shared_ptr<const void> owner_;
+};
+
+}  // namespace unicorn

@@ -1,0 +1,249 @@
+#include "formats/safetensors.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+
+namespace unicorn {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Largest header we accept: real checkpoints have headers of a few hundred KB.
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+uint64_t read_u64_le(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// n * m, or fails if it overflows 63 bits.
+uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& where) {
+  if (a != 0 && b > (uint64_t(INT64_MAX) / a)) fail("{}: shape is too large (size overflows)", where);
+  return a * b;
+}
+
+}  // namespace
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
+  st->file_ = MappedFile::open(path);
+  const size_t size = st->file_->size();
+  const uint8_t* base = st->file_->data();
+  if (size < 8) fail("{}: not a safetensors file: {} bytes, too short for the 8-byte header length", path, size);
+  const uint64_t header_len = read_u64_le(base);
+  if (header_len > kMaxHeaderBytes)
+    fail("{}: safetensors header length {} is absurd (limit {} bytes)", path, header_len, kMaxHeaderBytes);
+  if (8 + header_len > size)
+    fail("{}: safetensors header length {} extends beyond the file ({} bytes): truncated or not safetensors",
+         path, header_len, size);
+  const uint64_t data_size = size - 8 - header_len;
+  st->data_ = base + 8 + header_len;
+
+  // Parse, refusing duplicate top-level names (JSON parsers keep the last one silently).
+  std::set<std::string> seen;
+  std::string duplicate;
+  json header;
+  try {
+    header = json::parse(
+        reinterpret_cast<const char*>(base + 8), reinterpret_cast<const char*>(base + 8 + header_len),
+        [&](int depth, json::parse_event_t event, json& parsed) {
+          if (depth == 1 && event == json::parse_event_t::key) {
+            const std::string key = parsed.get<std::string>();
+            if (!seen.insert(key).second && duplicate.empty()) duplicate = key;
+          }
+          return true;
+        });
+  } catch (const json::exception& e) {
+    fail("{}: safetensors header is not valid JSON: {}", path, e.what());
+  }
+  if (!duplicate.empty()) fail("{}: tensor '{}' appears twice in the safetensors header", path, duplicate);
+  if (!header.is_object()) fail("{}: safetensors header must be a JSON object", path);
+
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    const json& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) fail("{}: __metadata__ must be an object of strings", path);
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string()) fail("{}: __metadata__ value '{}' must be a string", path, m.key());
+        st->metadata_[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    const std::string where = fmt::format("{}: tensor '{}'", path, name);
+    if (!v.is_object()) fail("{}: entry must be an object with dtype, shape, data_offsets", where);
+    if (!v.contains("dtype") || !v["dtype"].is_string()) fail("{}: missing or non-string 'dtype'", where);
+    if (!v.contains("shape") || !v["shape"].is_array()) fail("{}: missing or non-array 'shape'", where);
+    if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
+      fail("{}: 'data_offsets' must be an array of two integers", where);
+    SafetensorsEntry e;
+    e.name = name;
+    e.dtype = dtype_from_safetensors(v["dtype"].get<std::string>(), where);
+    uint64_t numel = 1;
+    for (const json& d : v["shape"]) {
+      if (!d.is_number_unsigned()) fail("{}: shape entries must be non-negative integers", where);
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim > uint64_t(INT64_MAX)) fail("{}: dimension {} is too large", where, dim);
+      numel = checked_mul(numel, dim, where);
+      e.shape.push_back(int64_t(dim));
+    }
+    for (const json& o : v["data_offsets"]) {
+      if (!o.is_number_unsigned()) fail("{}: data_offsets must be non-negative integers", where);
+    }
+    e.begin = v["data_offsets"][0].get<uint64_t>();
+    e.end = v["data_offsets"][1].get<uint64_t>();
+    if (e.begin > e.end) fail("{}: data_offsets [{}, {}] are reversed", where, e.begin, e.end);
+    if (e.end > data_size)
+      fail("{}: data_offsets [{}, {}] lie outside the data section ({} bytes): truncated file?", where,
+           e.begin, e.end, data_size);
+    const uint64_t expected = checked_mul(numel, uint64_t(dtype_info(e.dtype).block_bytes), where);
+    if (e.end - e.begin != expected)
+      fail("{}: shape {} of {} needs {} bytes but data_offsets [{}, {}] hold {}", where, shape_str(e.shape),
+           dtype_name(e.dtype), expected, e.begin, e.end, e.end - e.begin);
+    st->entries_.push_back(std::move(e));
+  }
+
+  // No two tensors may share bytes.
+  std::vector<const SafetensorsEntry*> by_offset;
+  for (const auto& e : st->entries_) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const auto* prev = by_offset[i - 1];
+    const auto* cur = by_offset[i];
+    if (cur->begin < prev->end && cur->begin != cur->end && prev->begin != prev->end)
+      fail("{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path, prev->name, prev->begin, prev->end,
+           cur->name, cur->begin, cur->end);
+  }
+  for (size_t i = 0; i < st->entries_.size(); ++i) st->index_[st->entries_[i].name] = i;
+  return st;
+}
+
+const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+Tensor SafetensorsFile::tensor(const std::string& name) const {
+  const SafetensorsEntry* e = find(name);
+  if (!e) fail("{}: no tensor named '{}'", path(), name);
+  return tensor(*e);
+}
+
+Tensor SafetensorsFile::tensor(const SafetensorsEntry& e) const {
+  return Tensor::view(e.dtype, e.shape, data_ + e.begin, file_);
+}
+
+SafetensorsSet SafetensorsSet::open(const std::string& path) {
+  namespace fs = std::filesystem;
+  SafetensorsSet set;
+  auto add_file = [&](const std::string& file) {
+    set.files_.push_back(SafetensorsFile::open(file));
+    return set.files_.back().get();
+  };
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    const SafetensorsFile* f = add_file(path);
+    for (const auto& e : f->entries()) set.tensors_[e.name] = {f, &e};
+    set.origin_ = path;
+    return set;
+  }
+  if (!fs::is_directory(path, ec)) fail("{}: no such file or folder", path);
+  const std::string index_path = (fs::path(path) / "model.safetensors.index.json").string();
+  const std::string single_path = (fs::path(path) / "model.safetensors").string();
+  if (file_exists(index_path)) {
+    set.origin_ = index_path;
+    json index;
+    try {
+      index = json::parse(read_file(index_path));
+    } catch (const json::exception& e) {
+      fail("{}: not valid JSON: {}", index_path, e.what());
+    }
+    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+      fail("{}: expected an object with a 'weight_map' object", index_path);
+    std::map<std::string, const SafetensorsFile*> shards;
+    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) fail("{}: weight_map['{}'] must be a file name", index_path, it.key());
+      const std::string shard = it.value().get<std::string>();
+      if (shard.find('/') != std::string::npos || shard == ".." || shard.empty())
+        fail("{}: weight_map['{}'] names '{}', which is not a file in the same folder", index_path, it.key(), shard);
+      if (!shards.count(shard)) {
+        const std::string shard_path = (fs::path(path) / shard).string();
+        if (!file_exists(shard_path))
+          fail("{}: shard '{}' (holding '{}') is missing from the folder", index_path, shard, it.key());
+        shards[shard] = add_file(shard_path);
+      }
+      const SafetensorsFile* f = shards[shard];
+      const SafetensorsEntry* e = f->find(it.key());
+      if (!e) fail("{}: tensor '{}' is listed in shard '{}' but that file does not hold it", index_path, it.key(), shard);
+      set.tensors_[it.key()] = {f, e};
+    }
+    return set;
+  }
+  if (file_exists(single_path)) {
+    const SafetensorsFile* f = add_file(single_path);
+    for (const auto& e : f->entries()) set.tensors_[e.name] = {f, &e};
+    set.origin_ = single_path;
+    return set;
+  }
+  fail("{}: no model.safetensors or model.safetensors.index.json in this folder", path);
+}
+
+const SafetensorsSet::Located* SafetensorsSet::find(const std::string& name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+Tensor SafetensorsSet::tensor(const std::string& name) const {
+  const Located* l = find(name);
+  if (!l) fail("{}: no tensor named '{}'", origin_, name);
+  return l->file->tensor(*l->entry);
+}
+
+std::vector<std::string> SafetensorsSet::names() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : tensors_) out.push_back(k);
+  return out;
+}
+
+std::string SafetensorsSet::description() const { return origin_; }
+
+void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
+  if (is_block_format(tensor.dtype()))
+    fail("cannot write tensor '{}' of block format {} to safetensors", name, dtype_name(tensor.dtype()));
+  for (const auto& [n, t] : tensors_) {
+    if (n == name) fail("tensor '{}' added twice to a safetensors file", name);
+  }
+  tensors_.emplace_back(name, tensor);
+}
+
+std::string SafetensorsWriter::serialize() const {
+  json header = json::object();
+  if (!metadata_.empty()) header["__metadata__"] = metadata_;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors_) {
+    const uint64_t bytes = uint64_t(t.nbytes());
+    header[name] = {{"dtype", std::string(dtype_to_safetensors(t.dtype()))},
+                    {"shape", t.shape()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string h = header.dump();
+  while (h.size() % 8 != 0) h.push_back(' ');  // keep the data section 8-byte aligned
+  std::string out;
+  out.reserve(8 + h.size() + offset);
+  const uint64_t n = h.size();
+  for (int i = 0; i < 8; ++i) out.push_back(char((n >> (8 * i)) & 0xff));
+  out += h;
+  for (const auto& [name, t] : tensors_) out.append(static_cast<const char*>(t.raw()), size_t(t.nbytes()));
+  return out;
+}
+
+void SafetensorsWriter::write(const std::string& path) const { write_file(path, serialize()); }
+
+}  // namespace unicorn
