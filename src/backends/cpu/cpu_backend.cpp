@@ -1,0 +1,244 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "backends/cpu/simd_kernels.h"
+#include "core/rows.h"
+#include "ops/checks.h"
+#include "ops/reference_backend.h"
+
+namespace unicorn {
+
+namespace {
+
+// Small vectors (norm weights, biases) as f32.
+std::vector<float> as_f32(const Tensor& t) { return t.to_f32(); }
+
+// Converts `count` values of a plain-float row starting at element `offset` to f32.
+void row_to_f32(const Tensor& w, int64_t offset, int64_t count, float* out) {
+  switch (w.dtype()) {
+    case DType::F32:
+      std::memcpy(out, w.data<const float>() + offset, size_t(count) * 4);
+      return;
+    case DType::BF16:
+      cpu::bf16_to_f32_row(w.data<const uint16_t>() + offset, out, size_t(count));
+      return;
+    case DType::F16:
+      cpu::f16_to_f32_row(w.data<const uint16_t>() + offset, out, size_t(count));
+      return;
+    default:
+      fail("cpu: weights of dtype {} are not supported here", dtype_name(w.dtype()));
+  }
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) : pool_(threads) {}
+
+void CpuBackend::embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) {
+  ops::check_embed(table, ids, out);
+  const int64_t d = table.dim(1);
+  pool_.parallel_for(int64_t(ids.size()), 8, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float* o = out.data<float>() + i * d;
+      row_to_f32(table, int64_t(ids[size_t(i)]) * d, d, o);
+      cpu::scale_f32(o, scale, o, size_t(d));
+    }
+  });
+}
+
+void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  ops::check_linear(x, w, bias, y);
+  const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
+  const float* xp = x.data<const float>();
+  float* yp = y.data<float>();
+  auto tile = [&](int64_t i0, int64_t ni, int64_t j0, int64_t nj) {
+    float* yt = yp + i0 * m + j0;
+    const float* xt = xp + i0 * k;
+    switch (w.dtype()) {
+      case DType::BF16:
+        cpu::dot_tile_bf16(xt, size_t(k), size_t(ni), w.data<const uint16_t>() + j0 * k, size_t(k), size_t(nj),
+                           size_t(k), yt, size_t(m));
+        break;
+      case DType::F16:
+        cpu::dot_tile_f16(xt, size_t(k), size_t(ni), w.data<const uint16_t>() + j0 * k, size_t(k), size_t(nj),
+                          size_t(k), yt, size_t(m));
+        break;
+      case DType::F32:
+        cpu::dot_tile_f32(xt, size_t(k), size_t(ni), w.data<const float>() + j0 * k, size_t(k), size_t(nj), size_t(k),
+                          yt, size_t(m));
+        break;
+      default:
+        fail("cpu linear: weights of dtype {} are not supported", dtype_name(w.dtype()));
+    }
+  };
+  // Threads split the output features; each walks all input rows over its block of weight
+  // rows, so a weight block is read from memory once and reused from cache for every row.
+  constexpr int64_t kRowsPerBlock = 64;
+  const int64_t blocks = (m + kRowsPerBlock - 1) / kRowsPerBlock;
+  pool_.parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t j_begin = b * kRowsPerBlock, j_end = std::min(m, j_begin + kRowsPerBlock);
+      for (int64_t i = 0; i < n; i += 4) {
+        const int64_t ni = std::min<int64_t>(4, n - i);
+        for (int64_t j = j_begin; j < j_end; j += 4) tile(i, ni, j, std::min<int64_t>(4, j_end - j));
+      }
+    }
+  });
+  if (bias) {
+    const std::vector<float> b = as_f32(*bias);
+    pool_.parallel_for(n, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) cpu::add_f32(yp + r * m, b.data(), yp + r * m, size_t(m));
+    });
+  }
+}
+
+void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
+  ops::check_norm("rms_norm", x, w, y);
+  const int64_t n = x.dim(0), d = x.dim(1);
+  std::vector<float> w1 = as_f32(w);
+  for (float& v : w1) v += 1.0f;  // ref: Gemma3RMSNorm multiplies by (1 + weight) in f32
+  pool_.parallel_for(n, 32, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x.data<const float>() + r * d;
+      const float ms = cpu::sum_squares_f32(xr, size_t(d)) / float(d);
+      const float inv = 1.0f / std::sqrt(ms + eps);
+      cpu::scale_mul_f32(xr, inv, w1.data(), y.data<float>() + r * d, size_t(d));
+    }
+  });
+}
+
+void CpuBackend::layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) {
+  ops::check_norm("layer_norm", x, w, y);
+  if (b.numel() != x.dim(1)) fail("layer_norm: bias {} does not match width {}", shape_str(b.shape()), x.dim(1));
+  const int64_t n = x.dim(0), d = x.dim(1);
+  const std::vector<float> wf = as_f32(w), bf = as_f32(b);
+  pool_.parallel_for(n, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x.data<const float>() + r * d;
+      float* yr = y.data<float>() + r * d;
+      float mean = 0;
+      for (int64_t j = 0; j < d; ++j) mean += xr[j];
+      mean /= float(d);
+      float var = 0;
+      for (int64_t j = 0; j < d; ++j) var += (xr[j] - mean) * (xr[j] - mean);
+      const float inv = 1.0f / std::sqrt(var / float(d) + eps);
+      for (int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * inv * wf[size_t(j)] + bf[size_t(j)];
+    }
+  });
+}
+
+void CpuBackend::rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) {
+  ops::check_rope(x, positions, head_dim);
+  const int64_t n = x.dim(0), width = x.dim(1), heads = width / head_dim, half = head_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int64_t p = 0; p < half; ++p) inv[size_t(p)] = ops::rope_inv_freq(p, head_dim, theta, factor);
+  pool_.parallel_for(n, 4, [&](int64_t r0, int64_t r1) {
+    std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t p = 0; p < half; ++p) {
+        const float angle = float(positions[size_t(r)]) * inv[size_t(p)];  // f32 product, as HF
+        cs[size_t(p)] = std::cos(angle);
+        sn[size_t(p)] = std::sin(angle);
+      }
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = x.data<float>() + r * width + h * head_dim;
+        for (int64_t p = 0; p < half; ++p) {
+          const float a = v[p], b = v[p + half];
+          v[p] = a * cs[size_t(p)] - b * sn[size_t(p)];
+          v[p + half] = b * cs[size_t(p)] + a * sn[size_t(p)];
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  ops::check_same_shape("gelu_tanh_mul", gate, up);
+  ops::check_same_shape("gelu_tanh_mul", gate, out);
+  const int64_t n = gate.numel();
+  pool_.parallel_for(n, 4096, [&](int64_t b, int64_t e) {
+    cpu::gelu_tanh_mul_f32(gate.data<const float>() + b, up.data<const float>() + b, out.data<float>() + b,
+                           size_t(e - b));
+  });
+}
+
+void CpuBackend::gelu_tanh(Tensor& x) {
+  ops::check_f32_matrix("gelu_tanh", "x", x);
+  pool_.parallel_for(x.numel(), 4096, [&](int64_t b, int64_t e) {
+    cpu::gelu_tanh_mul_f32(x.data<const float>() + b, nullptr, x.data<float>() + b, size_t(e - b));
+  });
+}
+
+void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
+  ops::check_same_shape("add", a, b);
+  ops::check_same_shape("add", a, out);
+  pool_.parallel_for(a.numel(), 8192, [&](int64_t s, int64_t e) {
+    cpu::add_f32(a.data<const float>() + s, b.data<const float>() + s, out.data<float>() + s, size_t(e - s));
+  });
+}
+
+void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
+                           const AttentionShape& s, Tensor& out) {
+  ops::check_attention(q, k, v, mask, s, out);
+  const int64_t nq = q.dim(0), nk = k.dim(0), hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  const int64_t qw = q.dim(1), kw = k.dim(1);
+  // One task per (query, head); each scores the visible keys, softmaxes, and sums values.
+  pool_.parallel_for(nq * s.n_heads, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<float> scores;
+    std::vector<int32_t> visible;
+    scores.reserve(size_t(nk));
+    visible.reserve(size_t(nk));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = t / s.n_heads, h = t % s.n_heads, kvh = h / group;
+      const float* qi = q.data<const float>() + i * qw + h * hd;
+      float* oi = out.data<float>() + i * qw + h * hd;
+      visible.clear();
+      scores.clear();
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < nk; ++j) {
+        if (!ops::attention_visible(mask, size_t(i), size_t(j))) continue;
+        const float sc = cpu::dot_f32(qi, k.data<const float>() + j * kw + kvh * hd, size_t(hd)) * s.scale;
+        visible.push_back(int32_t(j));
+        scores.push_back(sc);
+        mx = std::max(mx, sc);
+      }
+      std::memset(oi, 0, size_t(hd) * 4);
+      if (visible.empty()) continue;
+      const float sum = cpu::exp_sub_sum_f32(scores.data(), mx, scores.size());
+      const float inv = 1.0f / sum;
+      for (size_t u = 0; u < visible.size(); ++u)
+        cpu::axpy_f32(scores[u] * inv, v.data<const float>() + int64_t(visible[u]) * kw + kvh * hd, oi, size_t(hd));
+    }
+  });
+}
+
+void CpuBackend::scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) {
+  ops::check_rows("scatter_rows", src, rows, dst);
+  const int64_t bytes = dtype_bytes(src.dtype(), src.dim(1));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(static_cast<char*>(dst.raw()) + rows[i] * bytes,
+                static_cast<const char*>(src.raw()) + int64_t(i) * bytes, size_t(bytes));
+}
+
+void CpuBackend::gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) {
+  ops::check_rows("gather_rows", dst, rows, src);
+  const int64_t bytes = dtype_bytes(src.dtype(), src.dim(1));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(static_cast<char*>(dst.raw()) + int64_t(i) * bytes,
+                static_cast<const char*>(src.raw()) + rows[i] * bytes, size_t(bytes));
+}
+
+void CpuBackend::patchify(const Tensor& image, int64_t patch, Tensor& out) {
+  ReferenceBackend().patchify(image, patch, out);  // a memory shuffle: nothing to vectorize
+}
+
+void CpuBackend::avg_pool_grid(const Tensor& x, int64_t side, int64_t kernel, Tensor& out) {
+  ReferenceBackend().avg_pool_grid(x, side, kernel, out);  // small: tokens x channels
+}
+
+}  // namespace unicorn

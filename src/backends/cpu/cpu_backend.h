@@ -1,0 +1,44 @@
+// The CPU backend: multithreaded (one ThreadPool sized to the cores) and vectorized
+// (Highway, simd_kernels.h). Always built; the reference for every accelerator backend.
+#pragma once
+
+#include <memory>
+
+#include "core/thread_pool.h"
+#include "ops/backend.h"
+
+namespace unicorn {
+
+class CpuBackend final : public Backend {
+ public:
+  // threads <= 0: one per hardware thread.
+  explicit CpuBackend(int threads = 0);
+  std::string name() const override { return "cpu"; }
+  int threads() const { return pool_.size(); }
+  ThreadPool& pool() { return pool_; }
+
+  Tensor alloc(DType dtype, Shape shape) override { return Tensor::zeros(dtype, std::move(shape)); }
+  Tensor prepare_weight(const Tensor& host) override { return host; }
+  Tensor to_host(const Tensor& t) override { return t; }
+  Tensor from_host(const Tensor& host) override { return host; }
+
+  void embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) override;
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
+  void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override;
+  void rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) override;
+  void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void gelu_tanh(Tensor& x) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
+                 const AttentionShape& shape, Tensor& out) override;
+  void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override;
+  void gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override;
+  void patchify(const Tensor& image, int64_t patch, Tensor& out) override;
+  void avg_pool_grid(const Tensor& x, int64_t side, int64_t kernel, Tensor& out) override;
+
+ private:
+  ThreadPool pool_;
+};
+
+}  // namespace unicorn

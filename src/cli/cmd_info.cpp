@@ -1,0 +1,92 @@
+// unicorn info: what a model folder holds: architecture, shapes, parameter counts and bytes
+// by component and dtype.
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "cli/commands.h"
+#include "formats/safetensors.h"
+#include "models/gemma3/config.h"
+#include "models/gemma3/weights.h"
+
+namespace unicorn::cli {
+
+namespace {
+
+std::string human_bytes(int64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.2f} {}", v, units[u]);
+}
+
+std::string human_count(int64_t n) {
+  if (n >= 1000000000) return fmt::format("{:.2f} B", double(n) / 1e9);
+  if (n >= 1000000) return fmt::format("{:.2f} M", double(n) / 1e6);
+  if (n >= 1000) return fmt::format("{:.1f} K", double(n) / 1e3);
+  return std::to_string(n);
+}
+
+int run_info(const std::string& model_dir) {
+  using namespace gemma3;
+  const Config config = load_config(model_dir);
+  auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(model_dir));
+  const Weights weights = Weights::from_safetensors(files, config);
+  const TextConfig& t = config.text;
+
+  int64_t sliding = 0;
+  for (auto lt : t.layer_types) sliding += lt == LayerType::Sliding;
+  fmt::print("model:        {}\n", model_dir);
+  fmt::print("architecture: {} (model_type {})\n", config.architecture, config.model_type);
+  fmt::print("weights:      {} [{} naming]\n", files->description(), naming_name(weights.naming()));
+  fmt::print("text:         {} layers ({} sliding, {} full), hidden {}, ffn {}, heads {} / kv {} x {}, vocab {}\n",
+             t.num_hidden_layers, sliding, t.num_hidden_layers - sliding, t.hidden_size, t.intermediate_size,
+             t.num_attention_heads, t.num_key_value_heads, t.head_dim, t.vocab_size);
+  fmt::print("attention:    window {}, query_pre_attn_scalar {}, rope full theta {} ({}{}), sliding theta {}\n",
+             t.sliding_window, t.query_pre_attn_scalar, t.rope_full.theta, t.rope_full.type,
+             t.rope_full.type == "linear" ? fmt::format(" x{}", t.rope_full.factor) : "", t.rope_sliding.theta);
+  if (config.vision) {
+    const VisionConfig& v = *config.vision;
+    fmt::print("vision:       SigLIP {} layers, hidden {}, mlp {}, heads {}, {}px / patch {} = {} patches\n",
+               v.num_hidden_layers, v.hidden_size, v.intermediate_size, v.num_attention_heads, v.image_size,
+               v.patch_size, v.num_patches());
+    fmt::print("image:        {} tokens per image (pool {}x{}), boi {}, eoi {}, image token {}\n",
+               config.mm_tokens_per_image, config.pool_kernel(), config.pool_kernel(), config.boi_token_index,
+               config.eoi_token_index, config.image_token_index);
+  }
+  std::string eos;
+  for (int64_t id : config.eos_token_ids) eos += (eos.empty() ? "" : ", ") + std::to_string(id);
+  for (int64_t id : config.generation.eos_token_ids) eos += ", " + std::to_string(id) + " (generation_config)";
+  fmt::print("tokens:       bos {}, eos {}\n", config.bos_token_id, eos);
+
+  fmt::print("\n{:<10} {:>14} {:>12}  {}\n", "component", "parameters", "bytes", "dtypes");
+  int64_t total_params = 0, total_bytes = 0;
+  for (Component c : {Component::Text, Component::Vision, Component::Projector}) {
+    if (c != Component::Text && !config.vision) continue;
+    const ComponentStats s = weights.stats(c);
+    std::string dtypes;
+    for (const auto& [name, bytes] : s.bytes_by_dtype) dtypes += (dtypes.empty() ? "" : ", ") + name + " " + human_bytes(bytes);
+    fmt::print("{:<10} {:>14} {:>12}  {}\n", component_name(c), fmt::format("{} ({})", human_count(s.parameters), s.parameters),
+               human_bytes(s.bytes), dtypes);
+    total_params += s.parameters;
+    total_bytes += s.bytes;
+  }
+  fmt::print("{:<10} {:>14} {:>12}\n", "total", fmt::format("{} ({})", human_count(total_params), total_params),
+             human_bytes(total_bytes));
+  return 0;
+}
+
+const CommandRegistration reg(60, [](CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("info", "Show a model's architecture, parameter counts, dtypes and sizes");
+  auto model = std::make_shared<std::string>();
+  cmd->add_option("-m,--model", *model, "Model folder (Hugging Face layout)")->required();
+  cmd->callback([model, &exit_code] { exit_code = run_info(*model); });
+});
+
+}  // namespace
+
+}  // namespace unicorn::cli

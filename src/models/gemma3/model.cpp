@@ -1,0 +1,299 @@
+#include "models/gemma3/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <set>
+
+#include "core/error.h"
+
+namespace unicorn::gemma3 {
+
+namespace {
+
+// [rows, cols] -> [cols, rows] for plain element types (the projector weight is stored as a
+// matmul operand [vision, text]; our linear op wants [out, in]).
+Tensor transpose_2d(const Tensor& t) {
+  const int64_t r = t.dim(0), c = t.dim(1), es = dtype_info(t.dtype()).block_bytes;
+  Tensor out = Tensor::zeros(t.dtype(), {c, r});
+  const char* src = static_cast<const char*>(t.raw());
+  char* dst = static_cast<char*>(out.raw());
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) std::memcpy(dst + (j * r + i) * es, src + (i * c + j) * es, size_t(es));
+  return out;
+}
+
+std::vector<int32_t> iota(int64_t n) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+}  // namespace
+
+Model::Model(Config config, Weights weights, Placement placement)
+    : config_(std::move(config)), weights_(std::move(weights)), placement_(placement) {
+  for (Backend* b : {placement_.embed, placement_.attention, placement_.ffn, placement_.lm_head, placement_.vision}) {
+    if (!b) fail("internal: model placement leaves a part without a backend");
+  }
+  const Weights& w = weights_;
+  Backend& att = *placement_.attention;
+  Backend& ffn = *placement_.ffn;
+  embed_ = placement_.embed->prepare_weight(w.get("text.embed"));
+  lm_head_ = placement_.lm_head == placement_.embed ? embed_ : placement_.lm_head->prepare_weight(w.get("text.embed"));
+  output_norm_ = placement_.lm_head->prepare_weight(w.get("text.output_norm"));
+  for (int64_t l = 0; l < config_.text.num_hidden_layers; ++l) {
+    const std::string p = "text.blk." + std::to_string(l) + ".";
+    auto a = [&](const char* n) { return att.prepare_weight(w.get(p + n)); };
+    auto f = [&](const char* n) { return ffn.prepare_weight(w.get(p + n)); };
+    layers_.push_back({a("attn_norm"), a("attn_q"), a("attn_k"), a("attn_v"), a("attn_q_norm"), a("attn_k_norm"),
+                       a("attn_output"), a("post_attn_norm"), f("ffn_norm"), f("ffn_gate"), f("ffn_up"),
+                       f("ffn_down"), f("post_ffn_norm")});
+  }
+  if (config_.vision) {
+    Backend& vb = *placement_.vision;
+    const VisionConfig& vc = *config_.vision;
+    const Tensor& pw = w.get("vision.patch_embed");  // Conv2d [V, 3, p, p] == linear [V, 3 * p * p]
+    patch_w_ = vb.prepare_weight(pw.reshaped({vc.hidden_size, 3 * vc.patch_size * vc.patch_size}));
+    patch_b_ = vb.prepare_weight(w.get("vision.patch_embed_bias"));
+    pos_embed_ = vb.prepare_weight(w.get("vision.position_embed"));
+    post_norm_ = vb.prepare_weight(w.get("vision.post_norm"));
+    post_norm_b_ = vb.prepare_weight(w.get("vision.post_norm_bias"));
+    proj_norm_ = vb.prepare_weight(w.get("proj.norm"));
+    proj_w_ = vb.prepare_weight(transpose_2d(w.get("proj.input")));
+    for (int64_t l = 0; l < vc.num_hidden_layers; ++l) {
+      const std::string p = "vision.blk." + std::to_string(l) + ".";
+      auto g = [&](const char* n) { return vb.prepare_weight(w.get(p + n)); };
+      vision_layers_.push_back({g("ln1"), g("ln1_bias"), g("attn_q"), g("attn_q_bias"), g("attn_k"), g("attn_k_bias"),
+                                g("attn_v"), g("attn_v_bias"), g("attn_out"), g("attn_out_bias"), g("ln2"),
+                                g("ln2_bias"), g("fc1"), g("fc1_bias"), g("fc2"), g("fc2_bias")});
+    }
+  }
+}
+
+std::unique_ptr<KvCache> Model::new_cache(int64_t context, int64_t max_chunk) const {
+  return std::make_unique<KvCache>(*placement_.attention, config_.text, context, max_chunk);
+}
+
+Tensor Model::move(Backend& to, Backend& from, const Tensor& t) {
+  if (&to == &from) return t;
+  return to.from_host(from.to_host(t));
+}
+
+Tensor Model::decode(std::span<DecodeItem> items) {
+  const TextConfig& tc = config_.text;
+  Backend& eb = *placement_.embed;
+  Backend& ab = *placement_.attention;
+  Backend& lb = *placement_.lm_head;
+  if (items.empty()) fail("decode: no sequences given");
+
+  // Validate everything before any cache is touched.
+  std::vector<int32_t> ids, positions;
+  std::vector<KvCache::Step> steps;
+  std::set<const KvCache*> caches;
+  for (const DecodeItem& it : items) {
+    if (!it.cache) fail("internal: decode item without a cache");
+    if (!caches.insert(it.cache).second) fail("internal: one sequence appears twice in a decode batch");
+    if (it.tokens.empty()) fail("decode: a sequence has no new tokens");
+    if (it.groups.size() != it.tokens.size()) fail("internal: {} groups for {} tokens", it.groups.size(), it.tokens.size());
+    int64_t n_image = 0;
+    for (size_t i = 0; i < it.tokens.size(); ++i) {
+      const int32_t id = it.tokens[i];
+      if (it.groups[i] >= 0) {
+        ++n_image;
+        ids.push_back(0);  // replaced by the image features below (HF looks up pad, then overwrites)
+        continue;
+      }
+      if (id < 0 || id >= tc.vocab_size)
+        fail("token id {} at position {} is outside the vocabulary (0..{})", id, it.cache->length() + int64_t(i),
+             tc.vocab_size - 1);
+      ids.push_back(id);
+    }
+    const int64_t have = it.image_features ? it.image_features->dim(0) : 0;
+    if (have != n_image)
+      fail("{} image tokens in the input but image features for {} tokens", n_image, have);
+    if (it.image_features && (it.image_features->rank() != 2 || it.image_features->dim(1) != tc.hidden_size ||
+                              it.image_features->dtype() != DType::F32))
+      fail("internal: image features must be f32 [tokens, {}], got {}", tc.hidden_size,
+           shape_str(it.image_features->shape()));
+    steps.push_back(it.cache->plan(it.groups));
+    positions.insert(positions.end(), steps.back().positions.begin(), steps.back().positions.end());
+  }
+  const int64_t n = int64_t(ids.size()), hidden = tc.hidden_size;
+
+  // ref: Gemma3TextScaledWordEmbedding: embedding * sqrt(hidden); image features unscaled.
+  Tensor x = eb.alloc(DType::F32, {n, hidden});
+  eb.embed(embed_, ids, float(std::sqrt(double(hidden))), x);
+  int64_t offset = 0;
+  for (const DecodeItem& it : items) {
+    if (it.image_features && it.image_features->dim(0) > 0) {
+      std::vector<int32_t> rows;
+      for (size_t i = 0; i < it.groups.size(); ++i)
+        if (it.groups[i] >= 0) rows.push_back(int32_t(offset + int64_t(i)));
+      eb.scatter_rows(eb.from_host(*it.image_features), rows, x);
+    }
+    offset += int64_t(it.tokens.size());
+  }
+  x = move(ab, eb, x);
+
+  for (int64_t l = 0; l < tc.num_hidden_layers; ++l) {
+    attention_block(layers_[size_t(l)], l, x, items, steps);
+    ffn_block(layers_[size_t(l)], x);
+  }
+
+  // Final norm and tied LM head on the rows that want logits.
+  std::vector<int32_t> rows;
+  offset = 0;
+  for (const DecodeItem& it : items) {
+    const int64_t len = int64_t(it.tokens.size());
+    for (int64_t i = it.all_logits ? 0 : len - 1; i < len; ++i) rows.push_back(int32_t(offset + i));
+    offset += len;
+  }
+  x = move(lb, ab, x);
+  Tensor sel = lb.alloc(DType::F32, {int64_t(rows.size()), hidden});
+  lb.gather_rows(x, rows, sel);
+  lb.rms_norm(sel, output_norm_, float(tc.rms_norm_eps), sel);
+  Tensor logits = lb.alloc(DType::F32, {int64_t(rows.size()), tc.vocab_size});
+  lb.linear(sel, lm_head_, nullptr, logits);
+  Tensor out = lb.to_host(logits);
+
+  for (size_t i = 0; i < items.size(); ++i) items[i].cache->commit(steps[i]);
+  return out;
+}
+
+void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, std::span<DecodeItem> items,
+                            std::vector<KvCache::Step>& steps) {
+  const TextConfig& tc = config_.text;
+  Backend& b = *placement_.attention;
+  const int64_t n = x.dim(0), hd = tc.head_dim, nh = tc.num_attention_heads, nkv = tc.num_key_value_heads;
+  const float eps = float(tc.rms_norm_eps);
+  const bool sliding = tc.is_sliding(layer);
+  const RopeParams& rope = sliding ? tc.rope_sliding : tc.rope_full;
+
+  Tensor h = b.alloc(DType::F32, {n, tc.hidden_size});
+  b.rms_norm(x, w.attn_norm, eps, h);
+  Tensor q = b.alloc(DType::F32, {n, nh * hd}), k = b.alloc(DType::F32, {n, nkv * hd}),
+         v = b.alloc(DType::F32, {n, nkv * hd});
+  b.linear(h, w.q, nullptr, q);
+  b.linear(h, w.k, nullptr, k);
+  b.linear(h, w.v, nullptr, v);
+  // ref: Gemma3Attention: q_norm / k_norm per head, before RoPE.
+  Tensor qh = q.reshaped({n * nh, hd}), kh = k.reshaped({n * nkv, hd});
+  b.rms_norm(qh, w.q_norm, eps, qh);
+  b.rms_norm(kh, w.k_norm, eps, kh);
+  std::vector<int32_t> positions;
+  for (const auto& s : steps) positions.insert(positions.end(), s.positions.begin(), s.positions.end());
+  b.rope(q, positions, hd, rope.theta, rope.factor);
+  b.rope(k, positions, hd, rope.theta, rope.factor);
+
+  Tensor attn = b.alloc(DType::F32, {n, nh * hd});
+  const AttentionShape shape{nh, nkv, hd, float(1.0 / std::sqrt(tc.query_pre_attn_scalar))};
+  int64_t offset = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    KvCache& cache = *items[i].cache;
+    const KvCache::Step& step = steps[i];
+    const int64_t len = int64_t(step.positions.size());
+    const auto& slots = sliding ? step.sliding_slots : step.full_slots;
+    b.scatter_rows(k.rows(offset, len), slots, cache.keys(layer));
+    b.scatter_rows(v.rows(offset, len), slots, cache.values(layer));
+    const KvCache::SlotView sv = cache.slots_after(sliding, step);
+    AttentionMask mask{step.positions, step.groups, sv.pos, sv.group, sliding ? tc.sliding_window : 0, true};
+    Tensor out_rows = attn.rows(offset, len);
+    b.attention(q.rows(offset, len), cache.keys(layer).rows(0, sv.used), cache.values(layer).rows(0, sv.used), mask,
+                shape, out_rows);
+    offset += len;
+  }
+  Tensor o = b.alloc(DType::F32, {n, tc.hidden_size});
+  b.linear(attn, w.o, nullptr, o);
+  b.rms_norm(o, w.post_attn_norm, eps, o);
+  b.add(x, o, x);
+}
+
+void Model::ffn_block(const TextLayer& w, Tensor& x_att) {
+  const TextConfig& tc = config_.text;
+  Backend& b = *placement_.ffn;
+  Tensor x = move(b, *placement_.attention, x_att);
+  const int64_t n = x.dim(0);
+  const float eps = float(tc.rms_norm_eps);
+  Tensor h = b.alloc(DType::F32, {n, tc.hidden_size});
+  b.rms_norm(x, w.ffn_norm, eps, h);
+  Tensor g = b.alloc(DType::F32, {n, tc.intermediate_size}), u = b.alloc(DType::F32, {n, tc.intermediate_size});
+  b.linear(h, w.gate, nullptr, g);
+  b.linear(h, w.up, nullptr, u);
+  b.gelu_tanh_mul(g, u, g);  // ref: Gemma3MLP: down(gelu_tanh(gate(x)) * up(x))
+  Tensor d = b.alloc(DType::F32, {n, tc.hidden_size});
+  b.linear(g, w.down, nullptr, d);
+  b.rms_norm(d, w.post_ffn_norm, eps, d);
+  b.add(x, d, x);
+  x_att = move(*placement_.attention, b, x);
+}
+
+Tensor Model::vision_tower(const Tensor& image) {
+  const VisionConfig& vc = *config_.vision;
+  Backend& b = *placement_.vision;
+  const int64_t P = vc.num_patches(), V = vc.hidden_size, p = vc.patch_size, heads = vc.num_attention_heads;
+  const float eps = float(vc.layer_norm_eps);
+  // ref: SiglipVisionEmbeddings: Conv2d patch embedding (+ bias), + position embedding.
+  Tensor patches = b.alloc(DType::F32, {P, 3 * p * p});
+  b.patchify(image, p, patches);
+  Tensor x = b.alloc(DType::F32, {P, V});
+  b.linear(patches, patch_w_, &patch_b_, x);
+  Tensor pos = b.alloc(DType::F32, {P, V});
+  const std::vector<int32_t> all = iota(P), zeros(static_cast<size_t>(P), 0);
+  b.embed(pos_embed_, all, 1.0f, pos);
+  b.add(x, pos, x);
+
+  // ref: SiglipEncoderLayer: pre-LayerNorm attention and MLP, each with a residual.
+  const AttentionShape shape{heads, heads, vc.head_dim(), float(1.0 / std::sqrt(double(vc.head_dim())))};
+  const AttentionMask mask{all, zeros, all, zeros, 0, false};
+  Tensor h = b.alloc(DType::F32, {P, V}), q = b.alloc(DType::F32, {P, V}), k = b.alloc(DType::F32, {P, V}),
+         v = b.alloc(DType::F32, {P, V}), a = b.alloc(DType::F32, {P, V}), o = b.alloc(DType::F32, {P, V}),
+         f = b.alloc(DType::F32, {P, vc.intermediate_size});
+  for (const VisionLayer& w : vision_layers_) {
+    b.layer_norm(x, w.ln1, w.ln1_b, eps, h);
+    b.linear(h, w.q, &w.q_b, q);
+    b.linear(h, w.k, &w.k_b, k);
+    b.linear(h, w.v, &w.v_b, v);
+    b.attention(q, k, v, mask, shape, a);
+    b.linear(a, w.out, &w.out_b, o);
+    b.add(x, o, x);
+    b.layer_norm(x, w.ln2, w.ln2_b, eps, h);
+    b.linear(h, w.fc1, &w.fc1_b, f);
+    b.gelu_tanh(f);
+    b.linear(f, w.fc2, &w.fc2_b, o);
+    b.add(x, o, x);
+  }
+  b.layer_norm(x, post_norm_, post_norm_b_, eps, x);
+  return x;
+}
+
+Model::ImageOutput Model::encode_images(const Tensor& pixel_values) {
+  if (!config_.vision) fail("this model ({}) has no vision tower: it cannot take images", config_.architecture);
+  const VisionConfig& vc = *config_.vision;
+  const int64_t S = vc.image_size;
+  if (pixel_values.rank() != 4 || pixel_values.dim(1) != 3 || pixel_values.dim(2) != S || pixel_values.dim(3) != S)
+    fail("pixel_values must be [images, 3, {}, {}], got {}", S, S, shape_str(pixel_values.shape()));
+  const Tensor pixels = pixel_values.dtype() == DType::F32 ? pixel_values : pixel_values.converted(DType::F32);
+  Backend& b = *placement_.vision;
+  const int64_t n = pixels.dim(0), P = vc.num_patches(), V = vc.hidden_size, T = config_.mm_tokens_per_image,
+                H = config_.text.hidden_size;
+  ImageOutput out{Tensor::zeros(DType::F32, {n, P, V}), Tensor::zeros(DType::F32, {n, T, H})};
+  for (int64_t i = 0; i < n; ++i) {
+    Tensor image = b.from_host(pixels.rows(i, 1).reshaped({3, S, S}));
+    Tensor x = vision_tower(image);
+    const Tensor xh = b.to_host(x);
+    std::memcpy(out.last_hidden_state.data<float>() + i * P * V, xh.raw(), size_t(P * V) * 4);
+    // ref: Gemma3MultiModalProjector: average pool to tokens_per_image, RMSNorm (1 + w) with
+    // the vision layer_norm_eps, then matmul by mm_input_projection_weight.
+    Tensor pooled = b.alloc(DType::F32, {T, V});
+    b.avg_pool_grid(x, vc.patches_per_side(), config_.pool_kernel(), pooled);
+    b.rms_norm(pooled, proj_norm_, float(vc.layer_norm_eps), pooled);
+    Tensor feats = b.alloc(DType::F32, {T, H});
+    b.linear(pooled, proj_w_, nullptr, feats);
+    const Tensor fh = b.to_host(feats);
+    std::memcpy(out.features.data<float>() + i * T * H, fh.raw(), size_t(T * H) * 4);
+  }
+  return out;
+}
+
+}  // namespace unicorn::gemma3

@@ -1,0 +1,87 @@
+// Gemma 3: the text decoder, the SigLIP vision tower and the multimodal projector, computed
+// through the backend op interface in the order of transformers' modeling_gemma3.py.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/gemma3/config.h"
+#include "models/gemma3/kv_cache.h"
+#include "models/gemma3/weights.h"
+#include "ops/backend.h"
+
+namespace unicorn::gemma3 {
+
+// Which backend computes each part of the model. Placement is data: any part may go to any
+// backend; activations move between backends where neighbouring parts differ.
+struct Placement {
+  Backend* embed = nullptr;
+  Backend* attention = nullptr;  // attention projections, norms and the KV cache
+  Backend* ffn = nullptr;
+  Backend* lm_head = nullptr;
+  Backend* vision = nullptr;     // vision tower and projector
+  static Placement all(Backend& b) { return {&b, &b, &b, &b, &b}; }
+};
+
+// One sequence's share of a decoder step.
+struct DecodeItem {
+  KvCache* cache = nullptr;
+  std::span<const int32_t> tokens;  // new token ids
+  std::span<const int32_t> groups;  // image group per token (-1 for text)
+  // Image features for the tokens with group >= 0, in order: host f32 [n_image_tokens, hidden].
+  const Tensor* image_features = nullptr;
+  bool all_logits = false;  // logits for every token, else for the last one only
+};
+
+struct TextLayer {
+  Tensor attn_norm, q, k, v, q_norm, k_norm, o, post_attn_norm, ffn_norm, gate, up, down, post_ffn_norm;
+};
+struct VisionLayer {
+  Tensor ln1, ln1_b, q, q_b, k, k_b, v, v_b, out, out_b, ln2, ln2_b, fc1, fc1_b, fc2, fc2_b;
+};
+
+class Model {
+ public:
+  Model(Config config, Weights weights, Placement placement);
+  const Config& config() const { return config_; }
+  const Weights& weights() const { return weights_; }
+  const Placement& placement() const { return placement_; }
+
+  // A KV cache for one sequence on the attention backend.
+  std::unique_ptr<KvCache> new_cache(int64_t context, int64_t max_chunk) const;
+
+  // Runs new tokens of one or more sequences through the decoder, appending to each cache.
+  // Returns host logits f32 [rows, vocab]: for each item in order, every token's row
+  // (all_logits) or its last token's row.
+  Tensor decode(std::span<DecodeItem> items);
+
+  // Vision tower + projector. pixel_values: host f32 [n, 3, S, S].
+  struct ImageOutput {
+    Tensor last_hidden_state;  // host f32 [n, patches, vision_hidden]
+    Tensor features;           // host f32 [n, tokens_per_image, text_hidden]
+  };
+  ImageOutput encode_images(const Tensor& pixel_values);
+
+ private:
+  Tensor move(Backend& to, Backend& from, const Tensor& t);
+  void attention_block(const TextLayer& w, int64_t layer, Tensor& x, std::span<DecodeItem> items,
+                       std::vector<KvCache::Step>& steps);
+  void ffn_block(const TextLayer& w, Tensor& x);
+  Tensor vision_tower(const Tensor& image);  // [3, S, S] -> [patches, vision_hidden] (vision backend)
+
+  Config config_;
+  Weights weights_;
+  Placement placement_;
+  Tensor embed_;  // [vocab, hidden] on the embed backend
+  Tensor lm_head_;  // the same table (tied) on the lm_head backend
+  Tensor output_norm_;
+  std::vector<TextLayer> layers_;
+  // Vision
+  Tensor patch_w_, patch_b_, pos_embed_, post_norm_, post_norm_b_, proj_norm_, proj_w_;  // proj_w_ [text, vision]
+  std::vector<VisionLayer> vision_layers_;
+};
+
+}  // namespace unicorn::gemma3

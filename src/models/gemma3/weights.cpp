@@ -1,0 +1,100 @@
+#include "models/gemma3/weights.h"
+
+#include <set>
+
+#include "core/error.h"
+
+namespace unicorn::gemma3 {
+
+namespace {
+
+// Tensors a checkpoint may hold that the model does not use.
+bool ignorable(const std::string& name) {
+  static const char* const kSuffixes[] = {"lm_head.weight", "rotary_emb.inv_freq"};
+  for (const char* s : kSuffixes) {
+    const std::string suffix = s;
+    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return true;
+  }
+  // SigLIP's attention-pooling head (vision_use_head) is not part of Gemma 3's vision path.
+  return name.find("vision_model.head.") != std::string::npos || name.find("vision_tower.head.") != std::string::npos;
+}
+
+}  // namespace
+
+Weights Weights::from_safetensors(std::shared_ptr<const SafetensorsSet> files, const Config& config) {
+  Weights w;
+  w.files_ = files;
+  w.specs_ = tensor_table(config);
+  const std::string where = files->description();
+
+  // Which naming scheme: look for the embedding under each.
+  const TensorSpec& embed = w.specs_.front();
+  std::vector<Naming> candidates = config.multimodal() ? std::vector<Naming>{Naming::Hub, Naming::Transformers5}
+                                                       : std::vector<Naming>{Naming::TextOnly, Naming::Hub,
+                                                                             Naming::Transformers5};
+  bool found = false;
+  for (Naming n : candidates) {
+    if (files->find(embed.name_for(n))) {
+      w.naming_ = n;
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    std::string tried;
+    for (Naming n : candidates) tried += (tried.empty() ? "'" : ", '") + embed.name_for(n) + "'";
+    fail("{}: no token embedding found (looked for {}); is this a Gemma 3 checkpoint of architecture {}?", where,
+         tried, config.architecture);
+  }
+
+  // Every expected tensor: present, right shape, a float type we compute with.
+  std::set<std::string> used;
+  for (const TensorSpec& spec : w.specs_) {
+    const std::string name = spec.name_for(w.naming_);
+    const auto* loc = files->find(name);
+    if (!loc)
+      fail("{}: missing tensor '{}' ({} weight {}, expected shape {})", where, name, component_name(spec.component),
+           spec.canonical, shape_str(spec.shape));
+    const Tensor t = loc->file->tensor(*loc->entry);
+    if (t.shape() != spec.shape)
+      fail("{}: tensor '{}' has shape {}, expected {} from config.json", loc->file->path(), name,
+           shape_str(t.shape()), shape_str(spec.shape));
+    if (t.dtype() != DType::BF16 && t.dtype() != DType::F16 && t.dtype() != DType::F32)
+      fail("{}: tensor '{}' has dtype {}, expected BF16, F16 or F32", loc->file->path(), name, dtype_name(t.dtype()));
+    used.insert(name);
+  }
+  std::vector<std::string> unknown;
+  for (const std::string& name : files->names()) {
+    if (!used.count(name) && !ignorable(name)) unknown.push_back(name);
+  }
+  if (!unknown.empty()) {
+    std::string list;
+    for (size_t i = 0; i < unknown.size() && i < 5; ++i) list += (i ? ", '" : "'") + unknown[i] + "'";
+    fail("{}: {} tensor(s) that a {} with this config.json does not have: {}{} (config and weights disagree?)", where,
+         unknown.size(), config.architecture, list, unknown.size() > 5 ? ", ..." : "");
+  }
+  // All checks passed: now take the views.
+  for (const TensorSpec& spec : w.specs_) w.tensors_[spec.canonical] = files->tensor(spec.name_for(w.naming_));
+  return w;
+}
+
+const Tensor& Weights::get(const std::string& canonical) const {
+  auto it = tensors_.find(canonical);
+  if (it == tensors_.end()) fail("internal: no weight '{}'", canonical);
+  return it->second;
+}
+
+ComponentStats Weights::stats(Component c) const {
+  ComponentStats s;
+  for (const TensorSpec& spec : specs_) {
+    if (spec.component != c) continue;
+    const Tensor& t = get(spec.canonical);
+    s.parameters += t.numel();
+    s.bytes += t.nbytes();
+    s.bytes_by_dtype[std::string(dtype_name(t.dtype()))] += t.nbytes();
+  }
+  return s;
+}
+
+}  // namespace unicorn::gemma3

@@ -1,0 +1,41 @@
+// The checked set of Gemma 3 weights of a checkpoint, by canonical name (tensor_table.h).
+// Loading validates every tensor (present, right shape, usable dtype) and refuses unknown
+// ones before any model memory is allocated; the tensors are views of the mapped files.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+#include "formats/safetensors.h"
+#include "models/gemma3/config.h"
+#include "models/gemma3/tensor_table.h"
+
+namespace unicorn::gemma3 {
+
+struct ComponentStats {
+  int64_t parameters = 0;
+  int64_t bytes = 0;
+  std::map<std::string, int64_t> bytes_by_dtype;
+};
+
+class Weights {
+ public:
+  // Checks `files` against tensor_table(config); throws Error naming the first problem.
+  static Weights from_safetensors(std::shared_ptr<const SafetensorsSet> files, const Config& config);
+
+  const Tensor& get(const std::string& canonical) const;
+  bool has(const std::string& canonical) const { return tensors_.count(canonical) != 0; }
+  Naming naming() const { return naming_; }
+  const std::vector<TensorSpec>& specs() const { return specs_; }
+  ComponentStats stats(Component c) const;
+
+ private:
+  std::shared_ptr<const SafetensorsSet> files_;  // keeps the mappings alive
+  std::vector<TensorSpec> specs_;
+  std::map<std::string, Tensor> tensors_;
+  Naming naming_ = Naming::Hub;
+};
+
+}  // namespace unicorn::gemma3

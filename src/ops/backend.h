@@ -1,0 +1,93 @@
+// The backend-neutral op interface. Model code (src/models) says WHAT is computed through
+// these ops; each backend (src/backends/*) implements them on its own buffers. Activations
+// are f32 tensors created by the backend; weights are whatever the checkpoint holds (BF16,
+// F16, F32, and block formats where a backend supports them) after prepare_weight().
+//
+// Shapes are written on every op; check_* helpers in ops/checks.h validate them, and every
+// backend calls them so a shape bug is an Error, not memory corruption.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace unicorn {
+
+// Which keys a query sees. ref: transformers masking_utils (causal, sliding window overlay)
+// and modeling_gemma3 token_type_ids_mask_function (bidirectional within one image).
+//   visible(q, k) = k is a filled slot
+//                   and (window == 0 or q.pos - k.pos < window)
+//                   and (k.pos <= q.pos or (q.group >= 0 and q.group == k.group))
+// The window bounds only how far back a query looks, also inside an image: this is what
+// transformers computes (checked against the tiny reference models, whose 16- and
+// 256-token images are longer than their windows; real checkpoints' windows hold a whole image).
+// With causal == false every filled slot is visible (the vision tower).
+struct AttentionMask {
+  std::span<const int32_t> q_pos;    // [n_q] absolute positions
+  std::span<const int32_t> q_group;  // [n_q] image group, -1 for text
+  std::span<const int32_t> k_pos;    // [n_k] absolute positions, -1 for an empty slot
+  std::span<const int32_t> k_group;  // [n_k]
+  int64_t window = 0;                // sliding window, 0 for none
+  bool causal = true;
+};
+
+struct AttentionShape {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;  // grouped-query attention: head h reads kv head h / (n_heads / n_kv_heads)
+  int64_t head_dim = 0;
+  float scale = 1.0f;  // multiplies q.k before the softmax
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // --- memory --------------------------------------------------------------------------
+  // A zero-filled activation tensor owned by this backend.
+  virtual Tensor alloc(DType dtype, Shape shape) = 0;
+  // Makes a host weight usable by this backend (upload, repack); the CPU backend keeps views.
+  virtual Tensor prepare_weight(const Tensor& host) = 0;
+  // Copies a backend tensor to a host tensor and back.
+  virtual Tensor to_host(const Tensor& t) = 0;
+  virtual Tensor from_host(const Tensor& host) = 0;
+
+  // --- ops -----------------------------------------------------------------------------
+  // out[i, :] = table[ids[i], :] * scale                  table [V, D] any float dtype; out [n, D]
+  virtual void embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) = 0;
+  // y = x W^T (+ bias)            x [n, k] f32, w [m, k] (any weight dtype), bias [m] or null, y [n, m]
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+  // y = x / sqrt(mean(x^2) + eps) * (1 + w), rows of width d     x, y [n, d]; w [d]. y may be x.
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) = 0;
+  // y = (x - mean) / sqrt(var + eps) * w + b                     x, y [n, d]; w, b [d]. y may be x.
+  virtual void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) = 0;
+  // In-place rotary embedding, rotate-half layout (HF), inv_freq = 1 / (theta^(2i/hd) * factor).
+  //                                                            x [n, heads * head_dim]; positions [n]
+  virtual void rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta,
+                    double factor) = 0;
+  // out = gelu_tanh(gate) * up                                   gate, up, out [n, f]. out may alias.
+  virtual void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // x = gelu_tanh(x)                                             x [n, f]
+  virtual void gelu_tanh(Tensor& x) = 0;
+  // out = a + b                                                  same shapes; out may alias a or b.
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // Softmax attention:                    q [n_q, H * hd], k, v [n_k, KVH * hd], out [n_q, H * hd]
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
+                         const AttentionShape& shape, Tensor& out) = 0;
+  // dst[rows[i], :] = src[i, :]                                  src [n, d]; dst [cap, d]
+  virtual void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) = 0;
+  // dst[i, :] = src[rows[i], :]                                  src [cap, d]; dst [n, d]
+  virtual void gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) = 0;
+  // Image [3, S, S] -> patches [(S/p)^2, 3 * p * p] in (channel, y, x) order, the layout of a
+  // Conv2d weight [out, 3, p, p] flattened, so the patch embedding is a linear op.
+  virtual void patchify(const Tensor& image, int64_t patch, Tensor& out) = 0;
+  // Average pool of a square grid of patches: x [side * side, C] -> [(side / k)^2, C], k x k windows.
+  virtual void avg_pool_grid(const Tensor& x, int64_t side, int64_t kernel, Tensor& out) = 0;
+  // Waits for queued work (a no-op on the CPU).
+  virtual void synchronize() {}
+};
+
+}  // namespace unicorn

@@ -1,0 +1,24 @@
+// Shape checks shared by every backend: each op validates its arguments with these before
+// touching memory, so a wrong shape is an Error naming the op and both shapes.
+#pragma once
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "ops/backend.h"
+
+namespace unicorn::ops {
+
+void check_embed(const Tensor& table, std::span<const int32_t> ids, const Tensor& out);
+void check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y);
+void check_norm(const char* op, const Tensor& x, const Tensor& w, const Tensor& y);
+void check_rope(const Tensor& x, std::span<const int32_t> positions, int64_t head_dim);
+void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
+void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
+                     const AttentionShape& shape, const Tensor& out);
+void check_rows(const char* op, const Tensor& small, std::span<const int32_t> rows, const Tensor& big);
+void check_patchify(const Tensor& image, int64_t patch, const Tensor& out);
+void check_avg_pool(const Tensor& x, int64_t side, int64_t kernel, const Tensor& out);
+// Activations are f32 matrices.
+void check_f32_matrix(const char* op, const char* what, const Tensor& t);
+
+}  // namespace unicorn::ops
