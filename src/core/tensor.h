@@ -29,7 +29,8 @@ class Tensor {
                      std::shared_ptr<const void> keepalive = nullptr);
   static Tensor from_f32(std::span<const float> values, Shape shape);
 
-  bool defined() const { return data_ != nullptr || numel() == 0; }
+  // False for a default-constructed Tensor (which holds nothing, not even a scalar).
+  bool defined() const { return data_ != nullptr; }
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }
   int rank() const { return int(shape_.size()); }

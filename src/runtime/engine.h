@@ -1,0 +1,70 @@
+// Engine: a loaded model on its backends, and the operations frontends use: encode images,
+// append tokens to a sequence (chunked prefill), decode a batch of sequences one token each.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "models/gemma3/model.h"
+#include "ops/backend.h"
+
+namespace unicorn {
+
+struct EngineOptions {
+  std::string device = "cpu";
+  int threads = 0;          // CPU threads, 0: one per core
+  int64_t context = 4096;   // positions per sequence (clamped to the model's maximum)
+  int64_t max_chunk = 512;  // prefill chunk; raised to hold one whole image
+};
+
+// One conversation's state: its KV cache and the tokens in it.
+class Sequence {
+ public:
+  explicit Sequence(std::unique_ptr<gemma3::KvCache> cache) : cache_(std::move(cache)) {}
+  gemma3::KvCache& cache() { return *cache_; }
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  int64_t length() const { return int64_t(tokens_.size()); }
+  int64_t context() const { return cache_->context(); }
+  // Drops tokens from n on; false if the sliding-window cache cannot go back that far.
+  bool truncate(int64_t n);
+  void reset();
+
+ private:
+  friend class Engine;
+  std::unique_ptr<gemma3::KvCache> cache_;
+  std::vector<int32_t> tokens_;
+};
+
+class Engine {
+ public:
+  // Loads a Hugging Face model folder onto the device named in options.
+  static std::unique_ptr<Engine> load(const std::string& model_path, const EngineOptions& options);
+  Engine(std::unique_ptr<Backend> backend, std::unique_ptr<gemma3::Model> model, const EngineOptions& options);
+
+  const gemma3::Config& config() const { return model_->config(); }
+  gemma3::Model& model() { return *model_; }
+  Backend& backend() { return *backend_; }
+  const EngineOptions& options() const { return options_; }
+
+  std::unique_ptr<Sequence> new_sequence();
+
+  // Image features for pixel values [n, 3, S, S]: host f32 [n * tokens_per_image, hidden].
+  Tensor encode_images(const Tensor& pixel_values);
+
+  // Appends tokens to a sequence in prefill chunks. image_features: host f32 rows for the
+  // image tokens among `tokens`, in order (null if none). Returns host logits f32:
+  // [tokens.size(), vocab] with all_logits, else [1, vocab] for the last token.
+  Tensor append(Sequence& seq, std::span<const int32_t> tokens, const Tensor* image_features, bool all_logits);
+
+  // One new token for each sequence, run together. Returns host logits f32 [n, vocab].
+  Tensor decode(std::span<Sequence* const> seqs, std::span<const int32_t> next_tokens);
+
+ private:
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<gemma3::Model> model_;
+  EngineOptions options_;
+};
+
+}  // namespace unicorn
