@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <set>
 
 #include "core/error.h"
@@ -213,37 +216,78 @@ std::vector<std::string> SafetensorsSet::names() const {
 
 std::string SafetensorsSet::description() const { return origin_; }
 
-void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
-  if (is_block_format(tensor.dtype()))
-    fail("cannot write tensor '{}' of block format {} to safetensors", name, dtype_name(tensor.dtype()));
-  for (const auto& [n, t] : tensors_) {
-    if (n == name) fail("tensor '{}' added twice to a safetensors file", name);
+void SafetensorsWriter::check_new(const std::string& name, DType dtype) const {
+  if (is_block_format(dtype))
+    fail("cannot write tensor '{}' of block format {} to safetensors", name, dtype_name(dtype));
+  for (const Entry& e : entries_) {
+    if (e.name == name) fail("tensor '{}' added twice to a safetensors file", name);
   }
-  tensors_.emplace_back(name, tensor);
 }
 
-std::string SafetensorsWriter::serialize() const {
+void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
+  check_new(name, tensor.dtype());
+  entries_.push_back({name, tensor.dtype(), tensor.shape(), tensor, nullptr});
+}
+
+void SafetensorsWriter::add_generated(const std::string& name, DType dtype, Shape shape, Fill fill) {
+  check_new(name, dtype);
+  entries_.push_back({name, dtype, std::move(shape), Tensor(), std::move(fill)});
+}
+
+std::string SafetensorsWriter::header() const {
   json header = json::object();
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors_) {
-    const uint64_t bytes = uint64_t(t.nbytes());
-    header[name] = {{"dtype", std::string(dtype_to_safetensors(t.dtype()))},
-                    {"shape", t.shape()},
-                    {"data_offsets", {offset, offset + bytes}}};
+  for (const Entry& e : entries_) {
+    const uint64_t bytes = uint64_t(e.bytes());
+    header[e.name] = {{"dtype", std::string(dtype_to_safetensors(e.dtype))},
+                      {"shape", e.shape},
+                      {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string h = header.dump();
   while (h.size() % 8 != 0) h.push_back(' ');  // keep the data section 8-byte aligned
   std::string out;
-  out.reserve(8 + h.size() + offset);
   const uint64_t n = h.size();
   for (int i = 0; i < 8; ++i) out.push_back(char((n >> (8 * i)) & 0xff));
-  out += h;
-  for (const auto& [name, t] : tensors_) out.append(static_cast<const char*>(t.raw()), size_t(t.nbytes()));
+  return out + h;
+}
+
+std::string SafetensorsWriter::serialize() const {
+  std::string out = header();
+  for (const Entry& e : entries_) {
+    const size_t at = out.size();
+    out.resize(at + size_t(e.bytes()));
+    if (e.fill) {
+      e.fill(out.data() + at);
+    } else if (e.bytes() > 0) {
+      std::memcpy(out.data() + at, e.data.raw(), size_t(e.bytes()));
+    }
+  }
   return out;
 }
 
-void SafetensorsWriter::write(const std::string& path) const { write_file(path, serialize()); }
+void SafetensorsWriter::write(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail("{}: cannot create: {}", tmp, std::strerror(errno));
+    const std::string h = header();
+    out.write(h.data(), std::streamsize(h.size()));
+    std::vector<char> buffer;
+    for (const Entry& e : entries_) {
+      const char* bytes = static_cast<const char*>(e.data.raw());
+      if (e.fill) {
+        buffer.assign(size_t(e.bytes()), 0);
+        e.fill(buffer.data());
+        bytes = buffer.data();
+      }
+      out.write(bytes, std::streamsize(e.bytes()));
+    }
+    out.flush();
+    if (!out) fail("{}: write error: {}", tmp, std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("{}: cannot rename from {}: {}", path, tmp, std::strerror(errno));
+}
 
 }  // namespace unicorn

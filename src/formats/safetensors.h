@@ -4,6 +4,7 @@
 // the file and the tensor.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,16 +67,30 @@ class SafetensorsSet {
   std::string origin_;
 };
 
-// Writes tensors (plain element types) to a safetensors file, in the order added.
+// Writes tensors (plain element types) to a safetensors file, in the order added. Tensors
+// may be given as data, or as a shape and a function that fills their bytes when the file is
+// written (so a multi-gigabyte file is streamed, one tensor in memory at a time).
 class SafetensorsWriter {
  public:
+  using Fill = std::function<void(void* bytes)>;
   void add(const std::string& name, const Tensor& tensor);
+  void add_generated(const std::string& name, DType dtype, Shape shape, Fill fill);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   void write(const std::string& path) const;
   std::string serialize() const;
 
  private:
-  std::vector<std::pair<std::string, Tensor>> tensors_;
+  struct Entry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    Tensor data;  // or
+    Fill fill;
+    int64_t bytes() const { return dtype_bytes(dtype, shape_numel(shape)); }
+  };
+  std::string header() const;
+  void check_new(const std::string& name, DType dtype) const;
+  std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
 };
 

@@ -1,0 +1,168 @@
+// unicorn bench: prompt processing (ppN) and token generation (tgN) speed, printed as
+// llama-bench prints it, with the weight bytes a decode step reads against the measured
+// memory copy bandwidth. unicorn random-model writes models at the real Gemma 3 shapes.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "models/gemma3/random_model.h"
+#include "runtime/engine.h"
+
+namespace unicorn::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string model, device = "cpu";
+  int64_t prompt = 512, gen = 128, reps = 3, batch = 1;
+  int threads = 0;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Stat {
+  double mean, sd;
+};
+Stat stats(const std::vector<double>& v) {
+  double m = 0, s = 0;
+  for (double x : v) m += x;
+  m /= double(v.size());
+  for (double x : v) s += (x - m) * (x - m);
+  return {m, v.size() > 1 ? std::sqrt(s / double(v.size() - 1)) : 0.0};
+}
+
+// Host memory copy bandwidth (read + write counted once each way as bytes copied).
+double host_copy_gbps() {
+  const size_t n = size_t(256) << 20;
+  std::vector<char> a(n, 1), b(n, 2);
+  double best = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::memcpy(b.data(), a.data(), n);
+    best = std::max(best, double(n) / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+std::string human_bytes(int64_t b) {
+  return b >= (int64_t(1) << 30) ? fmt::format("{:.2f} GiB", double(b) / double(int64_t(1) << 30))
+                                 : fmt::format("{:.2f} MiB", double(b) / double(1 << 20));
+}
+
+int run_bench(const BenchArgs& a) {
+  EngineOptions opts;
+  opts.device = a.device;
+  opts.threads = a.threads;
+  opts.context = std::max<int64_t>(a.prompt, a.gen) + 8;
+  opts.max_chunk = std::max<int64_t>(a.prompt, 1);
+  auto engine = Engine::load(a.model, opts);
+  const auto& cfg = engine->config();
+  const auto& weights = engine->model().weights();
+  const auto text = weights.stats(gemma3::Component::Text);
+  // A decode step reads every text matrix once, and the tied embedding again as the LM head.
+  const int64_t embed_bytes = weights.get("text.embed").nbytes();
+  const int64_t step_bytes = text.bytes;  // embedding rows gathered are negligible; LM head reads the table
+  const std::string dtypes = [&] {
+    std::string s;
+    for (const auto& [n, b] : text.bytes_by_dtype) s += (s.empty() ? "" : "+") + n;
+    return s;
+  }();
+  const std::string name = fmt::format("gemma3 {}L h{} {}", cfg.text.num_hidden_layers, cfg.text.hidden_size, dtypes);
+  const int threads = a.device == "cpu" ? (a.threads > 0 ? a.threads : int(std::thread::hardware_concurrency())) : 0;
+
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> tok(10, int32_t(std::min<int64_t>(cfg.text.vocab_size, 200000)) - 1);
+  fmt::print("| model | size | params | backend | threads | batch | test | t/s |\n");
+  fmt::print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
+  auto row = [&](const std::string& test, const std::vector<double>& tps) {
+    const Stat s = stats(tps);
+    fmt::print("| {} | {} | {:.2f} M | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, human_bytes(text.bytes),
+               double(text.parameters) / 1e6, a.device, threads, a.batch, test, s.mean, s.sd);
+    std::fflush(stdout);
+    return s;
+  };
+
+  if (a.prompt > 0) {
+    std::vector<double> tps;
+    for (int64_t r = 0; r < a.reps + 1; ++r) {  // the first run warms caches and is dropped
+      auto seq = engine->new_sequence();
+      std::vector<int32_t> ids(size_t(a.prompt));
+      for (auto& t : ids) t = tok(rng);
+      const auto t0 = std::chrono::steady_clock::now();
+      engine->append(*seq, ids, nullptr, false);
+      if (r > 0) tps.push_back(double(a.prompt) / seconds_since(t0));
+    }
+    row(fmt::format("pp{}", a.prompt), tps);
+  }
+  if (a.gen > 0) {
+    std::vector<double> tps;
+    for (int64_t r = 0; r < a.reps + 1; ++r) {
+      std::vector<std::unique_ptr<Sequence>> seqs;
+      std::vector<Sequence*> ptrs;
+      for (int64_t b = 0; b < a.batch; ++b) {
+        seqs.push_back(engine->new_sequence());
+        ptrs.push_back(seqs.back().get());
+      }
+      std::vector<int32_t> next(size_t(a.batch));
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < a.gen; ++i) {
+        for (auto& t : next) t = tok(rng);
+        engine->decode(ptrs, next);
+      }
+      if (r > 0) tps.push_back(double(a.gen * a.batch) / seconds_since(t0));
+    }
+    const Stat s = row(fmt::format("tg{}", a.gen), tps);
+    if (a.device == "cpu" || a.device == "reference") {
+      const double bw = host_copy_gbps();
+      const double steps_per_s = s.mean / double(a.batch);
+      fmt::print("\ndecode reads {} of weights per step ({} of it the tied LM head): {:.1f} GB/s at {:.2f} steps/s;"
+                 " host memcpy bandwidth {:.1f} GB/s\n",
+                 human_bytes(step_bytes), human_bytes(embed_bytes), double(step_bytes) * steps_per_s / 1e9,
+                 steps_per_s, bw);
+    }
+  }
+  return 0;
+}
+
+const CommandRegistration bench_reg(80, [](CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("bench", "Measure prompt processing and generation speed (llama-bench style)");
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("-m,--model", a->model, "Model folder")->required();
+  cmd->add_option("-p,--n-prompt", a->prompt, "Prompt tokens (ppN test; 0 to skip)")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-n,--n-gen", a->gen, "Generated tokens (tgN test; 0 to skip)")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-r,--repetitions", a->reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
+  cmd->add_option("--batch", a->batch, "Sequences decoding together in tgN")->check(CLI::Range(1, 4096));
+  cmd->add_option("--device", a->device, "Backend: cpu or reference");
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (0: one per core)");
+  cmd->callback([a, &exit_code] { exit_code = run_bench(*a); });
+});
+
+const CommandRegistration random_reg(81, [](CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("random-model", "Write a model folder with random bf16 weights at a real Gemma 3 shape");
+  auto o = std::make_shared<gemma3::RandomModelOptions>();
+  auto out = std::make_shared<std::string>();
+  cmd->add_option("--size", o->size, "Published shape: 1b, 4b, 12b or 27b")->required();
+  cmd->add_option("--out", *out, "Output folder")->required();
+  cmd->add_option("--layers", o->layers, "Keep only this many decoder layers (0: all)")->check(CLI::Range(0, 1024));
+  cmd->add_flag("--text-only", o->text_only, "Drop the vision tower (Gemma3ForCausalLM)");
+  cmd->add_option("--seed", o->seed, "Random seed");
+  cmd->callback([o, out, &exit_code] {
+    gemma3::write_random_model(*out, *o);
+    fmt::print("wrote {} (random weights, {} shape)\n", *out, o->size);
+    exit_code = 0;
+  });
+});
+
+}  // namespace
+
+}  // namespace unicorn::cli

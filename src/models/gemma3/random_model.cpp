@@ -1,0 +1,57 @@
+#include "models/gemma3/random_model.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "formats/mapped_file.h"
+#include "formats/safetensors.h"
+#include "models/gemma3/config.h"
+#include "models/gemma3/presets.h"
+#include "models/gemma3/tensor_table.h"
+
+namespace unicorn::gemma3 {
+
+void write_random_model(const std::string& dir, const RandomModelOptions& o) {
+  using json = nlohmann::json;
+  json cfg = json::parse(published_config_json(o.size));
+  if (o.text_only && cfg["model_type"] == "gemma3") {
+    json text = cfg["text_config"];
+    text["architectures"] = {"Gemma3ForCausalLM"};
+    text["eos_token_id"] = cfg["eos_token_id"];
+    text["vocab_size"] = 262208;
+    cfg = text;
+  }
+  if (o.layers > 0) {
+    json& t = cfg["model_type"] == "gemma3" ? cfg["text_config"] : cfg;
+    t["num_hidden_layers"] = o.layers;
+  }
+  const Config config = parse_config(cfg, "random model config");
+  std::filesystem::create_directories(dir);
+  write_file((std::filesystem::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
+
+  // Values uniform in [-0.02, 0.02) from a fast xorshift generator: the numbers do not
+  // matter for speed, only that they are finite and not all equal.
+  SafetensorsWriter w;
+  uint64_t tensor_index = 0;
+  for (const TensorSpec& spec : tensor_table(config)) {
+    const uint64_t seed = o.seed * 0x9E3779B97F4A7C15ull + ++tensor_index;
+    w.add_generated(spec.name_for(config.multimodal() ? Naming::Hub : Naming::TextOnly), DType::BF16, spec.shape,
+                    [seed, n = shape_numel(spec.shape)](void* bytes) {
+                      uint64_t s = seed | 1;
+                      auto* out = static_cast<uint16_t*>(bytes);
+                      for (int64_t i = 0; i < n; ++i) {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        const float u = float(s >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+                        out[i] = f32_to_bf16((u - 0.5f) * 0.04f);
+                      }
+                    });
+  }
+  w.set_metadata("format", "pt");
+  w.write((std::filesystem::path(dir) / "model.safetensors").string());
+}
+
+}  // namespace unicorn::gemma3

@@ -1,0 +1,20 @@
+// Writes a Gemma 3 model folder with random weights at any shape (the published ones from
+// presets.h, optionally with fewer layers), so speed can be measured without real weights.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace unicorn::gemma3 {
+
+struct RandomModelOptions {
+  std::string size = "1b";   // a published size (presets.h)
+  int64_t layers = 0;        // 0: as published
+  bool text_only = false;    // drop the vision tower of a multimodal size
+  uint64_t seed = 1;
+};
+
+// Writes config.json and model.safetensors (bf16, HF hub names) into `dir` (created).
+void write_random_model(const std::string& dir, const RandomModelOptions& options);
+
+}  // namespace unicorn::gemma3
