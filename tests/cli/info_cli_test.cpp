@@ -1,0 +1,56 @@
+// `unicorn info` and the CLI's help and error conventions, end to end through the binary.
+#include <gtest/gtest.h>
+
+#include "support/test_paths.h"
+
+namespace unicorn {
+namespace {
+
+TEST(InfoCli, MultimodalModel) {
+  const auto r = test::run_command(test::unicorn_binary() + " info -m " + test::data_path("models/tiny-mm"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Gemma3ForConditionalGeneration"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("6 layers (4 sliding, 2 full)"), std::string::npos) << r.out;
+  // Parameter counts per component (from the tensor shapes of tiny-mm).
+  EXPECT_NE(r.out.find("(362432)"), std::string::npos) << r.out;  // text
+  EXPECT_NE(r.out.find("(97536)"), std::string::npos) << r.out;   // vision
+  EXPECT_NE(r.out.find("(3120)"), std::string::npos) << r.out;    // projector
+  EXPECT_NE(r.out.find("BF16"), std::string::npos) << r.out;
+}
+
+TEST(InfoCli, Errors) {
+  const auto missing = test::run_command(test::unicorn_binary() + " info -m /nonexistent/model");
+  EXPECT_NE(missing.status, 0);
+  EXPECT_NE(missing.err.find("error:"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("/nonexistent/model"), std::string::npos) << missing.err;
+  EXPECT_TRUE(missing.out.empty());
+  const auto no_arg = test::run_command(test::unicorn_binary() + " info");
+  EXPECT_NE(no_arg.status, 0);
+  const auto unknown = test::run_command(test::unicorn_binary() + " frobnicate");
+  EXPECT_NE(unknown.status, 0);
+}
+
+TEST(Cli, HelpOnEverySubcommand) {
+  const auto top = test::run_command(test::unicorn_binary() + " --help");
+  ASSERT_EQ(top.status, 0);
+  // Every subcommand listed in the top-level help answers --help with its usage.
+  const std::string marker = "Subcommands:";
+  const size_t at = top.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << top.out;
+  std::istringstream lines(top.out.substr(at + marker.size()));
+  std::string line;
+  int checked = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string name;
+    if (!(words >> name)) continue;
+    const auto r = test::run_command(test::unicorn_binary() + " " + name + " --help");
+    EXPECT_EQ(r.status, 0) << name;
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << name << ": " << r.out;
+    ++checked;
+  }
+  EXPECT_GE(checked, 4);
+}
+
+}  // namespace
+}  // namespace unicorn
