@@ -1,0 +1,110 @@
+#include "runtime/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+
+namespace unicorn {
+namespace {
+
+std::vector<float> logits_of(std::initializer_list<float> v) { return v; }
+
+TEST(Sampler, GreedyIsArgmax) {
+  Sampler s(SamplingParams{.temperature = 0.0f});
+  auto l = logits_of({0.1f, 3.0f, -2.0f, 2.9f});
+  EXPECT_EQ(s.sample(l, {}, {}), 1);
+}
+
+TEST(Sampler, SeedMakesRunsReproducible) {
+  auto draw = [](uint64_t seed) {
+    Sampler s(SamplingParams{.temperature = 1.0f, .seed = seed});
+    std::vector<int32_t> out;
+    for (int i = 0; i < 50; ++i) {
+      auto l = logits_of({1.0f, 1.1f, 0.9f, 1.05f, 0.0f});
+      out.push_back(s.sample(l, {}, {}));
+    }
+    return out;
+  };
+  EXPECT_EQ(draw(42), draw(42));
+  EXPECT_NE(draw(42), draw(43));
+}
+
+TEST(Sampler, DrawsFollowTheSoftmax) {
+  // Logits log(1), log(2), log(7): probabilities 0.1, 0.2, 0.7 at temperature 1.
+  Sampler s(SamplingParams{.temperature = 1.0f, .seed = 7});
+  std::map<int32_t, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    auto l = logits_of({0.0f, std::log(2.0f), std::log(7.0f)});
+    ++counts[s.sample(l, {}, {})];
+  }
+  EXPECT_NEAR(counts[0] / double(n), 0.1, 0.015);
+  EXPECT_NEAR(counts[1] / double(n), 0.2, 0.015);
+  EXPECT_NEAR(counts[2] / double(n), 0.7, 0.015);
+}
+
+TEST(Sampler, TopKTopPMinPRestrictTheCandidates) {
+  for (SamplingParams p : {SamplingParams{.temperature = 1.0f, .top_k = 2, .seed = 1},
+                           SamplingParams{.temperature = 1.0f, .top_p = 0.75f, .seed = 1},
+                           SamplingParams{.temperature = 1.0f, .min_p = 0.3f, .seed = 1}}) {
+    Sampler s(p);
+    // Probabilities 0.5, 0.3, 0.15, 0.05: every rule keeps exactly tokens 0 and 1.
+    for (int i = 0; i < 2000; ++i) {
+      auto l = logits_of({std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)});
+      const int32_t t = s.sample(l, {}, {});
+      ASSERT_TRUE(t == 0 || t == 1) << "top_k " << p.top_k << " top_p " << p.top_p << " min_p " << p.min_p;
+    }
+  }
+}
+
+TEST(Sampler, LowTemperatureConcentrates) {
+  Sampler s(SamplingParams{.temperature = 0.01f, .seed = 3});
+  for (int i = 0; i < 100; ++i) {
+    auto l = logits_of({1.0f, 1.2f, 0.8f});
+    EXPECT_EQ(s.sample(l, {}, {}), 1);
+  }
+}
+
+TEST(Sampler, Penalties) {
+  Sampler rep(SamplingParams{.temperature = 0.0f, .repetition_penalty = 2.0f});
+  auto l = logits_of({2.0f, 1.5f, -1.0f});
+  const std::vector<int32_t> context = {0, 2};
+  rep.apply_penalties(l, context, {});
+  EXPECT_FLOAT_EQ(l[0], 1.0f);   // positive: divided
+  EXPECT_FLOAT_EQ(l[1], 1.5f);   // unseen
+  EXPECT_FLOAT_EQ(l[2], -2.0f);  // negative: multiplied
+  auto l2 = logits_of({2.0f, 1.5f, -1.0f});
+  EXPECT_EQ(rep.sample(l2, context, {}), 1);  // the penalty changes the greedy choice
+
+  Sampler pf(SamplingParams{.temperature = 0.0f, .presence_penalty = 0.5f, .frequency_penalty = 0.25f});
+  auto l3 = logits_of({1.0f, 1.0f, 1.0f});
+  const std::vector<int32_t> gen = {1, 1, 2};
+  pf.apply_penalties(l3, gen, gen);
+  EXPECT_FLOAT_EQ(l3[0], 1.0f);
+  EXPECT_FLOAT_EQ(l3[1], 1.0f - 2 * 0.25f - 0.5f);
+  EXPECT_FLOAT_EQ(l3[2], 1.0f - 0.25f - 0.5f);
+
+  // The window limits which context tokens count.
+  Sampler win(SamplingParams{.temperature = 0.0f, .repetition_penalty = 2.0f, .penalty_window = 1});
+  auto l4 = logits_of({2.0f, 2.0f});
+  const std::vector<int32_t> ctx = {0, 1};
+  win.apply_penalties(l4, ctx, {});
+  EXPECT_FLOAT_EQ(l4[0], 2.0f);
+  EXPECT_FLOAT_EQ(l4[1], 1.0f);
+}
+
+TEST(Sampler, InvalidParameters) {
+  EXPECT_THROW(Sampler(SamplingParams{.temperature = -1.0f}), Error);
+  EXPECT_THROW(Sampler(SamplingParams{.top_p = 0.0f}), Error);
+  EXPECT_THROW(Sampler(SamplingParams{.top_p = 1.5f}), Error);
+  EXPECT_THROW(Sampler(SamplingParams{.min_p = 2.0f}), Error);
+  EXPECT_THROW(Sampler(SamplingParams{.top_k = -1}), Error);
+  EXPECT_THROW(Sampler(SamplingParams{.repetition_penalty = 0.0f}), Error);
+  EXPECT_THROW(Sampler(SamplingParams{.presence_penalty = 3.0f}), Error);
+}
+
+}  // namespace
+}  // namespace unicorn
