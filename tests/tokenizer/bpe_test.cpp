@@ -12,6 +12,7 @@
 #include "support/gemma_tokenizer.h"
 #include "support/test_paths.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/utf8.h"
 
 namespace unicorn {
@@ -122,10 +123,12 @@ TEST(Bpe, MatchesPlainBpeOnRandomMerges) {
 }
 
 TEST(Bpe, LongWordsOfTheRealTokenizerMatchPlainBpe) {
-  const json j = json::parse(read_file(test::real_tokenizer_json()));
+  // The merge list as the file holds it (tokenizer_json's SAX reader only lists the strings;
+  // reproducing encode.jsonl checks that it reads them right).
+  const TokenizerJson tj = parse_tokenizer_json(read_file(test::real_tokenizer_json()), "tokenizer.json");
   Ranks ranks;
-  const json& merges = j["model"]["merges"];
-  for (size_t i = 0; i < merges.size(); ++i) ranks.emplace(std::make_pair(merges[i][0].get<std::string>(), merges[i][1].get<std::string>()), i);
+  for (size_t i = 0; i < tj.merges.size(); ++i)
+    ranks.emplace(std::make_pair(std::string(tj.text(tj.merges[i].left)), std::string(tj.text(tj.merges[i].right))), i);
   const Tokenizer& tok = test::gemma_tokenizer();
   // Long single words (no newline, tab or other added token): prose, code, CJK, repetition.
   std::string prose;

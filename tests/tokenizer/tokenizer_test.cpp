@@ -69,18 +69,39 @@ TEST(Tokenizer, SpecialTokensAndSizes) {
   EXPECT_TRUE(tok.adds_bos());
 }
 
-TEST(Tokenizer, ConfigDecidesBos) {
-  const std::string text = read_file(test::real_tokenizer_json());
-  TokenizerOptions no_bos;
-  no_bos.add_bos_token = false;
-  const Tokenizer tok = Tokenizer::from_json_text(text, no_bos);
-  EXPECT_EQ(tok.encode("Hello", true), tok.encode("Hello", false));
-  EXPECT_EQ(tok.eos_id(), *tok.token_id("<eos>"));  // the default without a config
-  const TokenizerOptions parsed = parse_tokenizer_options(R"({"add_bos_token": false, "eos_token": {"content": "<eos>"}})", "cfg");
-  EXPECT_FALSE(parsed.add_bos_token);
-  EXPECT_EQ(parsed.eos_token, "<eos>");
+// A Gemma-shaped tokenizer.json with a handful of pieces, for tests of loading and options
+// that need no 33 MB file.
+std::string mini_tokenizer_json() {
+  return R"({"added_tokens": [
+      {"id": 0, "content": "<pad>", "special": true}, {"id": 1, "content": "<eos>", "special": true},
+      {"id": 2, "content": "<bos>", "special": true}, {"id": 3, "content": "<end_of_turn>", "special": true}],
+    "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+    "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false},
+    "decoder": {"type": "Sequence", "decoders": [
+      {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}]},
+    "model": {"type": "BPE", "byte_fallback": true, "unk_token": null,
+      "vocab": {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<end_of_turn>": 3, "H": 4, "i": 5, "\u2581": 6, "Hi": 7, "\u2581Hi": 8},
+      "merges": [["H", "i"], ["\u2581", "Hi"]]}})";
+}
+
+TEST(Tokenizer, ConfigDecidesBosAndEos) {
+  const std::string dir = test::scratch_dir("tokenizer-config");
+  test::write_bytes(dir + "/tokenizer.json", mini_tokenizer_json());
+  const Tokenizer plain = Tokenizer::load(dir);  // no tokenizer_config.json: Gemma's defaults
+  EXPECT_EQ(plain.encode("Hi Hi", true), (std::vector<int32_t>{2, 7, 8}));
+  EXPECT_EQ(plain.eos_id(), 1);
+  EXPECT_EQ(plain.decode(std::vector<int32_t>{2, 7, 8, 3}, true), "Hi Hi");
+
+  test::write_bytes(dir + "/tokenizer_config.json", R"({"add_bos_token": false, "eos_token": {"content": "<end_of_turn>"}})");
+  const Tokenizer configured = Tokenizer::load(dir);
+  EXPECT_FALSE(configured.adds_bos());
+  EXPECT_EQ(configured.encode("Hi Hi", true), (std::vector<int32_t>{7, 8}));
+  EXPECT_EQ(configured.eos_id(), 3);
+
   expect_error([] { parse_tokenizer_options(R"({"add_bos_token": "yes"})", "cfg.json"); }, {"cfg.json", "add_bos_token"});
   expect_error([] { parse_tokenizer_options("{", "cfg.json"); }, {"cfg.json", "invalid JSON"});
+  test::write_bytes(dir + "/tokenizer_config.json", R"({"bos_token": "<not a token>"})");
+  expect_error([&] { Tokenizer::load(dir); }, {"bos_token", "<not a token>"});
 }
 
 TEST(Tokenizer, LongInputsRoundTrip) {
@@ -170,12 +191,13 @@ TEST(StreamingDecoder, HoldsBytesUntilTheCharacterIsWhole) {
 }
 
 TEST(Tokenizer, LoadsGzipWhenOnlyThatExists) {
+  // The real tokenizer.json.gz is loaded end to end in tests/cli/tokenize_cli_test.cpp.
   const std::string dir = test::scratch_dir("tokenizer-gz");
-  write_gzip_file(dir + "/tokenizer.json.gz", read_file(test::real_tokenizer_json()), 1);
+  write_gzip_file(dir + "/tokenizer.json.gz", mini_tokenizer_json());
   const Tokenizer tok = Tokenizer::load(dir);
-  const auto line = test::read_jsonl("tokenizer/encode.jsonl").at(10);
-  EXPECT_EQ(tok.encode(line["text"].get<std::string>(), true), ids_of(line["ids_with_bos"]));
-  EXPECT_EQ(tok.eos_id(), *tok.token_id("<eos>"));  // no tokenizer_config.json here
+  EXPECT_EQ(tok.encode("Hi Hi<eos>", true), (std::vector<int32_t>{2, 7, 8, 1}));
+  test::write_bytes(dir + "/tokenizer.json", "{");  // tokenizer.json comes first when present
+  expect_error([&] { Tokenizer::load(dir); }, {dir + "/tokenizer.json:", "invalid JSON"});
 }
 
 TEST(Tokenizer, BadFilesAreClearErrors) {
@@ -191,10 +213,11 @@ TEST(Tokenizer, BadFilesAreClearErrors) {
   test::write_bytes(bad_gz + "/tokenizer.json.gz", "\x1f\x8b\x08\x00garbage that is not deflate data at all");
   expect_error([&] { Tokenizer::load(bad_gz); }, {bad_gz + "/tokenizer.json.gz", "gzip"});
 
-  const std::string bad_cfg = test::scratch_dir("tokenizer-bad-config");
-  fs::create_symlink(test::real_tokenizer_json(), bad_cfg + "/tokenizer.json");
-  test::write_bytes(bad_cfg + "/tokenizer_config.json", R"({"bos_token": "<not a token>"})");
-  expect_error([&] { Tokenizer::load(bad_cfg); }, {"bos_token", "<not a token>"});
+  const std::string truncated_gz = test::scratch_dir("tokenizer-truncated-gz");
+  write_gzip_file(truncated_gz + "/whole.gz", mini_tokenizer_json());
+  const std::string whole = read_file(truncated_gz + "/whole.gz");
+  test::write_bytes(truncated_gz + "/tokenizer.json.gz", whole.substr(0, whole.size() / 2));
+  expect_error([&] { Tokenizer::load(truncated_gz); }, {truncated_gz + "/tokenizer.json.gz", "truncated"});
 }
 
 }  // namespace
