@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "formats/mapped_file.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace unicorn::cli {
 
@@ -29,6 +30,8 @@ int run_tokenize(const TokenizeArgs& a, bool has_file, bool has_text) {
   } else {
     text = a.text;
   }
+  // Checked here too so that the error names the file the bad bytes came from.
+  utf8::require_valid(text, has_file ? (a.file == "-" ? std::string("standard input") : a.file) : std::string("TEXT"));
   const Tokenizer tok = Tokenizer::load(a.model);
   const std::vector<int32_t> ids = tok.encode(text, !a.no_bos);
   fmt::print("[{}]\n", fmt::join(ids, ","));

@@ -62,6 +62,11 @@ TEST(TokenizeCli, Errors) {
   r = tokenize("-m " + model + " " + shell_quote("caf\xC3 au lait"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("invalid UTF-8 at byte 3"), std::string::npos) << r.err;
+  const std::string bad_file = test::scratch_dir("tokenize-bad-utf8") + "/latin1.txt";
+  test::write_bytes(bad_file, "ok\nna\xEFve");
+  r = tokenize("-m " + model + " --file " + shell_quote(bad_file));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(bad_file + ": invalid UTF-8 at byte 5"), std::string::npos) << r.err;
 
   const std::string no_tokenizer = test::scratch_dir("tokenize-no-tokenizer");
   fs::copy_file(test::data_path("models/tiny-realvocab/config.json"), no_tokenizer + "/config.json");
