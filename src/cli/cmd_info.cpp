@@ -42,7 +42,10 @@ int run_info(const std::string& model_dir) {
   for (auto lt : t.layer_types) sliding += lt == LayerType::Sliding;
   fmt::print("model:        {}\n", model_dir);
   fmt::print("architecture: {} (model_type {})\n", config.architecture, config.model_type);
-  fmt::print("weights:      {} [{} naming]\n", files->description(), naming_name(weights.naming()));
+  std::string prefixes;
+  for (Component c : {Component::Text, Component::Vision, Component::Projector})
+    if (!weights.prefix(c).empty()) prefixes += fmt::format("{}{} {}*", prefixes.empty() ? "" : ", ", component_name(c), weights.prefix(c));
+  fmt::print("weights:      {} ({})\n", files->description(), prefixes);
   fmt::print("text:         {} layers ({} sliding, {} full), hidden {}, ffn {}, heads {} / kv {} x {}, vocab {}\n",
              t.num_hidden_layers, sliding, t.num_hidden_layers - sliding, t.hidden_size, t.intermediate_size,
              t.num_attention_heads, t.num_key_value_heads, t.head_dim, t.vocab_size);
@@ -59,23 +62,22 @@ int run_info(const std::string& model_dir) {
                config.eoi_token_index, config.image_token_index);
   }
   std::string eos;
-  for (int64_t id : config.eos_token_ids) eos += (eos.empty() ? "" : ", ") + std::to_string(id);
-  for (int64_t id : config.generation.eos_token_ids) eos += ", " + std::to_string(id) + " (generation_config)";
-  fmt::print("tokens:       bos {}, eos {}\n", config.bos_token_id, eos);
+  for (int64_t id : config.stop_token_ids()) eos += (eos.empty() ? "" : ", ") + std::to_string(id);
+  fmt::print("tokens:       bos {}, end of sequence {}\n", config.bos_token_id, eos);
 
-  fmt::print("\n{:<10} {:>14} {:>12}  {}\n", "component", "parameters", "bytes", "dtypes");
+  fmt::print("\n{:<10} {:>22} {:>12}  {}\n", "component", "parameters", "bytes", "dtypes");
   int64_t total_params = 0, total_bytes = 0;
   for (Component c : {Component::Text, Component::Vision, Component::Projector}) {
     if (c != Component::Text && !config.vision) continue;
     const ComponentStats s = weights.stats(c);
     std::string dtypes;
     for (const auto& [name, bytes] : s.bytes_by_dtype) dtypes += (dtypes.empty() ? "" : ", ") + name + " " + human_bytes(bytes);
-    fmt::print("{:<10} {:>14} {:>12}  {}\n", component_name(c), fmt::format("{} ({})", human_count(s.parameters), s.parameters),
+    fmt::print("{:<10} {:>22} {:>12}  {}\n", component_name(c), fmt::format("{} ({})", human_count(s.parameters), s.parameters),
                human_bytes(s.bytes), dtypes);
     total_params += s.parameters;
     total_bytes += s.bytes;
   }
-  fmt::print("{:<10} {:>14} {:>12}\n", "total", fmt::format("{} ({})", human_count(total_params), total_params),
+  fmt::print("{:<10} {:>22} {:>12}\n", "total", fmt::format("{} ({})", human_count(total_params), total_params),
              human_bytes(total_bytes));
   return 0;
 }

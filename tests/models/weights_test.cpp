@@ -47,14 +47,12 @@ TEST(TensorTable, CountsAndNames) {
   EXPECT_EQ(table.size(), size_t(1 + 13 * 6 + 1 + 3 + 16 * 3 + 2 + 2));
   const TensorSpec& q = table[2];
   EXPECT_EQ(q.canonical, "text.blk.0.attn_q");
-  EXPECT_EQ(q.hub, "language_model.model.layers.0.self_attn.q_proj.weight");
-  EXPECT_EQ(q.hf5, "model.language_model.layers.0.self_attn.q_proj.weight");
-  EXPECT_EQ(q.name_for(Naming::TextOnly), "model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(q.inner, "layers.0.self_attn.q_proj.weight");
   EXPECT_EQ(q.gguf, "blk.0.attn_q.weight");
   EXPECT_EQ(q.shape, (Shape{128, 64}));
   EXPECT_TRUE(q.matrix);
   const TensorSpec& proj = table.back();
-  EXPECT_EQ(proj.hub, "multi_modal_projector.mm_input_projection_weight");
+  EXPECT_EQ(proj.inner, "mm_input_projection_weight");
   EXPECT_EQ(proj.shape, (Shape{48, 64}));  // [vision, text]: a matmul operand, not nn.Linear
 }
 
@@ -63,6 +61,18 @@ TEST(Weights, LoadsAllNamings) {
     const std::string dir = test::data_path(std::string("models/") + m);
     EXPECT_EQ(load_error(dir), "") << m;
   }
+  auto prefixes = [](const std::string& dir) {
+    const Config c = load_config(dir);
+    const Weights w = Weights::from_safetensors(std::make_shared<const SafetensorsSet>(SafetensorsSet::open(dir)), c);
+    return w.prefix(Component::Text) + "|" + w.prefix(Component::Vision) + "|" + w.prefix(Component::Projector);
+  };
+  EXPECT_EQ(prefixes(test::data_path("models/tiny-mm")),
+            "language_model.model.|vision_tower.vision_model.|multi_modal_projector.");  // published hub layout
+  EXPECT_EQ(prefixes(test::data_path("models/tiny-mm-896")),
+            "model.language_model.|model.vision_tower.|model.multi_modal_projector.");  // transformers 5
+  EXPECT_EQ(prefixes(test::data_path("models/tiny-text")), "model.||");
+  // transformers 5 save_pretrained: the bundled demo model.
+  EXPECT_EQ(prefixes(test::repo_path("models/demo")), "language_model.model.|vision_tower.|multi_modal_projector.");
 }
 
 TEST(Weights, MissingTensor) {
@@ -111,7 +121,7 @@ TEST(Weights, ConfigDisagreesWithWeights) {
   const std::string dir = test::scratch_dir("w-mismatch");
   fs::copy_file(test::data_path("models/tiny-mm/config.json"), dir + "/config.json");
   fs::copy_file(test::data_path("models/tiny-text/model.safetensors"), dir + "/model.safetensors");
-  EXPECT_NE(load_error(dir).find("no token embedding found"), std::string::npos);
+  EXPECT_NE(load_error(dir).find("no text weights found"), std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "models/gemma3/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -114,6 +115,9 @@ TextConfig parse_text(const json& j, const std::string& where) {
   f.optional_number("final_logit_softcapping", t.final_logit_softcapping);
   f.optional_number("attn_logit_softcapping", t.attn_logit_softcapping);
   f.boolean("tie_word_embeddings", t.tie_word_embeddings);
+  bool bidirectional = false;  // transformers 5: EmbeddingGemma-style text attention
+  f.boolean("use_bidirectional_attention", bidirectional);
+  if (bidirectional) fail("{}: use_bidirectional_attention=true (an embedding model) is not supported", where);
 
   // RoPE, hub style: rope_theta (+ rope_scaling on full layers), rope_local_base_freq.
   f.number("rope_theta", t.rope_full.theta);
@@ -216,6 +220,13 @@ VisionConfig parse_vision(const json& j, const std::string& where) {
 }
 
 }  // namespace
+
+std::vector<int64_t> Config::stop_token_ids() const {
+  std::vector<int64_t> ids = eos_token_ids;
+  for (int64_t id : generation.eos_token_ids)
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  return ids;
+}
 
 int64_t Config::tokens_per_side() const { return int64_t(std::lround(std::sqrt(double(mm_tokens_per_image)))); }
 int64_t Config::pool_kernel() const { return vision ? vision->patches_per_side() / tokens_per_side() : 1; }

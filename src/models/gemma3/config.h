@@ -92,6 +92,8 @@ struct Config {
   GenerationConfig generation;
 
   bool multimodal() const { return vision.has_value(); }
+  // Generation stops on any of these: config.json's eos ids and generation_config.json's.
+  std::vector<int64_t> stop_token_ids() const;
   // Average-pool side: patches per side / tokens per side (4 for 896px, 64 -> 16).
   int64_t pool_kernel() const;
   int64_t tokens_per_side() const;

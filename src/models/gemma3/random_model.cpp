@@ -37,7 +37,7 @@ void write_random_model(const std::string& dir, const RandomModelOptions& o) {
   uint64_t tensor_index = 0;
   for (const TensorSpec& spec : tensor_table(config)) {
     const uint64_t seed = o.seed * 0x9E3779B97F4A7C15ull + ++tensor_index;
-    w.add_generated(spec.name_for(config.multimodal() ? Naming::Hub : Naming::TextOnly), DType::BF16, spec.shape,
+    w.add_generated(hf_prefixes(spec.component, config.multimodal()).front() + spec.inner, DType::BF16, spec.shape,
                     [seed, n = shape_numel(spec.shape)](void* bytes) {
                       uint64_t s = seed | 1;
                       auto* out = static_cast<uint16_t*>(bytes);

@@ -13,23 +13,17 @@ std::string_view component_name(Component c) {
   return "?";
 }
 
-std::string_view naming_name(Naming n) {
-  switch (n) {
-    case Naming::TextOnly: return "Gemma3ForCausalLM (model.*)";
-    case Naming::Hub: return "hub (language_model.model.*, vision_tower.vision_model.*)";
-    case Naming::Transformers5: return "transformers 5 (model.language_model.*, model.vision_tower.*)";
+std::vector<std::string> hf_prefixes(Component c, bool multimodal) {
+  switch (c) {
+    case Component::Text:
+      if (!multimodal) return {"model.", "language_model.model.", "model.language_model."};
+      return {"language_model.model.", "model.language_model."};
+    case Component::Vision:
+      return {"vision_tower.vision_model.", "model.vision_tower.", "vision_tower.", "model.vision_tower.vision_model."};
+    case Component::Projector:
+      return {"multi_modal_projector.", "model.multi_modal_projector."};
   }
-  return "?";
-}
-
-std::string TensorSpec::name_for(Naming n) const {
-  if (n == Naming::Transformers5) return hf5;
-  if (n == Naming::TextOnly) {
-    // The text-only checkpoint uses the inner names without the language_model prefix.
-    const std::string prefix = "language_model.";
-    return hub.rfind(prefix, 0) == 0 ? hub.substr(prefix.size()) : hub;
-  }
-  return hub;
+  return {};
 }
 
 std::vector<TensorSpec> tensor_table(const Config& c) {
@@ -38,11 +32,9 @@ std::vector<TensorSpec> tensor_table(const Config& c) {
   const int64_t H = x.hidden_size, hd = x.head_dim, q_out = x.num_attention_heads * hd,
                 kv_out = x.num_key_value_heads * hd, F = x.intermediate_size;
 
-  // Text decoder. Hub: language_model.model.X; transformers 5: model.language_model.X;
-  // GGUF: llama.cpp's gemma3 names (norm weights there have +1 already added).
-  auto text = [&](std::string canonical, const std::string& inner, std::string gguf, Shape shape, bool matrix) {
-    t.push_back({std::move(canonical), "language_model.model." + inner, "model.language_model." + inner,
-                 std::move(gguf), std::move(shape), Component::Text, matrix});
+  // Text decoder. GGUF: llama.cpp's gemma3 names (norm weights there have +1 already added).
+  auto text = [&](std::string canonical, std::string inner, std::string gguf, Shape shape, bool matrix) {
+    t.push_back({std::move(canonical), std::move(inner), std::move(gguf), std::move(shape), Component::Text, matrix});
   };
   text("text.embed", "embed_tokens.weight", "token_embd.weight", {x.vocab_size, H}, true);
   for (int64_t l = 0; l < x.num_hidden_layers; ++l) {
@@ -66,10 +58,9 @@ std::vector<TensorSpec> tensor_table(const Config& c) {
   if (!c.vision) return t;
   const VisionConfig& v = *c.vision;
   const int64_t V = v.hidden_size, P = v.patch_size, VF = v.intermediate_size;
-  // SigLIP. Hub: vision_tower.vision_model.X; transformers 5: model.vision_tower.X; mmproj GGUF: v.*
-  auto vis = [&](std::string canonical, const std::string& inner, std::string gguf, Shape shape, bool matrix) {
-    t.push_back({std::move(canonical), "vision_tower.vision_model." + inner, "model.vision_tower." + inner,
-                 std::move(gguf), std::move(shape), Component::Vision, matrix});
+  // SigLIP. mmproj GGUF: v.*
+  auto vis = [&](std::string canonical, std::string inner, std::string gguf, Shape shape, bool matrix) {
+    t.push_back({std::move(canonical), std::move(inner), std::move(gguf), std::move(shape), Component::Vision, matrix});
   };
   vis("vision.patch_embed", "embeddings.patch_embedding.weight", "v.patch_embd.weight", {V, 3, P, P}, false);
   vis("vision.patch_embed_bias", "embeddings.patch_embedding.bias", "v.patch_embd.bias", {V}, false);
@@ -97,11 +88,9 @@ std::vector<TensorSpec> tensor_table(const Config& c) {
   vis("vision.post_norm", "post_layernorm.weight", "v.post_ln.weight", {V}, false);
   vis("vision.post_norm_bias", "post_layernorm.bias", "v.post_ln.bias", {V}, false);
 
-  // Projector: hub multi_modal_projector.X; transformers 5 model.multi_modal_projector.X.
-  // mm_input_projection_weight is [vision, text] (a matmul operand, not nn.Linear layout).
-  auto proj = [&](std::string canonical, const std::string& inner, std::string gguf, Shape shape, bool matrix) {
-    t.push_back({std::move(canonical), "multi_modal_projector." + inner, "model.multi_modal_projector." + inner,
-                 std::move(gguf), std::move(shape), Component::Projector, matrix});
+  // Projector. mm_input_projection_weight is [vision, text] (a matmul operand, not nn.Linear layout).
+  auto proj = [&](std::string canonical, std::string inner, std::string gguf, Shape shape, bool matrix) {
+    t.push_back({std::move(canonical), std::move(inner), std::move(gguf), std::move(shape), Component::Projector, matrix});
   };
   proj("proj.norm", "mm_soft_emb_norm.weight", "mm.soft_emb_norm.weight", {V}, false);
   proj("proj.input", "mm_input_projection_weight", "mm.input_projection.weight", {V, H}, false);

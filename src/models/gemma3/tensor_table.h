@@ -15,23 +15,20 @@ namespace unicorn::gemma3 {
 enum class Component { Text, Vision, Projector };
 std::string_view component_name(Component c);
 
-// Checkpoint naming schemes.
-enum class Naming {
-  TextOnly,       // Gemma3ForCausalLM: model.layers.N..., model.embed_tokens.weight
-  Hub,            // Gemma3ForConditionalGeneration as published: language_model.model.*, vision_tower.vision_model.*
-  Transformers5,  // transformers 5: model.language_model.*, model.vision_tower.*, model.multi_modal_projector.*
-};
-std::string_view naming_name(Naming n);
+// Hugging Face checkpoints name a tensor as <prefix><inner>, the prefix depending on the
+// component and on who wrote the file: the published hub layout (language_model.model.*,
+// vision_tower.vision_model.*), transformers 5 in memory (model.language_model.*,
+// model.vision_tower.*), transformers 5 save_pretrained (language_model.model.*,
+// vision_tower.*), and Gemma3ForCausalLM (model.*). The loader tries these in order.
+std::vector<std::string> hf_prefixes(Component c, bool multimodal);
 
 struct TensorSpec {
-  std::string canonical;  // text.blk.3.attn_q, vision.blk.0.fc1.bias, ...
-  std::string hub;        // name in the Hub / TextOnly layout
-  std::string hf5;        // name in the transformers-5 layout
+  std::string canonical;  // text.blk.3.attn_q, vision.blk.0.fc1_bias, ...
+  std::string inner;      // HF name after the component prefix: layers.3.self_attn.q_proj.weight
   std::string gguf;       // llama.cpp name (text GGUF or mmproj GGUF)
   Shape shape;            // PyTorch layout ([out, in] for linear weights)
   Component component;
   bool matrix;  // a 2-D weight of a linear op (quantizable)
-  std::string name_for(Naming n) const;
 };
 
 // All tensors of the model the config describes, in a stable order.

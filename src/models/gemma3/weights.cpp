@@ -1,5 +1,6 @@
 #include "models/gemma3/weights.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/error.h"
@@ -28,30 +29,26 @@ Weights Weights::from_safetensors(std::shared_ptr<const SafetensorsSet> files, c
   w.specs_ = tensor_table(config);
   const std::string where = files->description();
 
-  // Which naming scheme: look for the embedding under each.
-  const TensorSpec& embed = w.specs_.front();
-  std::vector<Naming> candidates = config.multimodal() ? std::vector<Naming>{Naming::Hub, Naming::Transformers5}
-                                                       : std::vector<Naming>{Naming::TextOnly, Naming::Hub,
-                                                                             Naming::Transformers5};
-  bool found = false;
-  for (Naming n : candidates) {
-    if (files->find(embed.name_for(n))) {
-      w.naming_ = n;
-      found = true;
-      break;
+  // Each component's prefix: the first candidate under which its first tensor exists.
+  for (Component c : {Component::Text, Component::Vision, Component::Projector}) {
+    auto first = std::find_if(w.specs_.begin(), w.specs_.end(), [c](const TensorSpec& s) { return s.component == c; });
+    if (first == w.specs_.end()) continue;
+    const std::vector<std::string> prefixes = hf_prefixes(c, config.multimodal());
+    auto found = std::find_if(prefixes.begin(), prefixes.end(),
+                              [&](const std::string& p) { return files->find(p + first->inner) != nullptr; });
+    if (found == prefixes.end()) {
+      std::string tried;
+      for (const auto& p : prefixes) tried += (tried.empty() ? "'" : ", '") + p + first->inner + "'";
+      fail("{}: no {} weights found (looked for {}); is this a Gemma 3 checkpoint of architecture {}?", where,
+           component_name(c), tried, config.architecture);
     }
-  }
-  if (!found) {
-    std::string tried;
-    for (Naming n : candidates) tried += (tried.empty() ? "'" : ", '") + embed.name_for(n) + "'";
-    fail("{}: no token embedding found (looked for {}); is this a Gemma 3 checkpoint of architecture {}?", where,
-         tried, config.architecture);
+    w.prefixes_[size_t(c)] = *found;
   }
 
   // Every expected tensor: present, right shape, a float type we compute with.
   std::set<std::string> used;
   for (const TensorSpec& spec : w.specs_) {
-    const std::string name = spec.name_for(w.naming_);
+    const std::string name = w.prefix(spec.component) + spec.inner;
     const auto* loc = files->find(name);
     if (!loc)
       fail("{}: missing tensor '{}' ({} weight {}, expected shape {})", where, name, component_name(spec.component),
@@ -75,7 +72,8 @@ Weights Weights::from_safetensors(std::shared_ptr<const SafetensorsSet> files, c
          unknown.size(), config.architecture, list, unknown.size() > 5 ? ", ..." : "");
   }
   // All checks passed: now take the views.
-  for (const TensorSpec& spec : w.specs_) w.tensors_[spec.canonical] = files->tensor(spec.name_for(w.naming_));
+  for (const TensorSpec& spec : w.specs_)
+    w.tensors_[spec.canonical] = files->tensor(w.prefix(spec.component) + spec.inner);
   return w;
 }
 

@@ -27,7 +27,8 @@ class Weights {
 
   const Tensor& get(const std::string& canonical) const;
   bool has(const std::string& canonical) const { return tensors_.count(canonical) != 0; }
-  Naming naming() const { return naming_; }
+  // The checkpoint's name prefix of each component ("" for an absent component).
+  const std::string& prefix(Component c) const { return prefixes_[size_t(c)]; }
   const std::vector<TensorSpec>& specs() const { return specs_; }
   ComponentStats stats(Component c) const;
 
@@ -35,7 +36,7 @@ class Weights {
   std::shared_ptr<const SafetensorsSet> files_;  // keeps the mappings alive
   std::vector<TensorSpec> specs_;
   std::map<std::string, Tensor> tensors_;
-  Naming naming_ = Naming::Hub;
+  std::string prefixes_[3];
 };
 
 }  // namespace unicorn::gemma3
