@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "backends/registry.h"
 #include "core/error.h"
@@ -29,7 +30,12 @@ std::unique_ptr<Engine> Engine::load(const std::string& model_path, const Engine
   gemma3::Weights weights = gemma3::Weights::from_safetensors(files, config);
   auto model = std::make_unique<gemma3::Model>(std::move(config), std::move(weights),
                                                gemma3::Placement::all(*backend));
-  return std::make_unique<Engine>(std::move(backend), std::move(model), options);
+  auto engine = std::make_unique<Engine>(std::move(backend), std::move(model), options);
+  namespace fs = std::filesystem;
+  if (fs::is_directory(model_path) &&
+      (fs::exists(fs::path(model_path) / "tokenizer.json") || fs::exists(fs::path(model_path) / "tokenizer.json.gz")))
+    engine->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(model_path));
+  return engine;
 }
 
 Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<gemma3::Model> model, const EngineOptions& options)

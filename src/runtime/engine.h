@@ -9,6 +9,7 @@
 
 #include "models/gemma3/model.h"
 #include "ops/backend.h"
+#include "tokenizer/tokenizer.h"
 
 namespace unicorn {
 
@@ -46,6 +47,8 @@ class Engine {
   const gemma3::Config& config() const { return model_->config(); }
   gemma3::Model& model() { return *model_; }
   Backend& backend() { return *backend_; }
+  // The model folder's tokenizer, or null if it has none.
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   const EngineOptions& options() const { return options_; }
 
   std::unique_ptr<Sequence> new_sequence();
@@ -64,6 +67,7 @@ class Engine {
  private:
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<gemma3::Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
   EngineOptions options_;
 };
 
