@@ -152,3 +152,41 @@ TEST(EngineErrors, ContextFull) {
 
 }  // namespace
 }  // namespace unicorn
+
+namespace unicorn {
+namespace {
+
+// Rolling a sequence back (what prefix reuse does) and continuing gives the logits of a
+// fresh sequence, including on sliding-window layers whose ring has wrapped; going back
+// further than the ring holds is refused.
+TEST(SequenceTruncate, ContinuesLikeAFreshSequence) {
+  EngineOptions opts;
+  opts.threads = 2;
+  opts.context = 64;
+  opts.max_chunk = 4;  // window 6 + chunk 4: the ring holds 10 positions
+  auto engine = Engine::load(test::data_path("models/tiny-text"), opts);
+  std::vector<int32_t> a, b;
+  for (int i = 0; i < 30; ++i) a.push_back(int32_t(2 + (i * 37) % 1000));
+  b.assign(a.begin(), a.begin() + 27);
+  for (int i = 0; i < 5; ++i) b.push_back(int32_t(500 + i * 11));
+
+  auto seq = engine->new_sequence();
+  engine->append(*seq, a, nullptr, false);
+  EXPECT_FALSE(seq->truncate(15));  // positions 9..14 were overwritten in the ring
+  EXPECT_EQ(seq->length(), 30);
+  ASSERT_TRUE(seq->truncate(27));
+  const Tensor cont = engine->append(*seq, std::span(b).subspan(27), nullptr, true);
+
+  auto fresh = engine->new_sequence();
+  const Tensor full = engine->append(*fresh, b, nullptr, true);
+  const int64_t vocab = full.dim(1);
+  double worst = 0;
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t j = 0; j < vocab; ++j)
+      worst = std::max(worst, double(std::fabs(cont.data<float>()[i * vocab + j] - full.data<float>()[(27 + i) * vocab + j])));
+  EXPECT_LE(worst, 1e-4);
+  EXPECT_EQ(seq->tokens(), fresh->tokens());
+}
+
+}  // namespace
+}  // namespace unicorn
