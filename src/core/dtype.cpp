@@ -23,7 +23,7 @@ constexpr std::array<DTypeInfo, 15> kInfos = {{
     {"Q8_0", 32, 34, true},
     {"Q4_K", 256, 144, true},
     {"Q6_K", 256, 210, true},
-    {"NF4", 64, 32, true},
+    {"NF4", 2, 1, true},  // two 4-bit codes a byte; scales live in nf4::State
 }};
 }  // namespace
 

@@ -24,7 +24,7 @@ enum class DType : uint8_t {
   Q8_0,  // ggml: f16 scale + 32 x 8-bit
   Q4_K,  // ggml: 256-value super-blocks with 6-bit sub-block scales and mins
   Q6_K,  // ggml: 256-value super-blocks, 6-bit values, 8-bit sub-block scales
-  NF4,   // bitsandbytes: 64 x 4-bit NormalFloat codes (scales held beside the tensor)
+  NF4,   // bitsandbytes: 4-bit NormalFloat codes, two a byte; block scales beside (core/quant/nf4.h)
 };
 
 struct DTypeInfo {

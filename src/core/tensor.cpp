@@ -85,6 +85,7 @@ Tensor Tensor::reshaped(Shape shape) const {
 Tensor Tensor::clone() const {
   Tensor t = zeros(dtype_, shape_);
   if (nbytes() > 0) std::memcpy(t.data_, data_, size_t(nbytes()));
+  t.aux_ = aux_;
   return t;
 }
 

@@ -15,6 +15,12 @@ namespace unicorn {
 
 using Shape = std::vector<int64_t>;
 
+// Side data of a block format whose scales are stored beside the codes rather than inside
+// each block (NF4: bitsandbytes' quantization state). Formats derive from it.
+struct TensorAux {
+  virtual ~TensorAux() = default;
+};
+
 std::string shape_str(const Shape& shape);  // "[2, 3]"
 int64_t shape_numel(const Shape& shape);
 
@@ -47,8 +53,21 @@ class Tensor {
   Tensor rows(int64_t begin, int64_t count) const;
   // The same bytes with another shape of equal element count.
   Tensor reshaped(Shape shape) const;
-  // A deep copy in host memory.
+  // A deep copy in host memory (the side data, immutable, is shared).
   Tensor clone() const;
+
+  const std::shared_ptr<const TensorAux>& aux() const { return aux_; }
+  // The same view, also keeping `other`'s memory alive.
+  Tensor with_keepalive(const Tensor& other) const {
+    Tensor t = *this;
+    t.owner_ = std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const void>>>(owner_, other.owner_);
+    return t;
+  }
+  Tensor with_aux(std::shared_ptr<const TensorAux> aux) const {
+    Tensor t = *this;
+    t.aux_ = std::move(aux);
+    return t;
+  }
   // All values as f32 (plain float types only).
   std::vector<float> to_f32() const;
   // Converts a plain float tensor to another plain float type (F32, F16, BF16).
@@ -59,6 +78,7 @@ class Tensor {
   Shape shape_;
   void* data_ = nullptr;
   std::shared_ptr<const void> owner_;
+  std::shared_ptr<const TensorAux> aux_;
 };
 
 }  // namespace unicorn

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "formats/bnb.h"
 
 namespace unicorn::gemma3 {
 
@@ -45,10 +46,22 @@ Weights Weights::from_safetensors(std::shared_ptr<const SafetensorsSet> files, c
     w.prefixes_[size_t(c)] = *found;
   }
 
-  // Every expected tensor: present, right shape, a float type we compute with.
+  // Every expected tensor: present, right shape, a float type we compute with (or, for the
+  // matrices of linear layers, bitsandbytes 4-bit).
   std::set<std::string> used;
+  std::map<std::string, Tensor> nf4;
   for (const TensorSpec& spec : w.specs_) {
     const std::string name = w.prefix(spec.component) + spec.inner;
+    if (spec.matrix && bnb::is_4bit(*files, name)) {
+      const Tensor t = bnb::load_4bit(*files, name);
+      if (t.shape() != spec.shape)
+        fail("{}: 4-bit tensor '{}' has shape {}, expected {} from config.json", where, name, shape_str(t.shape()),
+             shape_str(spec.shape));
+      for (const std::string& e : bnb::entry_names(name))
+        if (files->find(e)) used.insert(e);
+      nf4[spec.canonical] = t;
+      continue;
+    }
     const auto* loc = files->find(name);
     if (!loc)
       fail("{}: missing tensor '{}' ({} weight {}, expected shape {})", where, name, component_name(spec.component),
@@ -72,8 +85,10 @@ Weights Weights::from_safetensors(std::shared_ptr<const SafetensorsSet> files, c
          unknown.size(), config.architecture, list, unknown.size() > 5 ? ", ..." : "");
   }
   // All checks passed: now take the views.
-  for (const TensorSpec& spec : w.specs_)
-    w.tensors_[spec.canonical] = files->tensor(w.prefix(spec.component) + spec.inner);
+  for (const TensorSpec& spec : w.specs_) {
+    auto q = nf4.find(spec.canonical);
+    w.tensors_[spec.canonical] = q != nf4.end() ? q->second : files->tensor(w.prefix(spec.component) + spec.inner);
+  }
   return w;
 }
 
