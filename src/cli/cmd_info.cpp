@@ -5,8 +5,11 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "core/error.h"
 #include "formats/safetensors.h"
 #include "models/gemma3/config.h"
+#include "models/gemma3/memory.h"
+#include "models/gemma3/presets.h"
 #include "models/gemma3/weights.h"
 
 namespace unicorn::cli {
@@ -31,8 +34,58 @@ std::string human_count(int64_t n) {
   return std::to_string(n);
 }
 
-int run_info(const std::string& model_dir) {
+struct InfoArgs {
+  std::string model, size, quant, kv_type = "f32";
+  int64_t ctx = 0;
+};
+
+void print_memory(const gemma3::Config& config, const InfoArgs& a, const gemma3::Weights* weights) {
   using namespace gemma3;
+  const DType kv = parse_weight_format(a.kv_type);
+  if (kv != DType::F32 && kv != DType::F16 && kv != DType::BF16) fail("--kv-type must be f32, f16 or bf16");
+  MemoryEstimate m;
+  std::string format_note;
+  if (!a.quant.empty() || !weights) {
+    const DType f = a.quant.empty() ? DType::BF16 : parse_weight_format(a.quant);
+    // Quantized loading stores the tied embedding / LM head in the same format (it is the
+    // largest single matrix); bf16 keeps everything as is.
+    m = estimate_memory(config, f, f != DType::BF16, a.ctx, kv);
+    format_note = fmt::format("linear weights and embedding as {}", dtype_name(f));
+    for (const auto& w : matrices_kept_wide(config, f)) format_note += fmt::format("; {} stays BF16", w);
+  } else {
+    m = estimate_memory(config, DType::BF16, false, a.ctx, kv);
+    m.text_weights = weights->stats(Component::Text).bytes;
+    m.vision_weights = config.vision ? weights->stats(Component::Vision).bytes : 0;
+    m.projector_weights = config.vision ? weights->stats(Component::Projector).bytes : 0;
+    format_note = "weights as stored";
+  }
+  int64_t full = 0, sliding = 0;
+  for (auto lt : config.text.layer_types) (lt == LayerType::Sliding ? sliding : full) += 1;
+  fmt::print("\nmemory at context {} ({}; KV cache {}):\n", a.ctx, format_note, dtype_name(kv));
+  auto row = [](const char* what, int64_t bytes, const std::string& note = {}) {
+    fmt::print("  {:<18} {:>12}  {}\n", what, human_bytes(bytes), note);
+  };
+  row("text weights", m.text_weights);
+  if (config.vision) {
+    row("vision weights", m.vision_weights);
+    row("projector weights", m.projector_weights);
+  }
+  row("KV cache", m.kv_cache,
+      fmt::format("{} full layers x {} positions, {} sliding layers x {} (window {} + chunk)", full, m.kv_full_slots,
+                  sliding, m.kv_sliding_slots, config.text.sliding_window));
+  row("total", m.total(), fmt::format("({:.2f} GB)", double(m.total()) / 1e9));
+}
+int run_info(const InfoArgs& a) {
+  using namespace gemma3;
+  if (a.model.empty() == a.size.empty()) fail("give a model folder (-m) or a published size (--size), not both");
+  if (!a.size.empty()) {
+    const Config config = parse_config_text(published_config_json(a.size), "gemma-3-" + a.size + " config");
+    fmt::print("model:        published Gemma 3 {} shape (no weights)\n", a.size);
+    fmt::print("architecture: {}\n", config.architecture);
+    print_memory(config, a, nullptr);
+    return 0;
+  }
+  const std::string& model_dir = a.model;
   const Config config = load_config(model_dir);
   auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(model_dir));
   const Weights weights = Weights::from_safetensors(files, config);
@@ -79,14 +132,23 @@ int run_info(const std::string& model_dir) {
   }
   fmt::print("{:<10} {:>22} {:>12}\n", "total", fmt::format("{} ({})", human_count(total_params), total_params),
              human_bytes(total_bytes));
+  if (a.ctx > 0) print_memory(config, a, &weights);
   return 0;
 }
 
 const CommandRegistration reg(60, [](CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("info", "Show a model's architecture, parameter counts, dtypes and sizes");
-  auto model = std::make_shared<std::string>();
-  cmd->add_option("-m,--model", *model, "Model folder (Hugging Face layout)")->required();
-  cmd->callback([model, &exit_code] { exit_code = run_info(*model); });
+  auto a = std::make_shared<InfoArgs>();
+  cmd->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)");
+  cmd->add_option("--size", a->size, "Instead of a model: a published Gemma 3 shape (1b, 4b, 12b, 27b)");
+  cmd->add_option("--ctx", a->ctx, "Also print the memory needed at this context size")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("--quant", a->quant, "Memory as if loaded in this format (nf4, q4_0, q8_0, q4_k, bf16)");
+  cmd->add_option("--kv-type", a->kv_type, "KV cache element type for the estimate (f32, f16, bf16)");
+  cmd->callback([a, &exit_code] {
+    if ((!a->quant.empty() || !a->size.empty()) && a->ctx == 0) a->ctx = 4096;
+    exit_code = run_info(*a);
+  });
 });
 
 }  // namespace

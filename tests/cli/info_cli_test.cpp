@@ -54,3 +54,32 @@ TEST(Cli, HelpOnEverySubcommand) {
 
 }  // namespace
 }  // namespace unicorn
+
+namespace unicorn {
+namespace {
+
+TEST(InfoCli, MemoryEstimate) {
+  // 27B multimodal at nf4 with 8192 context: the engine's 16 GB goal.
+  const auto r = test::run_command(test::unicorn_binary() + " info --size 27b --quant nf4 --ctx 8192 --kv-type f16");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("10 full layers x 8192 positions, 52 sliding layers x 1536"), std::string::npos) << r.out;
+  const auto at = r.out.find("(", r.out.find("total"));
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const double gb = std::stod(r.out.substr(at + 1));
+  EXPECT_GT(gb, 13.0);
+  EXPECT_LT(gb, 16.0);
+  // Q4_0 cannot hold SigLIP's 4304-wide rows: info says which matrices stay wide.
+  const auto q = test::run_command(test::unicorn_binary() + " info --size 4b --quant q4_0 --ctx 1024");
+  ASSERT_EQ(q.status, 0) << q.err;
+  EXPECT_NE(q.out.find("vision.blk.*.fc2 (4304 columns) stays BF16"), std::string::npos) << q.out;
+  // A model folder: the KV cache follows the window (demo: 128 + 512 slots on sliding layers).
+  const auto d = test::run_command(test::unicorn_binary() + " info -m " + test::repo_path("models/demo") + " --ctx 2048");
+  ASSERT_EQ(d.status, 0) << d.err;
+  EXPECT_NE(d.out.find("3 full layers x 2048 positions, 3 sliding layers x 640"), std::string::npos) << d.out;
+  const auto bad = test::run_command(test::unicorn_binary() + " info --size 27b --quant q3_x");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("unknown weight format 'q3_x'"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace unicorn
