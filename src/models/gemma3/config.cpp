@@ -296,6 +296,25 @@ Config parse_config(const json& j, const std::string& where) {
   f.integer("bos_token_id", c.bos_token_id);
   f.integer("pad_token_id", c.pad_token_id);
 
+  if (f.has("quantization_config")) {
+    // Pre-quantized checkpoints: bitsandbytes 4-bit NF4 is read (formats/bnb.h); other schemes
+    // (8-bit, FP4, GPTQ, AWQ, FP8) would load as garbage, so they are refused here.
+    const json& q = j["quantization_config"];
+    const std::string qw = where + " quantization_config";
+    if (!q.is_object()) fail("{}: expected an object", qw);
+    Fields qf{q, qw};
+    std::string method;
+    qf.string("quant_method", method);
+    bool four = false;
+    qf.boolean("load_in_4bit", four);
+    std::string type = "fp4";  // BitsAndBytesConfig default
+    qf.string("bnb_4bit_quant_type", type);
+    if (method != "bitsandbytes" || !four || type != "nf4")
+      fail("{}: quantization '{}' ({}{}) is not supported; bitsandbytes 4-bit NF4 is", qw, method,
+           four ? "4-bit " : "", type);
+    c.quantization = "bitsandbytes-nf4";
+  }
+
   if (c.vision) {
     const int64_t side = c.tokens_per_side();
     if (c.mm_tokens_per_image <= 0 || side * side != c.mm_tokens_per_image)

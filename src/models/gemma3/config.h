@@ -90,6 +90,8 @@ struct Config {
   int64_t bos_token_id = 2;
   int64_t pad_token_id = 0;
   GenerationConfig generation;
+  // quantization_config of a pre-quantized checkpoint: "bitsandbytes-nf4", or empty.
+  std::string quantization;
 
   bool multimodal() const { return vision.has_value(); }
   // Generation stops on any of these: config.json's eos ids and generation_config.json's.

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/quant/nf4.h"
 #include "formats/bnb.h"
 
 namespace unicorn::gemma3 {
@@ -103,9 +104,11 @@ ComponentStats Weights::stats(Component c) const {
   for (const TensorSpec& spec : specs_) {
     if (spec.component != c) continue;
     const Tensor& t = get(spec.canonical);
+    int64_t bytes = t.nbytes();
+    if (t.dtype() == DType::NF4) bytes += nf4::state_of(t).bytes();  // scales beside the codes
     s.parameters += t.numel();
-    s.bytes += t.nbytes();
-    s.bytes_by_dtype[std::string(dtype_name(t.dtype()))] += t.nbytes();
+    s.bytes += bytes;
+    s.bytes_by_dtype[std::string(dtype_name(t.dtype()))] += bytes;
   }
   return s;
 }
