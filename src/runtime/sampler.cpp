@@ -73,13 +73,17 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> contex
   }
   if (candidates_.empty()) return argmax(logits);
   auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-  size_t keep = candidates_.size();
-  if (params_.top_k > 0 && size_t(params_.top_k) < keep) keep = size_t(params_.top_k);
-  // Only the best `keep` need sorting; top-p below needs them in order.
-  const size_t sort_n = std::min(keep, candidates_.size());
-  std::partial_sort(candidates_.begin(), candidates_.begin() + std::ptrdiff_t(sort_n), candidates_.end(), by_logit);
-  candidates_.resize(sort_n);
-  const float mx = candidates_.front().first;
+  // Order only as much as the filters need: the k best for top-k, all of them for top-p and
+  // min-p (a full sort: partial_sort over 262k candidates is several times slower), none
+  // for plain temperature sampling.
+  const bool truncate = params_.top_k > 0 || params_.top_p < 1.0f || params_.min_p > 0.0f;
+  if (params_.top_k > 0 && size_t(params_.top_k) < candidates_.size()) {
+    std::nth_element(candidates_.begin(), candidates_.begin() + params_.top_k, candidates_.end(), by_logit);
+    candidates_.resize(size_t(params_.top_k));
+  }
+  if (truncate) std::sort(candidates_.begin(), candidates_.end(), by_logit);
+  float mx = candidates_.front().first;
+  for (const auto& c : candidates_) mx = std::max(mx, c.first);
   double total = 0;
   for (auto& c : candidates_) {
     c.first = std::exp(c.first - mx);
@@ -96,7 +100,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> contex
     candidates_.resize(n);
   }
   if (params_.min_p > 0.0f) {
-    const float threshold = params_.min_p * candidates_.front().first;  // relative to the best
+    const float threshold = params_.min_p * candidates_.front().first;  // relative to the best (sorted first)
     size_t n = 1;
     while (n < candidates_.size() && candidates_[n].first >= threshold) ++n;
     candidates_.resize(n);
