@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <set>
 
 #include "core/error.h"
@@ -208,8 +209,8 @@ TEST(Generate, CancelledWhileGenerating) {
 TEST(Generate, SeedReproducesSampledText) {
   GenerateOptions o;
   o.sampling.temperature = 1.5f;  // the demo model is very sure of itself: flatten it to vary
-  o.sampling.top_k = 64;  // without it each token sorts all 262208 logits: 50 ms a token here
-  o.max_tokens = 12;
+  o.sampling.top_k = 64;          // without it each draw sorts all 262208 logits (60-300 ms)
+  o.max_tokens = 8;
   auto text_with = [&](uint64_t seed) {
     GenerateOptions s = o;
     s.sampling.seed = seed;
@@ -217,9 +218,9 @@ TEST(Generate, SeedReproducesSampledText) {
   };
   const std::string a = text_with(1);
   EXPECT_EQ(text_with(1), a);
-  std::set<std::string> distinct;
-  for (uint64_t seed = 1; seed <= 6; ++seed) distinct.insert(text_with(seed));
-  EXPECT_GE(distinct.size(), 2u) << "six seeds, one text: " << a;
+  std::set<std::string> distinct{a};
+  for (uint64_t seed = 2; seed <= 4; ++seed) distinct.insert(text_with(seed));
+  EXPECT_GE(distinct.size(), 2u) << "four seeds, one text: " << a;
 }
 
 TEST(Generate, InvalidOptions) {
