@@ -71,7 +71,8 @@ TEST(RunCli, CorruptImage) {
   expect_clean_error(unicorn_run("--image " + shell_quote(path) + " -p 'What do you see?'"), "garbage.png");
   // A real PNG signature followed by garbage: the decoder itself must fail cleanly.
   const std::string truncated = test::scratch_dir("run-truncated") + "/truncated.png";
-  test::write_bytes(truncated, std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0garbage", 41));
+  static const char kTruncated[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0garbage";
+  test::write_bytes(truncated, std::string_view(kTruncated, sizeof kTruncated - 1));
   expect_clean_error(unicorn_run("--image " + shell_quote(truncated) + " -p 'What do you see?'"), "truncated.png");
 }
 
