@@ -36,16 +36,19 @@ void print_stats(const TurnStats& s, FinishReason finish) {
 int run(const RunArgs& a) {
   if (a.prompt.find_first_not_of(" \t\r\n") == std::string::npos && a.images.empty())
     fail("the prompt is empty: give one with -p TEXT (and/or an image with --image FILE)");
+  // Images are read before the model loads: a wrong path or a broken file is reported at
+  // once, not after seconds (for the large models, minutes) of loading.
+  vision::DecodeLimits limits;
+  limits.max_pixels = a.model.max_image_pixels;
+  std::vector<vision::RgbImage> decoded;
+  for (const auto& path : a.images) decoded.push_back(vision::decode_image_file(path, limits));
   auto engine = a.model.load();
   ChatSession chat(*engine, a.system);
   std::vector<vision::PreprocessedImage> images;
-  if (!a.images.empty()) {
+  if (!decoded.empty()) {
     vision::PreprocessOptions po = chat.image_options(a.model.pan_and_scan);
-    po.limits.max_pixels = a.model.max_image_pixels;
-    for (const auto& path : a.images) {
-      const auto img = vision::decode_image_file(path, po.limits);
-      images.push_back(vision::preprocess_image(img, po));
-    }
+    po.limits = limits;
+    for (const auto& img : decoded) images.push_back(vision::preprocess_image(img, po));
   }
   const GenerateOptions go = a.sampling.resolve(*engine);
   std::signal(SIGINT, [](int) { g_cancel = true; });
