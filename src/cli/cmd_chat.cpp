@@ -199,6 +199,7 @@ class Chat {
 };
 
 int run(const ChatArgs& args) {
+  args.sampling.validate();
   auto engine = args.model.load();
   LineReader reader;
   Chat chat(args, *engine, reader);

@@ -42,6 +42,7 @@ int run(const RunArgs& a) {
   limits.max_pixels = a.model.max_image_pixels;
   std::vector<vision::RgbImage> decoded;
   for (const auto& path : a.images) decoded.push_back(vision::decode_image_file(path, limits));
+  a.sampling.validate();
   auto engine = a.model.load();
   ChatSession chat(*engine, a.system);
   std::vector<vision::PreprocessedImage> images;

@@ -61,6 +61,18 @@ void SamplingOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--stop", stop, "Stop when the output contains this text (repeatable)");
 }
 
+void SamplingOptions::validate() const {
+  SamplingParams p;
+  if (temperature) p.temperature = *temperature;
+  if (top_k) p.top_k = *top_k;
+  if (top_p) p.top_p = *top_p;
+  if (min_p) p.min_p = *min_p;
+  if (repeat_penalty) p.repetition_penalty = *repeat_penalty;
+  if (presence_penalty) p.presence_penalty = *presence_penalty;
+  if (frequency_penalty) p.frequency_penalty = *frequency_penalty;
+  p.validate();
+}
+
 GenerateOptions SamplingOptions::resolve(const Engine& engine) const {
   const auto& g = engine.config().generation;
   GenerateOptions o;

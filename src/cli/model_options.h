@@ -38,6 +38,8 @@ struct SamplingOptions {
   // Unset values come from the model's generation_config.json (do_sample, temperature, top_k,
   // top_p), else greedy decoding.
   GenerateOptions resolve(const Engine& engine) const;
+  // Checks the values given on the command line (before a model is loaded).
+  void validate() const;
 };
 
 // The bundled demo model's folder: next to the executable (../models/demo) or in the source tree.

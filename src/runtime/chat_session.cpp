@@ -173,6 +173,9 @@ TurnResult ChatSession::ask(const std::string& text, const std::vector<vision::P
   t.answer = g.text;
   t.answered = true;
   pending_ = g.pending;
+  // The cache holds the stop string's tokens, the transcript stops before it: read the
+  // conversation again at the next turn rather than continue from a cache it disagrees with.
+  if (g.stop_string) seq_->reset();
   result.text = g.text;
   result.finish = g.finish;
   stats.generated_tokens = int64_t(g.tokens.size());

@@ -98,6 +98,7 @@ GenerateResult generate(Engine& engine, Sequence& seq, const Tokenizer& tokenize
     emit(stream.push(tok));
     if (stream.stopped()) {
       r.finish = FinishReason::Stop;
+      r.stop_string = true;
       break;
     }
   }

@@ -30,6 +30,7 @@ struct GenerateResult {
   std::string text;
   std::vector<int32_t> tokens;  // generated ids, without the end-of-sequence id
   FinishReason finish = FinishReason::Stop;
+  bool stop_string = false;     // a stop string ended it: the cache holds tokens past the text
   double seconds = 0;           // time spent generating (after the prompt)
   // The last generated token is not in the sequence's cache yet (the cache holds every
   // token whose successor was computed): a continuation appends it first.
