@@ -1,11 +1,15 @@
-// unicorn info: what a model folder holds: architecture, shapes, parameter counts and bytes
-// by component and dtype.
+// unicorn info: what a model folder or GGUF file (+ mmproj) holds: architecture, shapes,
+// parameter counts and bytes by component and dtype (block formats such as Q4_0 included).
 #include <fmt/format.h>
 
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
+#include "core/error.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "models/gemma3/gguf_loader.h"
 #include "models/gemma3/config.h"
 #include "models/gemma3/weights.h"
 
@@ -31,21 +35,44 @@ std::string human_count(int64_t n) {
   return std::to_string(n);
 }
 
-int run_info(const std::string& model_dir) {
+// The GGUF files' own description: format version, llama.cpp's name and file type.
+std::string gguf_description(const GgufFile& f) {
+  std::string s = fmt::format("{} (GGUF v{}, {}", f.path(), f.version(), f.get_string_or("general.architecture", "?"));
+  if (f.has("general.name")) s += fmt::format(", \"{}\"", f.get_string("general.name"));
+  return s + fmt::format(", {} tensors)", f.tensors().size());
+}
+
+int run_info(const std::string& model_path, const std::string& mmproj) {
   using namespace gemma3;
-  const Config config = load_config(model_dir);
-  auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(model_dir));
-  const Weights weights = Weights::from_safetensors(files, config);
+  std::optional<Config> config_holder;
+  std::optional<Weights> weights_holder;
+  std::string weights_line;
+  if (is_gguf_path(model_path)) {
+    GgufModel g = load_gguf_model(model_path, mmproj);
+    weights_line = gguf_description(*g.text);
+    if (g.mmproj) weights_line += "\n              " + gguf_description(*g.mmproj);
+    config_holder = std::move(g.config);
+    weights_holder = std::move(g.weights);
+  } else {
+    if (!mmproj.empty()) fail("--mmproj {}: an mmproj file goes with a GGUF model, but {} is not one", mmproj, model_path);
+    config_holder = load_config(model_path);
+    auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(model_path));
+    weights_holder = Weights::from_safetensors(files, *config_holder);
+    std::string prefixes;
+    for (Component c : {Component::Text, Component::Vision, Component::Projector})
+      if (!weights_holder->prefix(c).empty())
+        prefixes += fmt::format("{}{} {}*", prefixes.empty() ? "" : ", ", component_name(c), weights_holder->prefix(c));
+    weights_line = fmt::format("{} ({})", files->description(), prefixes);
+  }
+  const Config& config = *config_holder;
+  const Weights& weights = *weights_holder;
   const TextConfig& t = config.text;
 
   int64_t sliding = 0;
   for (auto lt : t.layer_types) sliding += lt == LayerType::Sliding;
-  fmt::print("model:        {}\n", model_dir);
+  fmt::print("model:        {}\n", model_path);
   fmt::print("architecture: {} (model_type {})\n", config.architecture, config.model_type);
-  std::string prefixes;
-  for (Component c : {Component::Text, Component::Vision, Component::Projector})
-    if (!weights.prefix(c).empty()) prefixes += fmt::format("{}{} {}*", prefixes.empty() ? "" : ", ", component_name(c), weights.prefix(c));
-  fmt::print("weights:      {} ({})\n", files->description(), prefixes);
+  fmt::print("weights:      {}\n", weights_line);
   fmt::print("text:         {} layers ({} sliding, {} full), hidden {}, ffn {}, heads {} / kv {} x {}, vocab {}\n",
              t.num_hidden_layers, sliding, t.num_hidden_layers - sliding, t.hidden_size, t.intermediate_size,
              t.num_attention_heads, t.num_key_value_heads, t.head_dim, t.vocab_size);
@@ -85,8 +112,10 @@ int run_info(const std::string& model_dir) {
 const CommandRegistration reg(60, [](CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("info", "Show a model's architecture, parameter counts, dtypes and sizes");
   auto model = std::make_shared<std::string>();
-  cmd->add_option("-m,--model", *model, "Model folder (Hugging Face layout)")->required();
-  cmd->callback([model, &exit_code] { exit_code = run_info(*model); });
+  auto mmproj = std::make_shared<std::string>();
+  cmd->add_option("-m,--model", *model, "Model folder (Hugging Face layout) or GGUF file")->required();
+  cmd->add_option("--mmproj", *mmproj, "A GGUF model's vision projector (llama.cpp mmproj file)");
+  cmd->callback([model, mmproj, &exit_code] { exit_code = run_info(*model, *mmproj); });
 });
 
 }  // namespace
