@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_map>
+#include <span>
 
 #include "core/error.h"
 #include "tokenizer/utf8.h"
@@ -21,14 +21,62 @@ int16_t byte_of_piece(std::string_view p) {
   return hi < 0 || lo < 0 ? -1 : int16_t(hi * 16 + lo);
 }
 
+// Ids of pieces by text for the million substring lookups that deriving the merges takes.
+// Open addressing over 64-bit polynomial hashes: a substring's hash comes from its piece's
+// prefix hashes in O(1), and most misses stop at an empty slot without reading any text.
+// (std::unordered_map took seconds here: a cache miss per bucket, node and key.)
+class PieceIndex {
+ public:
+  explicit PieceIndex(std::span<const std::string_view> pieces) : pieces_(pieces) {
+    size_t cap = 16;
+    int bits = 4;
+    for (; cap < 2 * pieces.size(); cap *= 2) ++bits;
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+    shift_ = 64 - bits;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const uint64_t h = hash(pieces[i]);
+      size_t at = slot_of(h);
+      while (slots_[at].id >= 0 && !(slots_[at].hash == h && pieces_[size_t(slots_[at].id)] == pieces[i]))
+        at = (at + 1) & mask_;
+      slots_[at] = {h, int32_t(i)};  // a repeated piece: the last id wins, as in llama.cpp's map
+    }
+  }
+  static uint64_t extend(uint64_t h, unsigned char c) { return h * kBase + c + 1; }
+  static uint64_t hash(std::string_view s) {
+    uint64_t h = 0;
+    for (char c : s) h = extend(h, static_cast<unsigned char>(c));
+    return h;
+  }
+  // The id of `s` whose hash is `h`, or -1.
+  int32_t find(std::string_view s, uint64_t h) const {
+    for (size_t at = slot_of(h);; at = (at + 1) & mask_) {
+      const Slot& slot = slots_[at];
+      if (slot.id < 0) return -1;
+      if (slot.hash == h && pieces_[size_t(slot.id)] == s) return slot.id;
+    }
+  }
+  static constexpr uint64_t kBase = 0x100000001b3ull;
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    int32_t id = -1;
+  };
+  // Multiplicative hashing: the product's top bits are the well-mixed ones.
+  size_t slot_of(uint64_t h) const { return size_t((h * 0x9E3779B97F4A7C15ull) >> shift_); }
+  std::span<const std::string_view> pieces_;
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  int shift_ = 60;
+};
+
 // The merges that make llama.cpp's SentencePiece tokenization (see the header): for every
 // normal piece, each split into two pieces merges into it, ranked by the piece's score
 // (equal scores share a rank, so the leftmost pair goes first, as in llama.cpp's queue).
 std::vector<BpeModel::RankedMerge> merges_by_score(const SentencePieceVocab& v) {
   const size_t n = v.pieces.size();
-  std::unordered_map<std::string_view, int32_t> ids;
-  ids.reserve(n);
-  for (size_t i = 0; i < n; ++i) ids.insert_or_assign(v.pieces[i], int32_t(i));  // last wins, as llama.cpp's map
+  const PieceIndex index(v.pieces);
 
   std::vector<float> distinct;
   for (size_t i = 0; i < n; ++i)
@@ -41,17 +89,26 @@ std::vector<BpeModel::RankedMerge> merges_by_score(const SentencePieceVocab& v) 
 
   std::vector<BpeModel::RankedMerge> merges;
   merges.reserve(n * 2);
+  std::vector<uint64_t> prefix, power;  // prefix[k]: hash of p[0, k); power[k]: kBase^k
   for (size_t i = 0; i < n; ++i) {
     if (v.types[i] != TokenType::Normal) continue;
     const std::string_view p = v.pieces[i];
-    const auto merged = ids.find(p);
-    if (merged->second != int32_t(i)) continue;  // a repeated piece: only the id lookups find
+    prefix.assign(p.size() + 1, 0);
+    power.assign(p.size() + 1, 1);
+    for (size_t k = 0; k < p.size(); ++k) {
+      prefix[k + 1] = PieceIndex::extend(prefix[k], static_cast<unsigned char>(p[k]));
+      power[k + 1] = power[k] * PieceIndex::kBase;
+    }
+    if (index.find(p, prefix[p.size()]) != int32_t(i)) continue;  // a repeated piece: only the last id
     const uint32_t rank = rank_of(v.scores[i]);
     uint32_t cp = 0;
     for (size_t k = utf8::decode_one(p, 0, cp); k > 0 && k < p.size();) {
-      const auto l = ids.find(p.substr(0, k));
-      const auto r = ids.find(p.substr(k));
-      if (l != ids.end() && r != ids.end()) merges.push_back({l->second, r->second, int32_t(i), rank});
+      const int32_t l = index.find(p.substr(0, k), prefix[k]);
+      if (l >= 0) {
+        const uint64_t right = prefix[p.size()] - prefix[k] * power[p.size() - k];
+        const int32_t r = index.find(p.substr(k), right);
+        if (r >= 0) merges.push_back({l, r, int32_t(i), rank});
+      }
       const size_t len = utf8::decode_one(p, k, cp);
       if (len == 0) break;  // not UTF-8: no further character boundaries to split at
       k += len;
