@@ -335,6 +335,7 @@ class GgufParser {
 
   void alignment() {
     const GgufValue* a = f_.find("general.alignment");
+    f_.alignment_ = kDefaultAlignment;
     if (!a) return;
     if (a->type() != GgufType::U32)
       fail("{}: key 'general.alignment' must be a u32, got {}", name(), gguf_type_name(a->type()));

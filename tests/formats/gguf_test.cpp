@@ -60,8 +60,10 @@ void expect_error(const std::string& bytes, std::initializer_list<std::string> p
   }
 }
 
+// Parses a copy of `bytes` that the file keeps alive (its strings and tensors are views).
 std::shared_ptr<GgufFile> parse(const std::string& bytes) {
-  return GgufFile::open_buffer(bytes.data(), bytes.size(), "mem.gguf");
+  auto keep = std::make_shared<const std::string>(bytes);
+  return GgufFile::open_buffer(keep->data(), keep->size(), "mem.gguf", keep);
 }
 
 // --- llama.cpp's files ----------------------------------------------------------------------
@@ -263,7 +265,7 @@ TEST(Gguf, RoundTripsTensorsOfEveryType) {
     });
   }
   const std::string bytes = w.serialize();
-  const auto f = parse(bytes);
+  const auto f = GgufFile::open_buffer(bytes.data(), bytes.size(), "mem.gguf");  // `bytes` outlives it
   ASSERT_EQ(f->tensors().size(), 10u);
   EXPECT_EQ(f->tensor("f32").to_f32(), f32.to_f32());
   EXPECT_EQ(f->tensor("f16").to_f32(), f32.to_f32());
