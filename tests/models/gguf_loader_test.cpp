@@ -297,6 +297,16 @@ TEST(GgufLoader, LlamaCppRulesForScaleAndLayerPattern) {
             std::string::npos);
 }
 
+TEST(GgufLoader, RecognizesGgufPaths) {
+  EXPECT_TRUE(is_gguf_path("model.gguf"));
+  EXPECT_TRUE(is_gguf_path("/x/Model-Q4_0.GGUF"));
+  EXPECT_FALSE(is_gguf_path(test::data_path("models/tiny-text")));
+  EXPECT_FALSE(is_gguf_path(test::data_path("models/tiny-text/model.safetensors")));
+  const std::string renamed = test::scratch_dir("gguf-renamed") + "/model.bin";
+  test::write_bytes(renamed, read_file(test::reference_mmproj_path()));
+  EXPECT_TRUE(is_gguf_path(renamed));  // by its magic
+}
+
 TEST(GgufLoader, ClearErrors) {
   const std::string dir = test::scratch_dir("gguf-loader-errors");
   auto write = [&](GgufWriter& w, const std::string& name) {

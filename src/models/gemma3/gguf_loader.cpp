@@ -1,11 +1,15 @@
 #include "models/gemma3/gguf_loader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
+#include "formats/mapped_file.h"
 #include "tokenizer/gguf_vocab.h"
 
 namespace unicorn::gemma3 {
@@ -183,7 +187,14 @@ Tensor minus_one(const Tensor& t, const GgufFile& f, const TensorSpec& spec) {
 }  // namespace
 
 bool is_gguf_path(const std::string& path) {
-  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+  std::string ext = path.size() >= 5 ? path.substr(path.size() - 5) : "";
+  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".gguf") return true;
+  // A file of another name that starts with GGUF's magic.
+  if (!file_exists(path)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
 Config config_from_gguf(const GgufFile& text, const GgufFile* mmproj) {

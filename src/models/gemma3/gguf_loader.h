@@ -30,7 +30,8 @@
 
 namespace unicorn::gemma3 {
 
-// True for a path naming a GGUF file (by its extension, .gguf).
+// True for a path naming a GGUF file: by its extension (.gguf), or a file that starts with
+// GGUF's magic.
 bool is_gguf_path(const std::string& path);
 
 // The configuration of a text GGUF and, when given, its mmproj (null: a text-only model,
