@@ -1,12 +1,15 @@
-// unicorn info: what a model folder holds: architecture, shapes, parameter counts and bytes
-// by component and dtype.
+// unicorn info: what a model folder or GGUF file (+ mmproj) holds: architecture, shapes,
+// parameter counts and bytes by component and dtype (block formats such as Q4_0 included).
 #include <fmt/format.h>
 
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "models/gemma3/gguf_loader.h"
 #include "models/gemma3/config.h"
 #include "models/gemma3/memory.h"
 #include "models/gemma3/presets.h"
@@ -35,7 +38,7 @@ std::string human_count(int64_t n) {
 }
 
 struct InfoArgs {
-  std::string model, size, quant, kv_type = "f32";
+  std::string model, mmproj, size, quant, kv_type = "f32";
   int64_t ctx = 0;
 };
 
@@ -75,9 +78,16 @@ void print_memory(const gemma3::Config& config, const InfoArgs& a, const gemma3:
                   sliding, m.kv_sliding_slots, config.text.sliding_window));
   row("total", m.total(), fmt::format("({:.2f} GB)", double(m.total()) / 1e9));
 }
+// The GGUF files' own description: format version, llama.cpp's name and file type.
+std::string gguf_description(const GgufFile& f) {
+  std::string s = fmt::format("{} (GGUF v{}, {}", f.path(), f.version(), f.get_string_or("general.architecture", "?"));
+  if (f.has("general.name")) s += fmt::format(", \"{}\"", f.get_string("general.name"));
+  return s + fmt::format(", {} tensors)", f.tensors().size());
+}
+
 int run_info(const InfoArgs& a) {
   using namespace gemma3;
-  if (a.model.empty() == a.size.empty()) fail("give a model folder (-m) or a published size (--size), not both");
+  if (a.model.empty() == a.size.empty()) fail("give a model (-m) or a published size (--size), not both");
   if (!a.size.empty()) {
     const Config config = parse_config_text(published_config_json(a.size), "gemma-3-" + a.size + " config");
     fmt::print("model:        published Gemma 3 {} shape (no weights)\n", a.size);
@@ -85,20 +95,37 @@ int run_info(const InfoArgs& a) {
     print_memory(config, a, nullptr);
     return 0;
   }
-  const std::string& model_dir = a.model;
-  const Config config = load_config(model_dir);
-  auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(model_dir));
-  const Weights weights = Weights::from_safetensors(files, config);
+  const std::string& model_path = a.model;
+  const std::string& mmproj = a.mmproj;
+  std::optional<Config> config_holder;
+  std::optional<Weights> weights_holder;
+  std::string weights_line;
+  if (is_gguf_path(model_path)) {
+    GgufModel g = load_gguf_model(model_path, mmproj);
+    weights_line = gguf_description(*g.text);
+    if (g.mmproj) weights_line += "\n              " + gguf_description(*g.mmproj);
+    config_holder = std::move(g.config);
+    weights_holder = std::move(g.weights);
+  } else {
+    if (!mmproj.empty()) fail("--mmproj {}: an mmproj file goes with a GGUF model, but {} is not one", mmproj, model_path);
+    config_holder = load_config(model_path);
+    auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(model_path));
+    weights_holder = Weights::from_safetensors(files, *config_holder);
+    std::string prefixes;
+    for (Component c : {Component::Text, Component::Vision, Component::Projector})
+      if (!weights_holder->prefix(c).empty())
+        prefixes += fmt::format("{}{} {}*", prefixes.empty() ? "" : ", ", component_name(c), weights_holder->prefix(c));
+    weights_line = fmt::format("{} ({})", files->description(), prefixes);
+  }
+  const Config& config = *config_holder;
+  const Weights& weights = *weights_holder;
   const TextConfig& t = config.text;
 
   int64_t sliding = 0;
   for (auto lt : t.layer_types) sliding += lt == LayerType::Sliding;
-  fmt::print("model:        {}\n", model_dir);
+  fmt::print("model:        {}\n", model_path);
   fmt::print("architecture: {} (model_type {})\n", config.architecture, config.model_type);
-  std::string prefixes;
-  for (Component c : {Component::Text, Component::Vision, Component::Projector})
-    if (!weights.prefix(c).empty()) prefixes += fmt::format("{}{} {}*", prefixes.empty() ? "" : ", ", component_name(c), weights.prefix(c));
-  fmt::print("weights:      {} ({})\n", files->description(), prefixes);
+  fmt::print("weights:      {}\n", weights_line);
   fmt::print("text:         {} layers ({} sliding, {} full), hidden {}, ffn {}, heads {} / kv {} x {}, vocab {}\n",
              t.num_hidden_layers, sliding, t.num_hidden_layers - sliding, t.hidden_size, t.intermediate_size,
              t.num_attention_heads, t.num_key_value_heads, t.head_dim, t.vocab_size);
@@ -139,7 +166,8 @@ int run_info(const InfoArgs& a) {
 const CommandRegistration reg(60, [](CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("info", "Show a model's architecture, parameter counts, dtypes and sizes");
   auto a = std::make_shared<InfoArgs>();
-  cmd->add_option("-m,--model", a->model, "Model folder (Hugging Face layout)");
+  cmd->add_option("-m,--model", a->model, "Model folder (Hugging Face layout) or GGUF file");
+  cmd->add_option("--mmproj", a->mmproj, "A GGUF model's vision projector (llama.cpp mmproj file)");
   cmd->add_option("--size", a->size, "Instead of a model: a published Gemma 3 shape (1b, 4b, 12b, 27b)");
   cmd->add_option("--ctx", a->ctx, "Also print the memory needed at this context size")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));

@@ -29,7 +29,9 @@ std::string default_model_dir() {
 }
 
 void ModelOptions::add_to(CLI::App& cmd) {
-  cmd.add_option("-m,--model", model, "Model folder (Hugging Face layout); default: the bundled demo model");
+  cmd.add_option("-m,--model", model,
+                 "Model folder (Hugging Face layout) or GGUF file; default: the bundled demo model");
+  cmd.add_option("--mmproj", mmproj, "A GGUF model's vision projector (llama.cpp mmproj file), for images");
   cmd.add_option("--device", device, "Backend: cpu or reference");
   cmd.add_option("-t,--threads", threads, "CPU threads (0: one per core)")->check(CLI::Range(0, 1024));
   cmd.add_option("-c,--ctx", context, "Context size in tokens")->check(CLI::Range(16, 1 << 22));
@@ -45,6 +47,7 @@ std::unique_ptr<Engine> ModelOptions::load() const {
   o.device = device;
   o.threads = threads;
   o.context = context;
+  o.mmproj = mmproj;
   return Engine::load(resolved_model(), o);
 }
 

@@ -15,7 +15,8 @@
 namespace unicorn::cli {
 
 struct ModelOptions {
-  std::string model;  // empty: the bundled demo model
+  std::string model;   // empty: the bundled demo model
+  std::string mmproj;  // a GGUF model's vision projector (llama.cpp's mmproj file)
   std::string device = "cpu";
   int threads = 0;
   int64_t context = 4096;

@@ -34,10 +34,19 @@ uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& where) {
 }  // namespace
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto mapped = MappedFile::open(path);
+  const uint8_t* data = mapped->data();
+  const size_t size = mapped->size();
+  return open_buffer(data, size, path, std::move(mapped));
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open_buffer(const void* bytes, size_t size, std::string name,
+                                                              std::shared_ptr<const void> keepalive) {
   auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
-  st->file_ = MappedFile::open(path);
-  const size_t size = st->file_->size();
-  const uint8_t* base = st->file_->data();
+  st->name_ = std::move(name);
+  st->owner_ = std::move(keepalive);
+  const std::string& path = st->name_;
+  const uint8_t* base = static_cast<const uint8_t*>(bytes);
   if (size < 8) fail("{}: not a safetensors file: {} bytes, too short for the 8-byte header length", path, size);
   const uint64_t header_len = read_u64_le(base);
   if (header_len > kMaxHeaderBytes)
@@ -139,7 +148,7 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
 }
 
 Tensor SafetensorsFile::tensor(const SafetensorsEntry& e) const {
-  return Tensor::view(e.dtype, e.shape, data_ + e.begin, file_);
+  return Tensor::view(e.dtype, e.shape, data_ + e.begin, owner_);
 }
 
 SafetensorsSet SafetensorsSet::open(const std::string& path) {

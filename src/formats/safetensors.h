@@ -27,8 +27,12 @@ class SafetensorsFile {
  public:
   // Maps and validates the whole header (see the file comment).
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  // Parses bytes already in memory; `name` stands for the path in messages. `keepalive`
+  // keeps `data` valid as long as the file or its tensors live (null: the caller does).
+  static std::shared_ptr<SafetensorsFile> open_buffer(const void* data, size_t size, std::string name,
+                                                      std::shared_ptr<const void> keepalive = nullptr);
 
-  const std::string& path() const { return file_->path(); }
+  const std::string& path() const { return name_; }
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const SafetensorsEntry* find(const std::string& name) const;
@@ -38,8 +42,9 @@ class SafetensorsFile {
   Tensor tensor(const SafetensorsEntry& entry) const;
 
  private:
-  std::shared_ptr<MappedFile> file_;
-  const uint8_t* data_ = nullptr;  // start of the data section
+  std::string name_;
+  std::shared_ptr<const void> owner_;  // keeps the bytes alive (a MappedFile or a buffer)
+  const uint8_t* data_ = nullptr;      // start of the data section
   std::vector<SafetensorsEntry> entries_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;

@@ -31,7 +31,9 @@ Tensor concat_rows(const std::vector<const Tensor*>& parts, int64_t hidden) {
 ChatSession::ChatSession(Engine& engine, std::string system)
     : engine_(engine),
       tokenizer_([&]() -> const Tokenizer& {
-        if (!engine.tokenizer()) fail("this model folder has no tokenizer.json (or tokenizer.json.gz): cannot chat");
+        if (!engine.tokenizer())
+          fail("this model has no tokenizer (a folder without tokenizer.json or tokenizer.json.gz, or a GGUF without "
+               "an embedded vocabulary): cannot chat");
         return *engine.tokenizer();
       }()),
       system_(std::move(system)),
@@ -39,7 +41,7 @@ ChatSession::ChatSession(Engine& engine, std::string system)
 
 vision::PreprocessOptions ChatSession::image_options(bool pan_and_scan) const {
   const auto& c = engine_.config();
-  if (!c.vision) fail("this model ({}) takes no images", c.architecture);
+  if (!c.vision) fail("{}: it takes no images", engine_.text_only_reason());
   vision::PreprocessOptions o;
   o.image_size = c.vision->image_size;
   o.pan_and_scan = pan_and_scan;
@@ -100,8 +102,7 @@ TurnResult ChatSession::ask(const std::string& text, const std::vector<vision::P
                             const GenerateOptions& options, const std::function<void(std::string_view)>& on_text,
                             const std::atomic<bool>* cancel) {
   const auto& c = engine_.config();
-  if (!images.empty() && !c.multimodal())
-    fail("this model ({}) is text-only: it cannot take images", c.architecture);
+  if (!images.empty() && !c.multimodal()) fail("{}: it cannot take images", engine_.text_only_reason());
   options.sampling.validate();
   TurnResult result;
   TurnStats& stats = result.stats;

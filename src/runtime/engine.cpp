@@ -7,7 +7,9 @@
 #include "backends/registry.h"
 #include "core/error.h"
 #include "formats/safetensors.h"
+#include "models/gemma3/gguf_loader.h"
 #include "models/gemma3/image_tokens.h"
+#include "tokenizer/gguf_vocab.h"
 
 namespace unicorn {
 
@@ -24,6 +26,10 @@ void Sequence::reset() {
 }
 
 std::unique_ptr<Engine> Engine::load(const std::string& model_path, const EngineOptions& options) {
+  if (gemma3::is_gguf_path(model_path)) return load_gguf(model_path, options);
+  if (!options.mmproj.empty())
+    fail("--mmproj {}: an mmproj file goes with a GGUF model (-m FILE.gguf), but {} is not one", options.mmproj,
+         model_path);
   auto backend = create_backend(options.device, {options.threads});
   gemma3::Config config = gemma3::load_config(model_path);
   auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(model_path));
@@ -36,6 +42,25 @@ std::unique_ptr<Engine> Engine::load(const std::string& model_path, const Engine
       (fs::exists(fs::path(model_path) / "tokenizer.json") || fs::exists(fs::path(model_path) / "tokenizer.json.gz")))
     engine->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(model_path));
   return engine;
+}
+
+std::unique_ptr<Engine> Engine::load_gguf(const std::string& model_path, const EngineOptions& options) {
+  gemma3::GgufModel g = gemma3::load_gguf_model(model_path, options.mmproj);
+  auto backend = create_backend(options.device, {options.threads});
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (has_gguf_vocab(*g.text)) tokenizer = std::make_unique<Tokenizer>(tokenizer_from_gguf(*g.text));
+  auto model = std::make_unique<gemma3::Model>(std::move(g.config), std::move(g.weights),
+                                               gemma3::Placement::all(*backend));
+  auto engine = std::make_unique<Engine>(std::move(backend), std::move(model), options);
+  engine->tokenizer_ = std::move(tokenizer);
+  engine->gguf_ = true;
+  return engine;
+}
+
+std::string Engine::text_only_reason() const {
+  if (config().multimodal()) return "";
+  if (gguf_) return fmt::format("this GGUF model is loaded text-only: give its vision projector with --mmproj FILE");
+  return fmt::format("this model ({}) is text-only", config().architecture);
 }
 
 Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<gemma3::Model> model, const EngineOptions& options)
@@ -52,6 +77,7 @@ std::unique_ptr<Sequence> Engine::new_sequence() {
 }
 
 Tensor Engine::encode_images(const Tensor& pixel_values) {
+  if (!config().multimodal()) fail("{}: it cannot take images", text_only_reason());
   auto out = model_->encode_images(pixel_values);
   const Tensor& f = out.features;
   return f.reshaped({f.dim(0) * f.dim(1), f.dim(2)});

@@ -18,6 +18,9 @@ struct EngineOptions {
   int threads = 0;          // CPU threads, 0: one per core
   int64_t context = 4096;   // positions per sequence (clamped to the model's maximum)
   int64_t max_chunk = 512;  // prefill chunk; raised to hold one whole image
+  // For a GGUF model: its vision tower + projector (llama.cpp's mmproj file). Empty: the
+  // model is text-only, even if its checkpoint was multimodal.
+  std::string mmproj;
 };
 
 // One conversation's state: its KV cache and the tokens in it.
@@ -40,7 +43,9 @@ class Sequence {
 
 class Engine {
  public:
-  // Loads a Hugging Face model folder onto the device named in options.
+  // Loads a Hugging Face model folder, or a GGUF file (path ending in .gguf, with
+  // options.mmproj for images), onto the device named in options. A GGUF's embedded
+  // vocabulary becomes the tokenizer.
   static std::unique_ptr<Engine> load(const std::string& model_path, const EngineOptions& options);
   Engine(std::unique_ptr<Backend> backend, std::unique_ptr<gemma3::Model> model, const EngineOptions& options);
 
@@ -50,6 +55,8 @@ class Engine {
   // The model folder's tokenizer, or null if it has none.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   const EngineOptions& options() const { return options_; }
+  // Why this model takes no images, for messages: "" for a multimodal model.
+  std::string text_only_reason() const;
 
   std::unique_ptr<Sequence> new_sequence();
 
@@ -65,10 +72,13 @@ class Engine {
   Tensor decode(std::span<Sequence* const> seqs, std::span<const int32_t> next_tokens);
 
  private:
+  static std::unique_ptr<Engine> load_gguf(const std::string& model_path, const EngineOptions& options);
+
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<gemma3::Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   EngineOptions options_;
+  bool gguf_ = false;
 };
 
 }  // namespace unicorn

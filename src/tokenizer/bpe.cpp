@@ -64,37 +64,9 @@ BpeModel BpeModel::build(const TokenizerJson& tj, const std::string& where) {
     entry_of_id[size_t(e.id)] = int32_t(i);
   }
   // Every id appears once among n entries with ids < n, so entry_of_id is a permutation.
-  m.offsets_.reserve(n + 1);
-  size_t total = 0;
-  for (const auto& e : tj.vocab) total += e.piece.size;
-  m.pieces_.reserve(total);
-  for (size_t id = 0; id < n; ++id) {
-    m.offsets_.push_back(uint32_t(m.pieces_.size()));
-    const std::string_view p = tj.text(tj.vocab[size_t(entry_of_id[id])].piece);
-    m.pieces_.insert(m.pieces_.end(), p.begin(), p.end());
-  }
-  m.offsets_.push_back(uint32_t(m.pieces_.size()));
-
-  m.ids_.reserve(n);
-  m.ascii_ids_.fill(-1);
-  for (int32_t id = 0; id < int32_t(n); ++id) {
-    const std::string_view p = m.piece(id);
-    m.ids_.insert_or_assign(p, id);  // a repeated key in the JSON object: the last one wins
-    uint32_t cp = 0;
-    if (!p.empty() && utf8::decode_one(p, 0, cp) == p.size()) {
-      if (cp < 128) {
-        m.ascii_ids_[cp] = id;
-      } else {
-        m.char_ids_[cp] = id;
-      }
-    }
-  }
-  // Byte fallback pieces are spelled as HF tokenizers looks them up: format!("<{:#04X}>").
-  m.has_all_bytes_ = true;
-  for (int b = 0; b < 256; ++b) {
-    m.byte_ids_[size_t(b)] = m.find(fmt::format("<0x{:02X}>", b));
-    if (m.byte_ids_[size_t(b)] < 0) m.has_all_bytes_ = false;
-  }
+  std::vector<std::string_view> by_id(n);
+  for (size_t id = 0; id < n; ++id) by_id[id] = tj.text(tj.vocab[size_t(entry_of_id[id])].piece);
+  m.set_pieces(by_id);
   if (auto* u = field(model, "unk_token", json::value_t::string, "a string", where)) {
     m.unk_id_ = m.find(u->get<std::string>());
     if (m.unk_id_ < 0) fail("{}: model.unk_token '{}' is not in model.vocab", where, u->get<std::string>());
@@ -113,6 +85,62 @@ BpeModel BpeModel::build(const TokenizerJson& tj, const std::string& where) {
     const int32_t merged = m.find(joined);
     if (merged < 0) fail("{}: merge {} ('{}', '{}'): the merged piece '{}' is not in model.vocab", where, rank, a, b, joined);
     m.merges_.insert(ia, ib, Merge{uint32_t(rank), merged});
+  }
+  return m;
+}
+
+void BpeModel::set_pieces(std::span<const std::string_view> by_id) {
+  const size_t n = by_id.size();
+  offsets_.reserve(n + 1);
+  size_t total = 0;
+  for (const std::string_view p : by_id) total += p.size();
+  pieces_.reserve(total);
+  for (const std::string_view p : by_id) {
+    offsets_.push_back(uint32_t(pieces_.size()));
+    pieces_.insert(pieces_.end(), p.begin(), p.end());
+  }
+  offsets_.push_back(uint32_t(pieces_.size()));
+
+  ids_.reserve(n);
+  ascii_ids_.fill(-1);
+  for (int32_t id = 0; id < int32_t(n); ++id) {
+    const std::string_view p = piece(id);
+    ids_.insert_or_assign(p, id);  // a repeated piece: the last one wins (as a repeated JSON key)
+    uint32_t cp = 0;
+    if (!p.empty() && utf8::decode_one(p, 0, cp) == p.size()) {
+      if (cp < 128) {
+        ascii_ids_[cp] = id;
+      } else {
+        char_ids_[cp] = id;
+      }
+    }
+  }
+  // Byte fallback pieces are spelled as HF tokenizers looks them up: format!("<{:#04X}>").
+  has_all_bytes_ = true;
+  for (int b = 0; b < 256; ++b) {
+    byte_ids_[size_t(b)] = find(fmt::format("<0x{:02X}>", b));
+    if (byte_ids_[size_t(b)] < 0) has_all_bytes_ = false;
+  }
+}
+
+BpeModel BpeModel::from_pieces(std::span<const std::string_view> pieces, std::span<const RankedMerge> merges,
+                               bool byte_fallback, int32_t unk_id, const std::string& where) {
+  if (pieces.empty()) fail("{}: the vocabulary is empty", where);
+  if (pieces.size() > size_t(INT32_MAX)) fail("{}: {} pieces; at most {} are supported", where, pieces.size(), INT32_MAX);
+  size_t total = 0;
+  for (const std::string_view p : pieces) total += p.size();
+  if (total > UINT32_MAX) fail("{}: the vocabulary's pieces hold {} bytes; at most 4 GiB are supported", where, total);
+  BpeModel m;
+  m.set_pieces(pieces);
+  m.byte_fallback_ = byte_fallback;
+  const int32_t n = m.size();
+  if (unk_id >= n) fail("{}: unknown-token id {} is outside the vocabulary (size {})", where, unk_id, n);
+  m.unk_id_ = unk_id;
+  m.merges_ = MergeTable(merges.size());
+  for (const RankedMerge& r : merges) {
+    if (r.left < 0 || r.left >= n || r.right < 0 || r.right >= n || r.merged < 0 || r.merged >= n)
+      fail("{}: a merge names an id outside the vocabulary (size {})", where, n);
+    m.merges_.insert(r.left, r.right, Merge{r.rank, r.merged});
   }
   return m;
 }

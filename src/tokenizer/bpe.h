@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,6 +28,17 @@ class BpeModel {
   // errors (unsupported options, ids out of order, merges that name unknown pieces).
   static BpeModel build(const TokenizerJson& tj, const std::string& where);
 
+  // A merge given by ids, with the rank that orders it (lower first; equal ranks go left
+  // to right), for vocabularies that come without a merges list (gguf_vocab.h).
+  struct RankedMerge {
+    int32_t left, right, merged;
+    uint32_t rank;
+  };
+  // Builds a model from pieces by id and ranked merges; `unk_id` -1 for none. The merged
+  // id need not spell left + right (the caller vouches for it).
+  static BpeModel from_pieces(std::span<const std::string_view> pieces, std::span<const RankedMerge> merges,
+                              bool byte_fallback, int32_t unk_id, const std::string& where);
+
   // Appends the ids of one pre-tokenized, normalized word: each character becomes its piece
   // (or its UTF-8 bytes as <0xNN> pieces, or <unk>), then pairs merge lowest rank first.
   // `word` must be valid UTF-8 (the tokenizer checks the whole input once).
@@ -46,6 +58,8 @@ class BpeModel {
 
  private:
   int32_t char_id(uint32_t cp) const;
+  // Fills pieces_, offsets_, ids_ and the character and byte lookups from pieces by id.
+  void set_pieces(std::span<const std::string_view> by_id);
 
   std::vector<char> pieces_;       // all pieces back to back, by id (a vector: never SSO)
   std::vector<uint32_t> offsets_;  // piece i is pieces_[offsets_[i], offsets_[i + 1])

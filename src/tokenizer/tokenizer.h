@@ -27,6 +27,8 @@ struct TokenizerOptions {
 // bos_token/eos_token may be a string or an object with "content", as older files write).
 TokenizerOptions parse_tokenizer_options(std::string_view json_text, const std::string& where);
 
+struct SentencePieceVocab;
+
 // Immutable after loading: encode and decode are const and safe from several threads.
 // Move-only (it holds views into its own buffers); share one by reference or shared_ptr.
 class Tokenizer {
@@ -37,6 +39,9 @@ class Tokenizer {
   // Builds a tokenizer from tokenizer.json text; `where` names it in errors.
   static Tokenizer from_json_text(std::string_view tokenizer_json, const TokenizerOptions& options = {},
                                   const std::string& where = "tokenizer.json");
+  // Builds a tokenizer from a SentencePiece-style vocabulary such as GGUF files embed
+  // (gguf_vocab.h; defined in gguf_vocab.cpp). `where` names its source in errors.
+  static Tokenizer from_sentencepiece(const SentencePieceVocab& vocab, const std::string& where);
 
   // Token ids of UTF-8 text. With add_bos, BOS comes first when the tokenizer's config asks
   // for it (add_bos_token, true for Gemma), like HF's add_special_tokens=True. Special tokens

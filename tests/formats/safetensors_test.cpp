@@ -178,5 +178,26 @@ TEST(Safetensors, TruncatedReferenceFile) {
   expect_open_error(full.substr(0, full.size() / 2), {"outside the data section"});
 }
 
+// The same parser on bytes in memory (what the fuzz target uses): views into the buffer,
+// errors naming the given name.
+TEST(Safetensors, OpenBuffer) {
+  SafetensorsWriter w;
+  w.add("x", Tensor::from_f32(std::vector<float>{1, 2, 3}, {3}));
+  const auto bytes = std::make_shared<const std::string>(w.serialize());
+  auto f = SafetensorsFile::open_buffer(bytes->data(), bytes->size(), "in-memory", bytes);
+  EXPECT_EQ(f->path(), "in-memory");
+  const Tensor x = f->tensor("x");
+  f.reset();  // the tensor keeps the buffer alive
+  EXPECT_EQ(x.to_f32(), (std::vector<float>{1, 2, 3}));
+  EXPECT_GE(x.data<const char>(), bytes->data());
+  EXPECT_LT(x.data<const char>(), bytes->data() + bytes->size());
+  try {
+    SafetensorsFile::open_buffer(bytes->data(), 5, "short buffer");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("short buffer: not a safetensors file"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace unicorn

@@ -93,6 +93,35 @@ Weights Weights::from_safetensors(std::shared_ptr<const SafetensorsSet> files, c
   return w;
 }
 
+Weights Weights::from_tensors(std::map<std::string, Tensor> tensors, const Config& config, const std::string& where,
+                              bool allow_block_formats) {
+  Weights w;
+  w.specs_ = tensor_table(config);
+  std::set<std::string> expected;
+  for (const TensorSpec& spec : w.specs_) {
+    expected.insert(spec.canonical);
+    auto it = tensors.find(spec.canonical);
+    if (it == tensors.end())
+      fail("{}: missing tensor '{}' ({} weight {}, expected shape {})", where, spec.gguf, component_name(spec.component),
+           spec.canonical, shape_str(spec.shape));
+    const Tensor& t = it->second;
+    if (t.shape() != spec.shape)
+      fail("{}: tensor '{}' ({}) has shape {}, expected {} from the model's configuration", where, spec.gguf,
+           spec.canonical, shape_str(t.shape()), shape_str(spec.shape));
+    const DType d = t.dtype();
+    const bool plain_float = d == DType::BF16 || d == DType::F16 || d == DType::F32;
+    const bool block_ok = allow_block_formats && spec.matrix && is_block_format(d) && d != DType::NF4;
+    if (!plain_float && !block_ok)
+      fail("{}: tensor '{}' ({}) has dtype {}, expected F32, F16 or BF16{}", where, spec.gguf, spec.canonical,
+           dtype_name(d), allow_block_formats && spec.matrix ? " or a ggml block format" : "");
+  }
+  for (const auto& [name, t] : tensors) {
+    if (!expected.count(name)) fail("{}: weight '{}' is not part of a {} with this configuration", where, name, config.architecture);
+  }
+  w.tensors_ = std::move(tensors);
+  return w;
+}
+
 const Tensor& Weights::get(const std::string& canonical) const {
   auto it = tensors_.find(canonical);
   if (it == tensors_.end()) fail("internal: no weight '{}'", canonical);

@@ -24,6 +24,13 @@ class Weights {
  public:
   // Checks `files` against tensor_table(config); throws Error naming the first problem.
   static Weights from_safetensors(std::shared_ptr<const SafetensorsSet> files, const Config& config);
+  // Checks tensors already mapped to canonical names (a GGUF loader's output) against
+  // tensor_table(config): every one present, of the table's shape, and of a float type:
+  // F32, F16 or BF16, or for matrices (TensorSpec::matrix) also a block format when
+  // `allow_block_formats`. Tensors that the table does not list are an error. `where`
+  // names the source in messages. The tensors must keep their own memory alive.
+  static Weights from_tensors(std::map<std::string, Tensor> tensors, const Config& config, const std::string& where,
+                              bool allow_block_formats);
 
   const Tensor& get(const std::string& canonical) const;
   bool has(const std::string& canonical) const { return tensors_.count(canonical) != 0; }
