@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <thread>
 
 #include "core/error.h"
@@ -166,6 +167,47 @@ TEST_F(SchedulerTest, LogprobsAndLimits) {
   GenerationRequest no_image = request("What?", {});
   no_image.prompt.insert(no_image.prompt.begin() + 3, 16, int32_t(engine_->config().image_token_index));
   EXPECT_THROW(sched.submit(no_image), Error);
+}
+
+TEST(ForbidTokens, PaddingAndImageToken) {
+  std::vector<float> logits = {1, 2, 3, 4, 5, 6};
+  forbid_tokens(logits, 4, 1);
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(logits, (std::vector<float>{1, -inf, 3, 4, -inf, -inf}));
+  std::vector<float> same = {1, 2};
+  forbid_tokens(same, 10, -1);
+  EXPECT_EQ(same, (std::vector<float>{1, 2}));
+}
+
+// The embedding has rows past the tokenizer's vocabulary (262208 for 262145 ids) and an image
+// placeholder token: a hot temperature must never draw them (once, a drawn padding id ended
+// the engine thread in the tokenizer's range check).
+TEST_F(SchedulerTest, HotSamplingDrawsOnlyRealTokens) {
+  Scheduler sched(*engine_, {.parallel = 2});
+  const Tokenizer& tok = *engine_->tokenizer();
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (uint64_t seed : {1, 2}) {
+    GenerationRequest r;
+    r.prompt = tok.encode("The", true);
+    r.options.sampling.temperature = 2.0f;
+    r.options.sampling.seed = seed;
+    r.options.max_tokens = 8;
+    r.top_logprobs = 0;
+    handles.push_back(sched.submit(r));
+  }
+  for (auto& h : handles) {
+    std::vector<TokenLogprob> lps;
+    RequestHandle::Delta d;
+    while (!h->done() || h->next(d, std::chrono::milliseconds(0))) {
+      if (h->next(d, std::chrono::milliseconds(100))) lps.insert(lps.end(), d.logprobs.begin(), d.logprobs.end());
+    }
+    EXPECT_EQ(h->error(), "");
+    EXPECT_GT(lps.size(), 0u);
+    for (const auto& lp : lps) {
+      EXPECT_LT(lp.token, tok.vocab_size());
+      EXPECT_NE(lp.token, int32_t(engine_->config().image_token_index));
+    }
+  }
 }
 
 }  // namespace
