@@ -90,8 +90,11 @@ struct Stream {
       handle->cancel();  // the client is gone: free the slot now
       return false;
     };
-    if (meta.endpoint == Endpoint::Chat && !write(sse_event(chunk_json(meta, true, "", nullptr, std::nullopt))))
-      return finish(false);
+    if (meta.endpoint == Endpoint::Chat) {
+      json role = chunk_json(meta, true, "", nullptr, std::nullopt);
+      if (include_usage) role["usage"] = nullptr;  // OpenAI: null on every chunk but the last
+      if (!write(sse_event(role))) return finish(false);
+    }
     size_t text_offset = 0;
     RequestHandle::Delta d;
     bool got = false, client_left = false;

@@ -1,5 +1,6 @@
 #include "server/openai_schema.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
