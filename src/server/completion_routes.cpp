@@ -113,6 +113,7 @@ struct Stream {
       }
     }
     if (client_left) return finish(false);
+    record();  // before the end goes out: a client that reads /metrics next sees this request
     const std::string error = handle->error();
     if (!error.empty() || handle->finish_reason() == FinishReason::Cancelled) {
       const int status = error.empty() ? 503 : 500;
@@ -129,11 +130,18 @@ struct Stream {
   }
 
   bool finish(bool ok) {
-    // Counted once the scheduler has let go of the request.
-    handle->wait();
-    metrics->record_generation(handle->usage(), outcome(*handle));
+    record();
     return ok;
   }
+
+  // Counts the generation once, after the scheduler has let go of it.
+  void record() {
+    if (recorded) return;
+    recorded = true;
+    handle->wait();
+    metrics->record_generation(handle->usage(), outcome(*handle));
+  }
+  bool recorded = false;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "formats/mapped_file.h"
 #include "support/server_process.h"
@@ -46,13 +47,17 @@ TEST(ServerSmoke, AnswersAndStopsCleanly) {
   auto page = cli.Get("/");
   ASSERT_TRUE(page);
   EXPECT_NE(page->body.find("/v1/chat/completions"), std::string::npos);
-  auto metrics = cli.Get("/metrics");
-  ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("unicorn_requests_total{endpoint=\"/v1/chat/completions\",code=\"200\"} 1"),
-            std::string::npos)
-      << metrics->body;
-  EXPECT_NE(metrics->body.find("unicorn_requests_total{endpoint=\"/v1/chat/completions\",code=\"400\"} 1"),
-            std::string::npos);
+  // A request is counted once its response is written, a moment after the client has it.
+  const std::string ok_line = "unicorn_requests_total{endpoint=\"/v1/chat/completions\",code=\"200\"} 1";
+  const std::string bad_line = "unicorn_requests_total{endpoint=\"/v1/chat/completions\",code=\"400\"} 1";
+  std::string metrics;
+  for (int i = 0; i < 100; ++i) {
+    metrics = test::get(server.port(), "/metrics").body;
+    if (metrics.find(ok_line) != std::string::npos && metrics.find(bad_line) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(metrics.find(ok_line), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(bad_line), std::string::npos) << metrics;
 
   EXPECT_EQ(server.stop(), 0) << server.log();
   EXPECT_NE(server.log().find("stopped"), std::string::npos) << server.log();
