@@ -135,6 +135,29 @@ TEST_F(SchedulerTest, CancelFreesTheSlot) {
   EXPECT_EQ(queued->wait(), "Hello! Show me a picture of a shape and ask me about it.");
 }
 
+// A queued request whose client left ends at once, without waiting for a slot.
+TEST_F(SchedulerTest, CancelWhileQueuedEndsAtOnce) {
+  Scheduler sched(*engine_, {.parallel = 1});
+  GenerationRequest long_req = request("Hello!", {}, 100000);
+  long_req.options.sampling.temperature = 2.0f;  // with this seed it rambles to the context's end
+  long_req.options.sampling.seed = 4;
+  auto running = sched.submit(long_req);
+  auto queued = sched.submit(request("Hello!", {}));
+  RequestHandle::Delta d;
+  ASSERT_TRUE(running->next(d, std::chrono::seconds(20)));  // it holds the only slot
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  queued->cancel();
+  while (!queued->done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(queued->done()) << "the cancelled request still waits for the slot";
+  running->cancel();  // (were it still queued, this lets it go)
+  queued->wait();
+  EXPECT_EQ(queued->finish_reason(), FinishReason::Cancelled);
+  EXPECT_EQ(queued->full_text(), "");
+  running->wait();
+  EXPECT_EQ(running->finish_reason(), FinishReason::Cancelled);
+}
+
 TEST_F(SchedulerTest, LogprobsAndLimits) {
   Scheduler sched(*engine_, {.parallel = 2});
   GenerationRequest r = request("Hello!", {}, 3);
