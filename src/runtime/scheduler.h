@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -148,6 +149,12 @@ class Scheduler {
   std::atomic<int64_t> image_hits_{0}, image_misses_{0}, prefix_reused_{0}, active_count_{0};
   std::thread thread_;
 };
+
+// Only tokens that exist may be drawn: sets to -inf the logits of ids past the tokenizer's
+// `vocab` (the embedding is padded: 262208 rows for 262145 ids in Gemma 3) and of the image
+// placeholder token (-1: none), which mean nothing as output. A hot enough temperature would
+// otherwise pick them (a padding id once ended the engine thread in the tokenizer).
+void forbid_tokens(std::span<float> logits, size_t vocab, int32_t image_token);
 
 // 64-bit FNV-1a of bytes, for image content hashes.
 uint64_t content_hash(std::span<const uint8_t> bytes, uint64_t seed = 0);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <thread>
 
 #include "core/error.h"
@@ -134,6 +135,29 @@ TEST_F(SchedulerTest, CancelFreesTheSlot) {
   EXPECT_EQ(queued->wait(), "Hello! Show me a picture of a shape and ask me about it.");
 }
 
+// A queued request whose client left ends at once, without waiting for a slot.
+TEST_F(SchedulerTest, CancelWhileQueuedEndsAtOnce) {
+  Scheduler sched(*engine_, {.parallel = 1});
+  GenerationRequest long_req = request("Hello!", {}, 100000);
+  long_req.options.sampling.temperature = 2.0f;  // with this seed it rambles to the context's end
+  long_req.options.sampling.seed = 4;
+  auto running = sched.submit(long_req);
+  auto queued = sched.submit(request("Hello!", {}));
+  RequestHandle::Delta d;
+  ASSERT_TRUE(running->next(d, std::chrono::seconds(20)));  // it holds the only slot
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  queued->cancel();
+  while (!queued->done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(queued->done()) << "the cancelled request still waits for the slot";
+  running->cancel();  // (were it still queued, this lets it go)
+  queued->wait();
+  EXPECT_EQ(queued->finish_reason(), FinishReason::Cancelled);
+  EXPECT_EQ(queued->full_text(), "");
+  running->wait();
+  EXPECT_EQ(running->finish_reason(), FinishReason::Cancelled);
+}
+
 TEST_F(SchedulerTest, LogprobsAndLimits) {
   Scheduler sched(*engine_, {.parallel = 2});
   GenerationRequest r = request("Hello!", {}, 3);
@@ -166,6 +190,47 @@ TEST_F(SchedulerTest, LogprobsAndLimits) {
   GenerationRequest no_image = request("What?", {});
   no_image.prompt.insert(no_image.prompt.begin() + 3, 16, int32_t(engine_->config().image_token_index));
   EXPECT_THROW(sched.submit(no_image), Error);
+}
+
+TEST(ForbidTokens, PaddingAndImageToken) {
+  std::vector<float> logits = {1, 2, 3, 4, 5, 6};
+  forbid_tokens(logits, 4, 1);
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(logits, (std::vector<float>{1, -inf, 3, 4, -inf, -inf}));
+  std::vector<float> same = {1, 2};
+  forbid_tokens(same, 10, -1);
+  EXPECT_EQ(same, (std::vector<float>{1, 2}));
+}
+
+// The embedding has rows past the tokenizer's vocabulary (262208 for 262145 ids) and an image
+// placeholder token: a hot temperature must never draw them (once, a drawn padding id ended
+// the engine thread in the tokenizer's range check).
+TEST_F(SchedulerTest, HotSamplingDrawsOnlyRealTokens) {
+  Scheduler sched(*engine_, {.parallel = 2});
+  const Tokenizer& tok = *engine_->tokenizer();
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (uint64_t seed : {1, 2}) {
+    GenerationRequest r;
+    r.prompt = tok.encode("The", true);
+    r.options.sampling.temperature = 2.0f;
+    r.options.sampling.seed = seed;
+    r.options.max_tokens = 8;
+    r.top_logprobs = 0;
+    handles.push_back(sched.submit(r));
+  }
+  for (auto& h : handles) {
+    std::vector<TokenLogprob> lps;
+    RequestHandle::Delta d;
+    while (!h->done() || h->next(d, std::chrono::milliseconds(0))) {
+      if (h->next(d, std::chrono::milliseconds(100))) lps.insert(lps.end(), d.logprobs.begin(), d.logprobs.end());
+    }
+    EXPECT_EQ(h->error(), "");
+    EXPECT_GT(lps.size(), 0u);
+    for (const auto& lp : lps) {
+      EXPECT_LT(lp.token, tok.vocab_size());
+      EXPECT_NE(lp.token, int32_t(engine_->config().image_token_index));
+    }
+  }
 }
 
 }  // namespace
