@@ -77,17 +77,9 @@ void SamplingOptions::validate() const {
 }
 
 GenerateOptions SamplingOptions::resolve(const Engine& engine) const {
-  const auto& g = engine.config().generation;
   GenerateOptions o;
   SamplingParams& p = o.sampling;
-  const bool sample = g.do_sample.value_or(false);
-  p.temperature = sample ? float(g.temperature.value_or(1.0)) : 0.0f;
-  if (sample) {
-    p.top_k = int32_t(g.top_k.value_or(0));
-    p.top_p = float(g.top_p.value_or(1.0));
-    p.min_p = float(g.min_p.value_or(0.0));
-  }
-  if (g.repetition_penalty) p.repetition_penalty = float(*g.repetition_penalty);
+  p = sampling_defaults(engine.config().generation);
   if (temperature) p.temperature = *temperature;
   if (top_k) p.top_k = *top_k;
   if (top_p) p.top_p = *top_p;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "backends/registry.h"
 #include "core/error.h"
@@ -70,6 +71,14 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<gemma3::Model> 
   if (options_.context <= 0) fail("context size must be positive, got {}", options_.context);
   if (c.multimodal()) options_.max_chunk = std::max(options_.max_chunk, c.mm_tokens_per_image);
   options_.max_chunk = std::min(options_.max_chunk, options_.context);
+}
+
+void Engine::mask_unsamplable(std::span<float> logits) const {
+  const float never = -std::numeric_limits<float>::infinity();
+  const size_t vocab = tokenizer_ ? size_t(tokenizer_->vocab_size()) : logits.size();
+  if (vocab < logits.size()) std::fill(logits.begin() + std::ptrdiff_t(vocab), logits.end(), never);
+  const auto& c = config();
+  if (c.multimodal() && size_t(c.image_token_index) < logits.size()) logits[size_t(c.image_token_index)] = never;
 }
 
 std::unique_ptr<Sequence> Engine::new_sequence() {

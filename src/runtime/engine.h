@@ -60,6 +60,10 @@ class Engine {
 
   std::unique_ptr<Sequence> new_sequence();
 
+  // Sets to -inf the logits of ids no text may hold: the embedding rows past the tokenizer's
+  // vocabulary (padding: Gemma 3 has 262208 rows for 262145 pieces) and the image token.
+  void mask_unsamplable(std::span<float> logits) const;
+
   // Image features for pixel values [n, 3, S, S]: host f32 [n * tokens_per_image, hidden].
   Tensor encode_images(const Tensor& pixel_values);
 

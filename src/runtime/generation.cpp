@@ -87,7 +87,9 @@ GenerateResult generate(Engine& engine, Sequence& seq, const Tokenizer& tokenize
       logits = engine.decode(std::span<Sequence* const>(&s, 1), std::span<const int32_t>(&r.tokens.back(), 1));
       r.pending.reset();
     }
-    const int32_t tok = sampler.sample(std::span<float>(logits.data<float>(), size_t(logits.dim(1))), context, r.tokens);
+    const std::span<float> row(logits.data<float>(), size_t(logits.dim(1)));
+    engine.mask_unsamplable(row);
+    const int32_t tok = sampler.sample(row, context, r.tokens);
     if (std::find(stops.begin(), stops.end(), int64_t(tok)) != stops.end()) {
       r.finish = FinishReason::Stop;
       break;

@@ -20,6 +20,10 @@ void SamplingParams::validate() const {
   if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f))
     fail("frequency_penalty must be in [-2, 2], got {}", frequency_penalty);
   if (penalty_window < 0) fail("penalty window must not be negative, got {}", penalty_window);
+  for (const auto& [id, bias] : logit_bias) {
+    if (id < 0) fail("logit_bias: token id {} is negative", id);
+    if (!(bias >= -100.0f && bias <= 100.0f)) fail("logit_bias: bias {} for token {} is outside [-100, 100]", bias, id);
+  }
 }
 
 int32_t argmax(std::span<const float> values) {
@@ -31,9 +35,24 @@ Sampler::Sampler(const SamplingParams& params) : params_(params) {
   rng_.seed(params_.seed ? *params_.seed : std::random_device{}());
 }
 
+SamplingParams sampling_defaults(const gemma3::GenerationConfig& g) {
+  SamplingParams p;
+  const bool sample = g.do_sample.value_or(false);
+  p.temperature = sample ? float(g.temperature.value_or(1.0)) : 0.0f;
+  if (sample) {
+    p.top_k = int32_t(g.top_k.value_or(0));
+    p.top_p = float(g.top_p.value_or(1.0));
+    p.min_p = float(g.min_p.value_or(0.0));
+  }
+  if (g.repetition_penalty) p.repetition_penalty = float(*g.repetition_penalty);
+  return p;
+}
+
 void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> context,
                               std::span<const int32_t> generated) const {
   const int64_t vocab = int64_t(logits.size());
+  for (const auto& [id, bias] : params_.logit_bias)
+    if (id < vocab) logits[size_t(id)] += bias;
   if (params_.repetition_penalty != 1.0f) {
     // ref: HF RepetitionPenaltyLogitsProcessor: divide positive logits, multiply negative.
     const size_t from = params_.penalty_window > 0 && context.size() > size_t(params_.penalty_window)

@@ -7,7 +7,10 @@
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "models/gemma3/config.h"
 
 namespace unicorn {
 
@@ -20,12 +23,18 @@ struct SamplingParams {
   float presence_penalty = 0.0f;    // OpenAI semantics over the generated tokens
   float frequency_penalty = 0.0f;
   int32_t penalty_window = 64;      // tokens considered by repetition_penalty; 0: all
+  // Added to a token's logit before anything else (OpenAI logit_bias: -100 bans, 100 forces).
+  std::vector<std::pair<int32_t, float>> logit_bias;
   std::optional<uint64_t> seed;     // unset: a random seed
 
   // Throws Error naming the parameter if a value is out of range.
   void validate() const;
   bool greedy() const { return temperature <= 0.0f; }
 };
+
+// Sampling defaults from generation_config.json: its temperature, top-k and top-p when it
+// says do_sample, else greedy decoding (what transformers' generate does).
+SamplingParams sampling_defaults(const gemma3::GenerationConfig& g);
 
 class Sampler {
  public:

@@ -21,12 +21,6 @@ uint64_t content_hash(std::span<const uint8_t> bytes, uint64_t seed) {
   return h;
 }
 
-void forbid_tokens(std::span<float> logits, size_t vocab, int32_t image_token) {
-  const float never = -std::numeric_limits<float>::infinity();
-  if (vocab < logits.size()) std::fill(logits.begin() + std::ptrdiff_t(vocab), logits.end(), never);
-  if (image_token >= 0 && size_t(image_token) < logits.size()) logits[size_t(image_token)] = never;
-}
-
 // --- RequestHandle ---------------------------------------------------------------------
 
 void RequestHandle::push(std::string text, std::optional<TokenLogprob> lp) {
@@ -157,6 +151,8 @@ std::shared_ptr<RequestHandle> Scheduler::submit(GenerationRequest request) {
     fail("the prompt has {} tokens but the context holds {} (prompt plus at least one generated token)",
          request.prompt.size(), ctx);
   request.options.sampling.validate();
+  for (const auto& [id, bias] : request.options.sampling.logit_bias)
+    if (id >= c.text.vocab_size) fail("logit_bias: token id {} is outside the vocabulary (0..{})", id, c.text.vocab_size - 1);
   if (request.options.max_tokens < 0) fail("max_tokens must not be negative");
   const int32_t image_token = c.multimodal() ? int32_t(c.image_token_index) : -1;
   int64_t image_tokens = 0;
@@ -313,8 +309,7 @@ bool Scheduler::take_token(Active& a, std::span<float> logits) {
     release(a, FinishReason::Cancelled);
     return false;
   }
-  forbid_tokens(logits, size_t(engine_.tokenizer()->vocab_size()),
-                engine_.config().multimodal() ? int32_t(engine_.config().image_token_index) : -1);
+  engine_.mask_unsamplable(logits);
   std::optional<TokenLogprob> lp;
   const int k = a.req.top_logprobs;
   if (k >= 0) {

@@ -150,11 +150,6 @@ class Scheduler {
   std::thread thread_;
 };
 
-// Only tokens that exist may be drawn: sets to -inf the logits of ids past the tokenizer's
-// `vocab` (the embedding is padded: 262208 rows for 262145 ids in Gemma 3) and of the image
-// placeholder token (-1: none), which mean nothing as output. A hot enough temperature would
-// otherwise pick them (a padding id once ended the engine thread in the tokenizer).
-void forbid_tokens(std::span<float> logits, size_t vocab, int32_t image_token);
 
 // 64-bit FNV-1a of bytes, for image content hashes.
 uint64_t content_hash(std::span<const uint8_t> bytes, uint64_t seed = 0);

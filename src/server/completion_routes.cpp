@@ -50,7 +50,7 @@ CompletionRoutes::CompletionRoutes(Scheduler& scheduler, const PromptBuilder& pr
       metrics_(metrics),
       model_id_(std::move(model_id)),
       stopping_(stopping),
-      defaults_(default_sampling(scheduler.engine().config().generation)) {}
+      defaults_(sampling_defaults(scheduler.engine().config().generation)) {}
 
 void CompletionRoutes::chat(const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req.body);

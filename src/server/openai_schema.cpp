@@ -83,6 +83,20 @@ void parse_common(const json& body, const SamplingParams& defaults, int64_t cont
     if (!v->is_number_integer()) fail_request("seed", "'seed' must be an integer, got {}", v->type_name());
     p.seed = v->is_number_unsigned() ? v->get<uint64_t>() : uint64_t(v->get<int64_t>());
   }
+  if (const json* v = field(body, "logit_bias")) {
+    if (!v->is_object()) fail_request("logit_bias", "'logit_bias' must be an object of token id -> bias, got {}", v->type_name());
+    for (auto it = v->begin(); it != v->end(); ++it) {
+      int64_t id = -1;
+      try {
+        size_t used = 0;
+        id = std::stoll(it.key(), &used);
+        if (used != it.key().size()) id = -1;
+      } catch (const std::exception&) {
+      }
+      if (id < 0 || id > INT32_MAX) fail_request("logit_bias", "logit_bias keys must be token ids, got '{}'", it.key());
+      p.logit_bias.emplace_back(int32_t(id), float(number(it.value(), "logit_bias", -100, 100)));
+    }
+  }
   if (const json* v = field(body, "stop")) {
     std::vector<std::string> stops;
     if (v->is_string()) {
@@ -109,18 +123,6 @@ void parse_common(const json& body, const SamplingParams& defaults, int64_t cont
 
 }  // namespace
 
-SamplingParams default_sampling(const gemma3::GenerationConfig& g) {
-  SamplingParams p;
-  const bool sample = g.do_sample.value_or(false);
-  p.temperature = sample ? float(g.temperature.value_or(1.0)) : 0.0f;
-  if (sample) {
-    p.top_k = int32_t(g.top_k.value_or(0));
-    p.top_p = float(g.top_p.value_or(1.0));
-    p.min_p = float(g.min_p.value_or(0.0));
-  }
-  if (g.repetition_penalty) p.repetition_penalty = float(*g.repetition_penalty);
-  return p;
-}
 
 json parse_body(const std::string& body) {
   json j;

@@ -40,7 +40,6 @@ struct CompletionRequest : GenerationFields {
 // Sampling when the request says nothing: the model's generation_config.json (do_sample,
 // temperature, top_k, top_p, min_p, repetition_penalty), else greedy decoding; the same
 // rule as `unicorn run` (cli SamplingOptions::resolve).
-SamplingParams default_sampling(const gemma3::GenerationConfig& g);
 
 // Parse a request body (already JSON). `defaults` are the sampling defaults; max_tokens
 // defaults to `context` (generation stops at the context's end). Throws ApiError (400).

@@ -108,3 +108,17 @@ TEST(Sampler, InvalidParameters) {
 
 }  // namespace
 }  // namespace unicorn
+
+namespace unicorn {
+namespace {
+
+TEST(Sampler, LogitBias) {
+  Sampler s(SamplingParams{.temperature = 0.0f, .logit_bias = {{1, -100.0f}, {2, 0.5f}}});
+  auto l = std::vector<float>{1.0f, 3.0f, 2.7f};
+  EXPECT_EQ(s.sample(l, {}, {}), 2);  // 1 banned, 2 raised to 3.2
+  EXPECT_THROW(Sampler(SamplingParams{.logit_bias = {{0, 101.0f}}}), Error);
+  EXPECT_THROW(Sampler(SamplingParams{.logit_bias = {{-1, 1.0f}}}), Error);
+}
+
+}  // namespace
+}  // namespace unicorn

@@ -192,14 +192,15 @@ TEST_F(SchedulerTest, LogprobsAndLimits) {
   EXPECT_THROW(sched.submit(no_image), Error);
 }
 
-TEST(ForbidTokens, PaddingAndImageToken) {
-  std::vector<float> logits = {1, 2, 3, 4, 5, 6};
-  forbid_tokens(logits, 4, 1);
+TEST_F(SchedulerTest, UnsamplableIdsAreMasked) {
+  const int64_t vocab = engine_->config().text.vocab_size;  // 262208 embedding rows
+  const int32_t pieces = engine_->tokenizer()->vocab_size();  // 262145 token pieces
+  std::vector<float> logits(static_cast<size_t>(vocab), 1.0f);
+  engine_->mask_unsamplable(logits);
   const float inf = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(logits, (std::vector<float>{1, -inf, 3, 4, -inf, -inf}));
-  std::vector<float> same = {1, 2};
-  forbid_tokens(same, 10, -1);
-  EXPECT_EQ(same, (std::vector<float>{1, 2}));
+  EXPECT_EQ(logits[size_t(pieces - 2)], 1.0f);
+  EXPECT_EQ(logits[size_t(engine_->config().image_token_index)], -inf);
+  for (int64_t i = pieces; i < vocab; ++i) ASSERT_EQ(logits[size_t(i)], -inf) << i;
 }
 
 // The embedding has rows past the tokenizer's vocabulary (262208 for 262145 ids) and an image

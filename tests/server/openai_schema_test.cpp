@@ -87,6 +87,19 @@ TEST(OpenAiSchema, ChatFieldErrorsNameTheField) {
   EXPECT_EQ(param_of_error({{"response_format", {{"type", "json_object"}}}}), "response_format");
   EXPECT_EQ(param_of_error({{"frequency_penalty", 2.5}}), "frequency_penalty");
   EXPECT_EQ(param_of_error({{"seed", 1.5}}), "seed");
+  EXPECT_EQ(param_of_error({{"logit_bias", json::array()}}), "logit_bias");
+  EXPECT_EQ(param_of_error({{"logit_bias", {{"hello", 1}}}}), "logit_bias");
+  EXPECT_EQ(param_of_error({{"logit_bias", {{"106", 101}}}}), "logit_bias");
+  EXPECT_EQ(param_of_error({{"logit_bias", {{"-5", 1}}}}), "logit_bias");
+}
+
+TEST(OpenAiSchema, LogitBias) {
+  const ChatCompletionRequest r = chat({{"logit_bias", {{"106", -100}, {"1", 5.5}}}});
+  auto bias = r.options.sampling.logit_bias;
+  std::sort(bias.begin(), bias.end());
+  ASSERT_EQ(bias.size(), 2u);
+  EXPECT_EQ(bias[0], (std::pair<int32_t, float>{1, 5.5f}));
+  EXPECT_EQ(bias[1], (std::pair<int32_t, float>{106, -100.0f}));
 }
 
 TEST(OpenAiSchema, CompletionFields) {
@@ -120,12 +133,12 @@ TEST(OpenAiSchema, BodyParsing) {
 
 TEST(OpenAiSchema, DefaultSamplingFollowsGenerationConfig) {
   gemma3::GenerationConfig g;
-  EXPECT_EQ(default_sampling(g).temperature, 0.0f);  // no config: greedy
+  EXPECT_EQ(sampling_defaults(g).temperature, 0.0f);  // no config: greedy
   g.do_sample = true;
   g.temperature = 0.8;
   g.top_k = 64;
   g.top_p = 0.95;
-  const SamplingParams p = default_sampling(g);
+  const SamplingParams p = sampling_defaults(g);
   EXPECT_FLOAT_EQ(p.temperature, 0.8f);
   EXPECT_EQ(p.top_k, 64);
   EXPECT_FLOAT_EQ(p.top_p, 0.95f);

@@ -230,12 +230,13 @@ TEST_F(ServerBadInputSlow, UnknownRoutesAndMethods) {
   expect_error(test::get(port(), "/v1/models/other-model"), 404, "model");
 }
 
-// A long generation on the only slot: at temperature 2 with seed 4 the demo model rambles on
-// to the end of the context (4096 tokens, minutes of sampling over the 262k vocabulary on two
-// cores) instead of ending its turn.
+// A long generation on the only slot: logit_bias bans both end-of-turn ids, so the demo
+// model goes on to the end of the context (4096 tokens, far longer than any test waits).
 json rambling(bool stream) {
-  return {{"model", "demo"}, {"messages", test::user_says("Hello!")}, {"temperature", 2.0},
-          {"seed", 4},       {"max_tokens", 100000},                  {"stream", stream}};
+  return {{"model", "demo"},   {"messages", test::user_says("Hello!")},
+          {"temperature", 1.0}, {"seed", 4},
+          {"max_tokens", 100000}, {"logit_bias", {{"1", -100}, {"106", -100}}},
+          {"stream", stream}};
 }
 
 const std::string kCancelled = "unicorn_generations_total{outcome=\"cancelled\"}";
