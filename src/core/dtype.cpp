@@ -8,7 +8,7 @@
 namespace unicorn {
 
 namespace {
-constexpr std::array<DTypeInfo, 15> kInfos = {{
+constexpr std::array<DTypeInfo, 22> kInfos = {{
     {"F32", 1, 4, true},
     {"F16", 1, 2, true},
     {"BF16", 1, 2, true},
@@ -24,6 +24,13 @@ constexpr std::array<DTypeInfo, 15> kInfos = {{
     {"Q4_K", 256, 144, true},
     {"Q6_K", 256, 210, true},
     {"NF4", 64, 32, true},
+    {"Q4_1", 32, 20, true},
+    {"Q5_0", 32, 22, true},
+    {"Q5_1", 32, 24, true},
+    {"Q2_K", 256, 84, true},
+    {"Q3_K", 256, 110, true},
+    {"Q5_K", 256, 176, true},
+    {"IQ4_NL", 32, 18, true},
 }};
 }  // namespace
 

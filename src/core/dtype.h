@@ -25,6 +25,15 @@ enum class DType : uint8_t {
   Q4_K,  // ggml: 256-value super-blocks with 6-bit sub-block scales and mins
   Q6_K,  // ggml: 256-value super-blocks, 6-bit values, 8-bit sub-block scales
   NF4,   // bitsandbytes: 64 x 4-bit NormalFloat codes (scales held beside the tensor)
+  // Other ggml block formats, read (dequantized) because llama-quantize writes them as
+  // fallbacks for tensors whose rows do not suit the requested type.
+  Q4_1,    // f16 scale and min + 32 x 4-bit
+  Q5_0,    // f16 scale + 32 x 5-bit
+  Q5_1,    // f16 scale and min + 32 x 5-bit
+  Q2_K,    // 256-value super-blocks, 2-bit values, 4-bit sub-block scales and mins
+  Q3_K,    // 256-value super-blocks, 3-bit values, 6-bit sub-block scales
+  Q5_K,    // 256-value super-blocks, 5-bit values, 6-bit sub-block scales and mins
+  IQ4_NL,  // f16 scale + 32 x 4-bit indices into a fixed non-linear table
 };
 
 struct DTypeInfo {

@@ -1,0 +1,169 @@
+// ggml block formats against bytes written by ggml itself (tests/data/quant-blocks, see
+// shared/reference/README.md): our quantizers must reproduce ggml's reference quantizers'
+// bytes exactly, and our dequantizers ggml's dequantized floats bit for bit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/error.h"
+#include "core/quant/ggml_blocks.h"
+#include "core/quant/quant.h"
+#include "core/rows.h"
+#include "core/thread_pool.h"
+#include "formats/safetensors.h"
+#include "support/test_paths.h"
+
+namespace unicorn {
+namespace {
+
+struct GgmlType {
+  const char* name;
+  DType dtype;
+  bool quantize;  // we reproduce ggml's quantizer for it
+};
+
+const GgmlType kTypes[] = {
+    {"q4_0", DType::Q4_0, true}, {"q4_1", DType::Q4_1, true}, {"q5_0", DType::Q5_0, true},
+    {"q5_1", DType::Q5_1, true}, {"q8_0", DType::Q8_0, true}, {"q2_K", DType::Q2_K, true},
+    {"q3_K", DType::Q3_K, true}, {"q4_K", DType::Q4_K, true}, {"q5_K", DType::Q5_K, true},
+    {"q6_K", DType::Q6_K, true}, {"iq4_nl", DType::IQ4_NL, false}, {"f16", DType::F16, true},
+    {"bf16", DType::BF16, true},
+};
+
+class GgmlBlocks : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { file_ = SafetensorsFile::open(test::data_path("quant-blocks/blocks.safetensors")); }
+  static void TearDownTestSuite() { file_.reset(); }
+  static std::shared_ptr<SafetensorsFile> file_;
+};
+std::shared_ptr<SafetensorsFile> GgmlBlocks::file_;
+
+TEST_F(GgmlBlocks, BlockSizesMatchDTypeTable) {
+  EXPECT_EQ(dtype_info(DType::Q4_0).block_bytes, int64_t(sizeof(quant::BlockQ4_0)));
+  EXPECT_EQ(dtype_info(DType::Q4_1).block_bytes, int64_t(sizeof(quant::BlockQ4_1)));
+  EXPECT_EQ(dtype_info(DType::Q5_0).block_bytes, int64_t(sizeof(quant::BlockQ5_0)));
+  EXPECT_EQ(dtype_info(DType::Q5_1).block_bytes, int64_t(sizeof(quant::BlockQ5_1)));
+  EXPECT_EQ(dtype_info(DType::Q8_0).block_bytes, int64_t(sizeof(quant::BlockQ8_0)));
+  EXPECT_EQ(dtype_info(DType::IQ4_NL).block_bytes, int64_t(sizeof(quant::BlockIQ4_NL)));
+  EXPECT_EQ(dtype_info(DType::Q2_K).block_bytes, int64_t(sizeof(quant::BlockQ2_K)));
+  EXPECT_EQ(dtype_info(DType::Q3_K).block_bytes, int64_t(sizeof(quant::BlockQ3_K)));
+  EXPECT_EQ(dtype_info(DType::Q4_K).block_bytes, int64_t(sizeof(quant::BlockQ4_K)));
+  EXPECT_EQ(dtype_info(DType::Q5_K).block_bytes, int64_t(sizeof(quant::BlockQ5_K)));
+  EXPECT_EQ(dtype_info(DType::Q6_K).block_bytes, int64_t(sizeof(quant::BlockQ6_K)));
+}
+
+TEST_F(GgmlBlocks, QuantizersReproduceGgmlBytes) {
+  const Tensor input = file_->tensor("input");
+  const int64_t rows = input.dim(0), cols = input.dim(1);
+  for (const GgmlType& t : kTypes) {
+    if (!t.quantize) continue;
+    SCOPED_TRACE(t.name);
+    const Tensor want = file_->tensor(std::string(t.name) + ".quantized");
+    const int64_t row_bytes = dtype_bytes(t.dtype, cols);
+    ASSERT_EQ(want.dim(1), row_bytes);
+    std::vector<uint8_t> got(static_cast<size_t>(row_bytes));
+    for (int64_t r = 0; r < rows; ++r) {
+      quantize_values(t.dtype, input.data<const float>() + r * cols, got.data(), cols);
+      const auto* w = want.data<const uint8_t>() + r * row_bytes;
+      int64_t first = -1;
+      for (int64_t i = 0; i < row_bytes && first < 0; ++i)
+        if (got[size_t(i)] != w[i]) first = i;
+      EXPECT_EQ(first, -1) << "row " << r << ": first differing byte " << first << " (block "
+                           << first / dtype_info(t.dtype).block_bytes << ")";
+    }
+  }
+}
+
+TEST_F(GgmlBlocks, DequantizersReproduceGgmlFloats) {
+  for (const GgmlType& t : kTypes) {
+    SCOPED_TRACE(t.name);
+    const Tensor q = file_->tensor(std::string(t.name) + ".quantized");
+    const Tensor want = file_->tensor(std::string(t.name) + ".dequantized");
+    const int64_t rows = want.dim(0), cols = want.dim(1);
+    // Through the row access every backend uses: a [rows, cols] view of the bytes.
+    const Tensor w = Tensor::view(t.dtype, {rows, cols}, q.raw());
+    ASSERT_TRUE(row_dtype_supported(t.dtype));
+    std::vector<float> got(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(w, r, got.data());
+      const float* e = want.data<const float>() + r * cols;
+      int64_t first = -1;
+      for (int64_t i = 0; i < cols && first < 0; ++i)
+        if (std::memcmp(&got[size_t(i)], &e[i], 4) != 0) first = i;
+      EXPECT_EQ(first, -1) << "row " << r << " value " << first << ": " << (first >= 0 ? got[size_t(first)] : 0.f)
+                           << " vs ggml " << (first >= 0 ? e[first] : 0.f);
+    }
+  }
+}
+
+TEST_F(GgmlBlocks, F32RowsPassThrough) {
+  const Tensor input = file_->tensor("input");
+  std::vector<float> got(size_t(input.dim(1)));
+  dequantize_row(input, 2, got.data());
+  EXPECT_EQ(std::memcmp(got.data(), input.data<const float>() + 2 * input.dim(1), got.size() * 4), 0);
+}
+
+TEST_F(GgmlBlocks, QuantizeMatrixMatchesRowsAndThreads) {
+  const Tensor input = file_->tensor("input");
+  ThreadPool pool(2);
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    SCOPED_TRACE(std::string(dtype_name(t)));
+    const Tensor q = quantize_matrix(input, t, &pool);
+    ASSERT_EQ(q.dtype(), t);
+    ASSERT_EQ(q.shape(), input.shape());
+    const Tensor want = file_->tensor(std::string(t == DType::Q4_K ? "q4_K" : t == DType::Q6_K ? "q6_K"
+                                                  : t == DType::Q4_0 ? "q4_0" : "q8_0") + ".quantized");
+    EXPECT_EQ(std::memcmp(q.raw(), want.raw(), size_t(q.nbytes())), 0);
+    const Tensor single = quantize_matrix(input, t);
+    EXPECT_EQ(std::memcmp(single.raw(), q.raw(), size_t(q.nbytes())), 0);
+  }
+  // From bf16: the same as quantizing the bf16 values widened to f32.
+  const Tensor bf = input.converted(DType::BF16);
+  const Tensor q = quantize_matrix(bf, DType::Q8_0, &pool);
+  const Tensor want = quantize_matrix(bf.converted(DType::F32), DType::Q8_0);
+  EXPECT_EQ(std::memcmp(q.raw(), want.raw(), size_t(q.nbytes())), 0);
+}
+
+TEST(QuantizeMatrix, BadInputsAreErrors) {
+  const Tensor m = Tensor::zeros(DType::F32, {4, 48});
+  EXPECT_THROW(quantize_matrix(m, DType::Q4_0), Error);  // 48 is not a multiple of 32
+  EXPECT_THROW(quantize_matrix(Tensor::zeros(DType::F32, {2, 320}), DType::Q4_K), Error);  // not x256
+  EXPECT_THROW(quantize_matrix(Tensor::zeros(DType::F32, {64}), DType::Q8_0), Error);      // not 2-D
+  EXPECT_THROW(quantize_matrix(Tensor::zeros(DType::I32, {2, 32}), DType::Q8_0), Error);   // not float
+  EXPECT_THROW(quantize_matrix(Tensor::zeros(DType::F32, {2, 32}), DType::IQ4_NL), Error);  // no quantizer
+  EXPECT_THROW(quantize_matrix(Tensor::zeros(DType::F32, {2, 64}), DType::NF4), Error);
+  EXPECT_NO_THROW(quantize_matrix(Tensor::zeros(DType::F32, {2, 64}), DType::Q4_0));
+}
+
+TEST(QuantizeValues, ZerosAndRoundTrips) {
+  // All-zero blocks are all-zero scales; dequantized they are zeros, not NaN.
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::Q2_K, DType::Q3_K, DType::Q5_K}) {
+    std::vector<float> x(512, 0.0f), y(512, 1.0f);
+    std::vector<uint8_t> q(size_t(dtype_bytes(t, 512)));
+    quantize_values(t, x.data(), q.data(), 512);
+    dequantize_values(t, q.data(), y.data(), 512);
+    for (float v : y) ASSERT_EQ(v, 0.0f) << dtype_name(t);
+  }
+  // Round-trip error bounded by the format's resolution (relative to the block's max).
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(1024);
+  for (float& v : x) v = dist(rng);
+  for (auto [t, tol] : {std::pair{DType::Q8_0, 0.01}, {DType::Q6_K, 0.04}, {DType::Q4_0, 0.15}, {DType::Q4_K, 0.15}}) {
+    std::vector<uint8_t> q(size_t(dtype_bytes(t, 1024)));
+    std::vector<float> y(1024);
+    quantize_values(t, x.data(), q.data(), 1024);
+    dequantize_values(t, q.data(), y.data(), 1024);
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, double(std::fabs(x[i] - y[i])));
+    EXPECT_LT(worst, tol * 4.0) << dtype_name(t);  // values reach ~4 sigma
+  }
+  std::vector<float> x3(33);
+  std::vector<uint8_t> q3(64);
+  EXPECT_THROW(quantize_values(DType::Q4_0, x3.data(), q3.data(), 33), Error);
+}
+
+}  // namespace
+}  // namespace unicorn
