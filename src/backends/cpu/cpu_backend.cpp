@@ -6,7 +6,9 @@
 #include <limits>
 #include <vector>
 
+#include "backends/cpu/quant_acts.h"
 #include "backends/cpu/simd_kernels.h"
+#include "core/quant/quant.h"
 #include "core/rows.h"
 #include "ops/checks.h"
 #include "ops/reference_backend.h"
@@ -31,7 +33,10 @@ void row_to_f32(const Tensor& w, int64_t offset, int64_t count, float* out) {
       cpu::f16_to_f32_row(w.data<const uint16_t>() + offset, out, size_t(count));
       return;
     default:
-      fail("cpu: weights of dtype {} are not supported here", dtype_name(w.dtype()));
+      if (!is_block_format(w.dtype()) || !can_dequantize_from(w.dtype()))
+        fail("cpu: weights of dtype {} are not supported here", dtype_name(w.dtype()));
+      // Block formats: offset and count are whole blocks (rows of a matrix).
+      dequantize_values(w.dtype(), static_cast<const char*>(w.raw()) + dtype_bytes(w.dtype(), offset), out, count);
   }
 }
 
@@ -54,8 +59,24 @@ void CpuBackend::embed(const Tensor& table, std::span<const int32_t> ids, float 
 void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   ops::check_linear(x, w, bias, y);
   const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
-  const float* xp = x.data<const float>();
   float* yp = y.data<float>();
+  auto add_bias = [&] {
+    if (!bias) return;
+    const std::vector<float> b = as_f32(*bias);
+    pool_.parallel_for(n, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) cpu::add_f32(yp + r * m, b.data(), yp + r * m, size_t(m));
+    });
+  };
+  if (is_block_format(w.dtype())) {
+    if (cpu::quant_kernel_supported(w.dtype())) {
+      cpu::quant_linear(pool_, x, w, y, quant_kernels_);
+    } else {
+      linear_dequantized(x, w, y);
+    }
+    add_bias();
+    return;
+  }
+  const float* xp = x.data<const float>();
   auto tile = [&](int64_t i0, int64_t ni, int64_t j0, int64_t nj) {
     float* yt = yp + i0 * m + j0;
     const float* xt = xp + i0 * k;
@@ -89,12 +110,24 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
       }
     }
   });
-  if (bias) {
-    const std::vector<float> b = as_f32(*bias);
-    pool_.parallel_for(n, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) cpu::add_f32(yp + r * m, b.data(), yp + r * m, size_t(m));
-    });
-  }
+  add_bias();
+}
+
+void CpuBackend::linear_dequantized(const Tensor& x, const Tensor& w, Tensor& y) {
+  if (!can_dequantize_from(w.dtype()))
+    fail("cpu linear: weights of dtype {} are not supported", dtype_name(w.dtype()));
+  const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
+  constexpr int64_t kRowsPerTask = 16;
+  pool_.parallel_tasks((m + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+    const int64_t j0 = task * kRowsPerTask, nj = std::min(kRowsPerTask, m - j0);
+    std::vector<float> rows(size_t(nj * k));
+    for (int64_t j = 0; j < nj; ++j) dequantize_row(w, j0 + j, rows.data() + j * k);
+    for (int64_t i = 0; i < n; i += 4)
+      for (int64_t j = 0; j < nj; j += 4)
+        cpu::dot_tile_f32(x.data<const float>() + i * k, size_t(k), size_t(std::min<int64_t>(4, n - i)),
+                          rows.data() + j * k, size_t(k), size_t(std::min<int64_t>(4, nj - j)), size_t(k),
+                          y.data<float>() + i * m + j0 + j, size_t(m));
+  });
 }
 
 void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "backends/cpu/quant_linear.h"
 #include "core/thread_pool.h"
 #include "ops/backend.h"
 
@@ -16,6 +17,8 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   int threads() const { return pool_.size(); }
   ThreadPool& pool() { return pool_; }
+  // Which kernels multiply block-format weights (tests force the portable ones).
+  void set_quant_kernels(cpu::QuantKernels k) { quant_kernels_ = k; }
 
   Tensor alloc(DType dtype, Shape shape) override { return Tensor::zeros(dtype, std::move(shape)); }
   Tensor prepare_weight(const Tensor& host) override { return host; }
@@ -38,7 +41,11 @@ class CpuBackend final : public Backend {
   void avg_pool_grid(const Tensor& x, int64_t side, int64_t kernel, Tensor& out) override;
 
  private:
+  // y = x W^T for block formats without a quantized kernel: rows dequantized to f32 per task.
+  void linear_dequantized(const Tensor& x, const Tensor& w, Tensor& y);
+
   ThreadPool pool_;
+  cpu::QuantKernels quant_kernels_ = cpu::QuantKernels::Best;
 };
 
 }  // namespace unicorn
