@@ -8,7 +8,7 @@
 namespace unicorn {
 
 namespace {
-constexpr std::array<DTypeInfo, 22> kInfos = {{
+constexpr std::array<DTypeInfo, 24> kInfos = {{
     {"F32", 1, 4, true},
     {"F16", 1, 2, true},
     {"BF16", 1, 2, true},
@@ -31,6 +31,8 @@ constexpr std::array<DTypeInfo, 22> kInfos = {{
     {"Q3_K", 256, 110, true},
     {"Q5_K", 256, 176, true},
     {"IQ4_NL", 32, 18, true},
+    {"Q4_0_X16", 32, 18, true},
+    {"Q8_0_X16", 32, 34, true},
 }};
 }  // namespace
 

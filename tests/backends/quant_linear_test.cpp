@@ -16,6 +16,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/quant_kernels.h"
 #include "core/error.h"
+#include "core/quant/interleaved.h"
 #include "core/quant/quant.h"
 #include "core/rows.h"
 #include "ops/reference_backend.h"
@@ -92,17 +93,36 @@ TEST_F(QuantLinear, MatchesDequantizedProductWithinActivationRounding) {
   for (const Case& cs : kCases) {
     for (int64_t m : {1, 7, 40}) {
       const Tensor wq = quantize_matrix(random_matrix(m, cs.k, 11, 0.05f, false), cs.dtype);
-      for (int64_t n : {1, 3, 5, 9}) {
-        SCOPED_TRACE(fmt::format("{} n={} k={} m={}", dtype_name(cs.dtype), n, cs.k, m));
-        const Tensor x = random_matrix(n, cs.k, uint32_t(n * 31 + m), 1.0f, true);
-        for (auto kernels : {cpu::QuantKernels::Best, cpu::QuantKernels::Portable}) {
-          cpu.set_quant_kernels(kernels);
-          Tensor y = cpu.alloc(DType::F32, {n, m});
-          cpu.linear(x, wq, nullptr, y);
-          expect_within_activation_rounding(x, wq, y);
+      // As given, and as the backend prepares it (Q4_0 / Q8_0 with 16+ rows: interleaved).
+      for (const Tensor& w : {wq, cpu.prepare_weight(wq)}) {
+        for (int64_t n : {1, 3, 5, 9}) {
+          SCOPED_TRACE(fmt::format("{} n={} k={} m={}", dtype_name(w.dtype()), n, cs.k, m));
+          const Tensor x = random_matrix(n, cs.k, uint32_t(n * 31 + m), 1.0f, true);
+          for (auto kernels : {cpu::QuantKernels::Best, cpu::QuantKernels::Portable}) {
+            cpu.set_quant_kernels(kernels);
+            Tensor y = cpu.alloc(DType::F32, {n, m});
+            cpu.linear(x, w, nullptr, y);
+            expect_within_activation_rounding(x, w, y);
+          }
         }
       }
     }
+  }
+}
+
+TEST_F(QuantLinear, PreparedQ4_0AndQ8_0AreInterleaved) {
+  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+    const Tensor wq = quantize_matrix(random_matrix(37, 96, 3, 0.05f, false), t);
+    const Tensor w = cpu.prepare_weight(wq);
+    EXPECT_EQ(w.dtype(), interleaved_of(t));
+    EXPECT_EQ(w.nbytes(), wq.nbytes());
+    std::vector<float> a(96), b(96);
+    for (int64_t r = 0; r < 37; ++r) {  // two groups of 16 and 5 plain rows
+      dequantize_row(wq, r, a.data());
+      dequantize_row(w, r, b.data());
+      ASSERT_EQ(a, b) << "row " << r;
+    }
+    EXPECT_EQ(cpu.prepare_weight(quantize_matrix(random_matrix(15, 96, 3, 0.05f, false), t)).dtype(), t);
   }
 }
 
@@ -113,20 +133,22 @@ TEST_F(QuantLinear, Avx512AndPortableKernelsAgree) {
     SCOPED_TRACE(fmt::format("{} k={}", dtype_name(cs.dtype), cs.k));
     const Tensor wq = quantize_matrix(random_matrix(m, cs.k, 5, 0.05f, false), cs.dtype);
     const Tensor x = random_matrix(n, cs.k, 6, 1.0f, true);
-    Tensor fast = cpu.alloc(DType::F32, {n, m}), portable = cpu.alloc(DType::F32, {n, m});
-    cpu.set_quant_kernels(cpu::QuantKernels::Best);
-    cpu.linear(x, wq, nullptr, fast);
-    cpu.set_quant_kernels(cpu::QuantKernels::Portable);
-    cpu.linear(x, wq, nullptr, portable);
-    expect_close(fast, portable, 1e-5);
+    for (const Tensor& w : {wq, cpu.prepare_weight(wq)}) {
+      Tensor fast = cpu.alloc(DType::F32, {n, m}), portable = cpu.alloc(DType::F32, {n, m});
+      cpu.set_quant_kernels(cpu::QuantKernels::Best);
+      cpu.linear(x, w, nullptr, fast);
+      cpu.set_quant_kernels(cpu::QuantKernels::Portable);
+      cpu.linear(x, w, nullptr, portable);
+      expect_close(fast, portable, 1e-5);
+    }
   }
 }
 
 TEST_F(QuantLinear, ManyRowsSplitOverTasksWithBias) {
   // Enough rows for several tasks per thread; a bias added after the product.
   const int64_t n = 2, k = 512, m = 1000;
-  for (DType t : {DType::Q4_0, DType::Q4_K}) {
-    const Tensor wq = quantize_matrix(random_matrix(m, k, 8, 0.05f, false), t);
+  for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q8_0}) {
+    const Tensor wq = cpu.prepare_weight(quantize_matrix(random_matrix(m, k, 8, 0.05f, false), t));
     const Tensor x = random_matrix(n, k, 9, 1.0f, false);
     const Tensor bias = random_matrix(1, m, 10, 1.0f, false).reshaped({m});
     Tensor y = cpu.alloc(DType::F32, {n, m}), y0 = cpu.alloc(DType::F32, {n, m});
@@ -153,9 +175,11 @@ TEST_F(QuantLinear, OtherBlockFormatsUseDequantizedRows) {
 }
 
 TEST_F(QuantLinear, EmbedDequantizesGatheredRows) {
-  const Tensor table = quantize_matrix(random_matrix(50, 64, 14, 1.0f, false), DType::Q8_0);
-  const std::vector<int32_t> ids = {3, 49, 0, 3};
-  Tensor out = cpu.alloc(DType::F32, {4, 64});
+  // Prepared: interleaved (the tied LM head), so embed gathers rows across groups.
+  const Tensor table = cpu.prepare_weight(quantize_matrix(random_matrix(50, 64, 14, 1.0f, false), DType::Q8_0));
+  ASSERT_EQ(table.dtype(), DType::Q8_0_X16);
+  const std::vector<int32_t> ids = {3, 49, 0, 3, 17};
+  Tensor out = cpu.alloc(DType::F32, {5, 64});
   cpu.embed(table, ids, 2.0f, out);
   std::vector<float> row(64);
   for (size_t i = 0; i < ids.size(); ++i) {

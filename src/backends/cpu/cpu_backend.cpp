@@ -8,6 +8,7 @@
 
 #include "backends/cpu/quant_acts.h"
 #include "backends/cpu/simd_kernels.h"
+#include "core/quant/interleaved.h"
 #include "core/quant/quant.h"
 #include "core/rows.h"
 #include "ops/checks.h"
@@ -33,6 +34,11 @@ void row_to_f32(const Tensor& w, int64_t offset, int64_t count, float* out) {
       cpu::f16_to_f32_row(w.data<const uint16_t>() + offset, out, size_t(count));
       return;
     default:
+      if (is_interleaved(w.dtype())) {  // rows are not contiguous: whole rows only
+        UNICORN_CHECK(count == w.dim(1) && offset % count == 0);
+        dequantize_row(w, offset / count, out);
+        return;
+      }
       if (!is_block_format(w.dtype()) || !can_dequantize_from(w.dtype()))
         fail("cpu: weights of dtype {} are not supported here", dtype_name(w.dtype()));
       // Block formats: offset and count are whole blocks (rows of a matrix).
@@ -43,6 +49,15 @@ void row_to_f32(const Tensor& w, int64_t offset, int64_t count, float* out) {
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) : pool_(threads) {}
+
+Tensor CpuBackend::prepare_weight(const Tensor& host) {
+  // Q4_0 / Q8_0 matrices of at least one 16-row group: interleaved once for the integer
+  // kernels (a copy; the same bytes per row).
+  if (host.rank() == 2 && (host.dtype() == DType::Q4_0 || host.dtype() == DType::Q8_0) &&
+      host.dim(0) >= kInterleaveRows)
+    return interleave_rows(host);
+  return host;
+}
 
 void CpuBackend::embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) {
   ops::check_embed(table, ids, out);
@@ -68,7 +83,7 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
     });
   };
   if (is_block_format(w.dtype())) {
-    if (cpu::quant_kernel_supported(w.dtype())) {
+    if (cpu::quant_kernel_supported(w.dtype()) || is_interleaved(w.dtype())) {
       cpu::quant_linear(pool_, x, w, y, quant_kernels_);
     } else {
       linear_dequantized(x, w, y);

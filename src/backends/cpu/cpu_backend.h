@@ -21,7 +21,8 @@ class CpuBackend final : public Backend {
   void set_quant_kernels(cpu::QuantKernels k) { quant_kernels_ = k; }
 
   Tensor alloc(DType dtype, Shape shape) override { return Tensor::zeros(dtype, std::move(shape)); }
-  Tensor prepare_weight(const Tensor& host) override { return host; }
+  // Keeps views, except Q4_0 / Q8_0 matrices, interleaved for the integer kernels (Q4_0_X16, Q8_0_X16).
+  Tensor prepare_weight(const Tensor& host) override;
   Tensor to_host(const Tensor& t) override { return t; }
   Tensor from_host(const Tensor& host) override { return host; }
 

@@ -17,6 +17,13 @@
 
 #define UNICORN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 headers initialise "undefined" vectors from themselves (_mm512_undefined_*),
+// which its own -Wuninitialized reports inside every inlined intrinsic.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace unicorn::cpu {
 
 namespace {

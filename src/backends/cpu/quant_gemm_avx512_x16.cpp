@@ -1,0 +1,128 @@
+// AVX-512 VNNI kernels for interleaved Q4_0 / Q8_0 weights (core/quant/interleaved.h):
+// the 16 int32 lanes of a zmm are 16 weight rows. Per block of 32 values, 8 vpdpbusd (each
+// 4 weight bytes per lane against 4 activation bytes broadcast to every lane) give 16 block
+// dot products at once; one f16 load gives the 16 rows' scales. So the integer work is all
+// vpdpbusd, and the f32 work (convert, scale, accumulate) is shared by 16 rows, which makes
+// decode (one activation row) memory-bound and prefill close to the vpdpbusd rate.
+// Callers check avx512_vnni_available().
+#include "backends/cpu/quant_kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <cstring>
+
+#define UNICORN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 headers initialise "undefined" vectors from themselves (_mm512_undefined_*),
+// which its own -Wuninitialized reports inside every inlined intrinsic.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace unicorn::cpu {
+
+namespace {
+
+UNICORN_AVX512 inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// y[c * ldy + i] for the 16 rows i of one group and C activation rows from c0.
+template <bool Q8, int C>
+UNICORN_AVX512 void group_tile(const uint8_t* g, int64_t nb, const QuantActs& a, int64_t c0, float* y, int64_t ldy) {
+  constexpr int64_t kGroupBlockBytes = 16 * (Q8 ? 34 : 18);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(char(0x80));
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  const int8_t* aq[C];
+  const float* ad[C];
+  const int32_t* ab[C];
+  for (int c = 0; c < C; ++c) {
+    aq[c] = a.qs + (c0 + c) * a.row_qs;
+    ad[c] = a.d + (c0 + c) * a.blocks;
+    ab[c] = a.bias + (c0 + c) * a.blocks;
+  }
+  for (int64_t b = 0; b < nb; ++b, g += kGroupBlockBytes) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g)));
+    // w[t]: lane i holds row i's quants 4t .. 4t + 3 as unsigned bytes (Q8_0: q + 128).
+    __m512i w[8];
+    if constexpr (Q8) {
+      for (int t = 0; t < 8; ++t) w[t] = _mm512_xor_si512(_mm512_loadu_si512(g + 32 + 64 * t), flip);
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        const __m512i c = _mm512_loadu_si512(g + 32 + 64 * j);
+        w[j] = _mm512_and_si512(c, low4);
+        w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(c, 4), low4);
+      }
+    }
+    for (int c = 0; c < C; ++c) {
+      const int8_t* q = aq[c] + b * 32;
+      // Two chains halve the vpdpbusd latency; the first starts from the zero-point correction.
+      __m512i s0 = _mm512_set1_epi32(ab[c][b]), s1 = _mm512_setzero_si512();
+      s0 = _mm512_dpbusd_epi32(s0, w[0], bcast4(q));
+      s1 = _mm512_dpbusd_epi32(s1, w[1], bcast4(q + 4));
+      s0 = _mm512_dpbusd_epi32(s0, w[2], bcast4(q + 8));
+      s1 = _mm512_dpbusd_epi32(s1, w[3], bcast4(q + 12));
+      s0 = _mm512_dpbusd_epi32(s0, w[4], bcast4(q + 16));
+      s1 = _mm512_dpbusd_epi32(s1, w[5], bcast4(q + 20));
+      s0 = _mm512_dpbusd_epi32(s0, w[6], bcast4(q + 24));
+      s1 = _mm512_dpbusd_epi32(s1, w[7], bcast4(q + 28));
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(ad[c][b])),
+                               acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + (c0 + c) * ldy, acc[c]);
+}
+
+template <bool Q8>
+UNICORN_AVX512 void gemm_x16(const uint8_t* w, int64_t nb, int64_t n_groups, const QuantActs& a, float* y,
+                             int64_t ldy) {
+  constexpr int64_t kGroupBlockBytes = 16 * (Q8 ? 34 : 18);
+  // Activation rows 8 at a time: each unpacked weight block serves 8 rows.
+  for (int64_t c0 = 0; c0 < a.rows; c0 += 8) {
+    const int64_t nc = a.rows - c0 < 8 ? a.rows - c0 : 8;
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const uint8_t* gp = w + g * nb * kGroupBlockBytes;
+      float* yg = y + g * 16;
+      switch (nc) {
+        case 1: group_tile<Q8, 1>(gp, nb, a, c0, yg, ldy); break;
+        case 2: group_tile<Q8, 2>(gp, nb, a, c0, yg, ldy); break;
+        case 3: group_tile<Q8, 3>(gp, nb, a, c0, yg, ldy); break;
+        case 4: group_tile<Q8, 4>(gp, nb, a, c0, yg, ldy); break;
+        case 5: group_tile<Q8, 5>(gp, nb, a, c0, yg, ldy); break;
+        case 6: group_tile<Q8, 6>(gp, nb, a, c0, yg, ldy); break;
+        case 7: group_tile<Q8, 7>(gp, nb, a, c0, yg, ldy); break;
+        default: group_tile<Q8, 8>(gp, nb, a, c0, yg, ldy); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void quant_gemm_avx512_x16(const uint8_t* w, int64_t nb, int64_t n_groups, const QuantActs& a, float* y,
+                           int64_t ldy) {
+  if (a.weight == DType::Q8_0) {
+    gemm_x16<true>(w, nb, n_groups, a, y, ldy);
+  } else {
+    gemm_x16<false>(w, nb, n_groups, a, y, ldy);
+  }
+}
+
+}  // namespace unicorn::cpu
+
+#else
+
+#include "core/error.h"
+
+namespace unicorn::cpu {
+void quant_gemm_avx512_x16(const uint8_t*, int64_t, int64_t, const QuantActs&, float*, int64_t) {
+  fail("internal: AVX-512 kernels are not built for this CPU");
+}
+}  // namespace unicorn::cpu
+
+#endif
