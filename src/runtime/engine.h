@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ struct EngineOptions {
   int threads = 0;          // CPU threads, 0: one per core
   int64_t context = 4096;   // positions per sequence (clamped to the model's maximum)
   int64_t max_chunk = 512;  // prefill chunk; raised to hold one whole image
+  // Quantize the text decoder's matrices while loading (Q4_0, Q8_0, Q4_K or Q6_K; see
+  // Weights::quantize_text_matrices). K formats fall back to Q8_0 for rows that are not
+  // whole 256-value super-blocks (Gemma 3 1B's hidden size 1152).
+  std::optional<DType> quantize;
 };
 
 // One conversation's state: its KV cache and the tokens in it.
