@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "backends/cpu/buffer_cache.h"
 #include "backends/cpu/quant_linear.h"
 #include "core/thread_pool.h"
 #include "ops/backend.h"
@@ -20,7 +21,7 @@ class CpuBackend final : public Backend {
   // Which kernels multiply block-format weights (tests force the portable ones).
   void set_quant_kernels(cpu::QuantKernels k) { quant_kernels_ = k; }
 
-  Tensor alloc(DType dtype, Shape shape) override { return Tensor::zeros(dtype, std::move(shape)); }
+  Tensor alloc(DType dtype, Shape shape) override { return buffers_.zeros(dtype, std::move(shape)); }
   // Keeps views, except Q4_0 / Q8_0 matrices, interleaved for the integer kernels (Q4_0_X16, Q8_0_X16).
   Tensor prepare_weight(const Tensor& host) override;
   Tensor to_host(const Tensor& t) override { return t; }
@@ -46,6 +47,7 @@ class CpuBackend final : public Backend {
   void linear_dequantized(const Tensor& x, const Tensor& w, Tensor& y);
 
   ThreadPool pool_;
+  cpu::BufferCache buffers_;
   cpu::QuantKernels quant_kernels_ = cpu::QuantKernels::Best;
 };
 
