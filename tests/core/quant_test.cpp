@@ -126,6 +126,25 @@ TEST_F(GgmlBlocks, QuantizeMatrixMatchesRowsAndThreads) {
   EXPECT_EQ(std::memcmp(q.raw(), want.raw(), size_t(q.nbytes())), 0);
 }
 
+TEST_F(GgmlBlocks, TensorConversionsUseTheBlockFormats) {
+  const Tensor input = file_->tensor("input");
+  for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const Tensor q = input.converted(t);
+    const Tensor want = quantize_matrix(input, t);
+    ASSERT_EQ(q.dtype(), t);
+    EXPECT_EQ(std::memcmp(q.raw(), want.raw(), size_t(q.nbytes())), 0);
+    std::vector<float> rows(size_t(input.numel()));
+    for (int64_t r = 0; r < input.dim(0); ++r) dequantize_row(q, r, rows.data() + r * input.dim(1));
+    EXPECT_EQ(q.to_f32(), rows);
+  }
+  // Interleaved (the CPU backend's layout) holds the same values.
+  const Tensor x16 = input.converted(DType::Q8_0_X16);
+  EXPECT_EQ(x16.dtype(), DType::Q8_0_X16);
+  EXPECT_EQ(x16.to_f32(), input.converted(DType::Q8_0).to_f32());
+  EXPECT_THROW(input.reshaped({2048}).converted(DType::Q8_0_X16), Error);   // not a matrix
+  EXPECT_THROW(input.reshaped({4, 16, 32}).converted(DType::Q4_K), Error);  // rows of 32 values
+}
+
 TEST(QuantizeMatrix, BadInputsAreErrors) {
   const Tensor m = Tensor::zeros(DType::F32, {4, 48});
   EXPECT_THROW(quantize_matrix(m, DType::Q4_0), Error);  // 48 is not a multiple of 32
