@@ -8,7 +8,9 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/quant/formats.h"
 #include "core/quant/ggml_blocks.h"
+#include "core/quant/quantize_simd.h"
 #include "core/quant/quant.h"
 #include "core/rows.h"
 #include "core/thread_pool.h"
@@ -143,6 +145,34 @@ TEST_F(GgmlBlocks, TensorConversionsUseTheBlockFormats) {
   EXPECT_EQ(x16.to_f32(), input.converted(DType::Q8_0).to_f32());
   EXPECT_THROW(input.reshaped({2048}).converted(DType::Q8_0_X16), Error);   // not a matrix
   EXPECT_THROW(input.reshaped({4, 16, 32}).converted(DType::Q4_K), Error);  // rows of 32 values
+}
+
+TEST(QuantizeValues, VectorizedQ4_0AndQ8_0MatchTheReference) {
+  // Random blocks with the cases the scalar code decides one way: ties for the largest
+  // magnitude (the first wins), exact .5 products (roundf goes away from zero), zeros and -0.
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(32 * 400);
+  for (float& v : x) v = dist(rng);
+  for (size_t b = 0; b < 400; ++b) {
+    float* blk = x.data() + 32 * b;
+    switch (b % 5) {
+      case 0: blk[5] = -blk[20]; break;                             // tie, opposite signs
+      case 1: for (int i = 0; i < 32; ++i) blk[i] = i == 0 ? 127.0f : float(i - 16) + 0.5f; break;  // x / d = k + .5
+      case 2: for (int i = 0; i < 32; ++i) blk[i] = i == 3 ? -0.0f : 0.0f; break;      // all zero
+      case 3: for (int i = 0; i < 32; ++i) blk[i] = float(i) * 127.0f / 31.0f; break;  // quant boundaries
+      default: break;
+    }
+  }
+  const int64_t n = int64_t(x.size());
+  std::vector<uint8_t> a(size_t(dtype_bytes(DType::Q8_0, n))), b(a.size());
+  quant::quantize_q8_0(x.data(), a.data(), n);
+  quant::quantize_q8_0_fast(x.data(), b.data(), n);
+  EXPECT_EQ(a, b);
+  std::vector<uint8_t> c(size_t(dtype_bytes(DType::Q4_0, n))), e(c.size());
+  quant::quantize_q4_0(x.data(), c.data(), n);
+  quant::quantize_q4_0_fast(x.data(), e.data(), n);
+  EXPECT_EQ(c, e);
 }
 
 TEST(QuantizeMatrix, BadInputsAreErrors) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/quant/formats.h"
+#include "core/quant/quantize_simd.h"
 #include "core/thread_pool.h"
 
 namespace unicorn {
@@ -44,11 +45,11 @@ Codec codec(DType t) {
     case DType::F32: return {quantize_f32, dequantize_f32};
     case DType::F16: return {quantize_f16, dequantize_f16};
     case DType::BF16: return {quantize_bf16, dequantize_bf16};
-    case DType::Q4_0: return {quantize_q4_0, dequantize_q4_0};
+    case DType::Q4_0: return {quantize_q4_0_fast, dequantize_q4_0};
     case DType::Q4_1: return {quantize_q4_1, dequantize_q4_1};
     case DType::Q5_0: return {quantize_q5_0, dequantize_q5_0};
     case DType::Q5_1: return {quantize_q5_1, dequantize_q5_1};
-    case DType::Q8_0: return {quantize_q8_0, dequantize_q8_0};
+    case DType::Q8_0: return {quantize_q8_0_fast, dequantize_q8_0};
     case DType::Q2_K: return {quantize_q2_K, dequantize_q2_K};
     case DType::Q3_K: return {quantize_q3_K, dequantize_q3_K};
     case DType::Q4_K: return {quantize_q4_K, dequantize_q4_K};
