@@ -110,19 +110,20 @@ TEST_F(QuantLinear, MatchesDequantizedProductWithinActivationRounding) {
   }
 }
 
-TEST_F(QuantLinear, PreparedQ4_0AndQ8_0AreInterleaved) {
-  for (DType t : {DType::Q4_0, DType::Q8_0}) {
-    const Tensor wq = quantize_matrix(random_matrix(37, 96, 3, 0.05f, false), t);
+TEST_F(QuantLinear, PreparedQ4_0Q8_0AndQ4_KAreInterleaved) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+    const int64_t cols = t == DType::Q4_K ? 512 : 96;
+    const Tensor wq = quantize_matrix(random_matrix(37, cols, 3, 0.05f, false), t);
     const Tensor w = cpu.prepare_weight(wq);
     EXPECT_EQ(w.dtype(), interleaved_of(t));
     EXPECT_EQ(w.nbytes(), wq.nbytes());
-    std::vector<float> a(96), b(96);
+    std::vector<float> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols));
     for (int64_t r = 0; r < 37; ++r) {  // two groups of 16 and 5 plain rows
       dequantize_row(wq, r, a.data());
       dequantize_row(w, r, b.data());
-      ASSERT_EQ(a, b) << "row " << r;
+      ASSERT_EQ(a, b) << dtype_name(t) << " row " << r;
     }
-    EXPECT_EQ(cpu.prepare_weight(quantize_matrix(random_matrix(15, 96, 3, 0.05f, false), t)).dtype(), t);
+    EXPECT_EQ(cpu.prepare_weight(quantize_matrix(random_matrix(15, cols, 3, 0.05f, false), t)).dtype(), t);
   }
 }
 

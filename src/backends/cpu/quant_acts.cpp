@@ -60,7 +60,8 @@ void QuantActs::allocate(DType w, int64_t n_rows, int64_t n_k) {
   const int64_t bias_bytes = k_format ? 0 : round_up(rows * blocks * 4, kAlign);
   const int64_t bsum_bytes = k_format ? round_up(rows * blocks * 16 * 2, kAlign) : 0;
   const int64_t lane_bytes = k_format ? 0 : rows * (blocks / 2) * 32 * 4;
-  storage_.resize(size_t(qs_bytes + d_bytes + bias_bytes + bsum_bytes + lane_bytes + kAlign));
+  const int64_t bsumf_bytes = w == DType::Q4_K ? round_up(rows * blocks * 8 * 4, kAlign) : 0;
+  storage_.resize(size_t(qs_bytes + d_bytes + bias_bytes + bsum_bytes + lane_bytes + bsumf_bytes + kAlign));
   uint8_t* p = storage_.data();
   p += (kAlign - reinterpret_cast<uintptr_t>(p) % kAlign) % kAlign;
   qs = reinterpret_cast<int8_t*>(p);
@@ -68,6 +69,8 @@ void QuantActs::allocate(DType w, int64_t n_rows, int64_t n_k) {
   bias = bias_bytes ? reinterpret_cast<int32_t*>(p + qs_bytes + d_bytes) : nullptr;
   bsums = bsum_bytes ? reinterpret_cast<int16_t*>(p + qs_bytes + d_bytes + bias_bytes) : nullptr;
   lanes = lane_bytes ? reinterpret_cast<uint32_t*>(p + qs_bytes + d_bytes + bias_bytes + bsum_bytes) : nullptr;
+  bsums_f = bsumf_bytes ? reinterpret_cast<float*>(p + qs_bytes + d_bytes + bias_bytes + bsum_bytes + lane_bytes)
+                        : nullptr;
 }
 
 void quantize_acts_portable(const float* x, int64_t r0, int64_t r1, QuantActs& a) {
@@ -124,6 +127,7 @@ void quantize_acts_portable(const float* x, int64_t r0, int64_t r1, QuantActs& a
             bs[j] = int16_t(s);
           }
           for (int j = 8; j < 16; ++j) bs[j] = 0;
+          for (int j = 0; j < 8; ++j) a.bsums_f[(r * a.blocks + b) * 8 + j] = float(bs[j]);
         }
       }
     }

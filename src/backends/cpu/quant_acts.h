@@ -28,6 +28,8 @@ struct QuantActs {
   // K formats: [rows, blocks * 16] sums of q. Q6_K: over each 16 values; Q4_K: over each 32
   // values (first 8 entries, the rest zero).
   int16_t* bsums = nullptr;
+  // Q4_K: [rows, blocks * 8] the same sums per 32 values as f32 (broadcast by the kernels).
+  float* bsums_f = nullptr;
   // 32-value formats, for the AVX-512 kernels: per row and pair of blocks, 16 int32 lanes of
   // bias (lane 0: first block, lane 8: second, others 0) then 16 f32 lanes of d (8 each).
   uint32_t* lanes = nullptr;

@@ -194,7 +194,8 @@ UNICORN_AVX512 void quantize_row32(const float* x, int8_t* q, float* d, int32_t*
   }
 }
 
-UNICORN_AVX512 void quantize_row256(const float* x, int8_t* q, float* d, int16_t* bsums, DType weight, int64_t blocks) {
+UNICORN_AVX512 void quantize_row256(const float* x, int8_t* q, float* d, int16_t* bsums, float* bsums_f, DType weight,
+                                    int64_t blocks) {
   for (int64_t b = 0; b < blocks; ++b, x += 256, q += 256, bsums += 16) {
     const float amax = abs_max(x, 256);
     d[b] = amax / 127.0f;
@@ -209,6 +210,7 @@ UNICORN_AVX512 void quantize_row256(const float* x, int8_t* q, float* d, int16_t
         bsums[j] = int16_t(_mm512_reduce_add_epi32(s));
       }
       for (int j = 8; j < 16; ++j) bsums[j] = 0;
+      for (int j = 0; j < 8; ++j) bsums_f[b * 8 + j] = float(bsums[j]);
     }
   }
 }
@@ -226,8 +228,8 @@ void quantize_acts_avx512(const float* x, int64_t r0, int64_t r1, QuantActs& a) 
   const bool k_format = act_block_values(a.weight) == 256;
   for (int64_t r = r0; r < r1; ++r) {
     if (k_format) {
-      quantize_row256(x + r * a.k, a.qs + r * a.row_qs, a.d + r * a.blocks, a.bsums + r * a.blocks * 16, a.weight,
-                      a.blocks);
+      quantize_row256(x + r * a.k, a.qs + r * a.row_qs, a.d + r * a.blocks, a.bsums + r * a.blocks * 16,
+                      a.bsums_f ? a.bsums_f + r * a.blocks * 8 : nullptr, a.weight, a.blocks);
     } else {
       quantize_row32(x + r * a.k, a.qs + r * a.row_qs, a.d + r * a.blocks, a.bias + r * a.blocks,
                      a.lanes + r * (a.blocks / 2) * 32, a);

@@ -1,4 +1,4 @@
-// AVX-512 VNNI kernels for interleaved Q4_0 / Q8_0 weights (core/quant/interleaved.h):
+// AVX-512 VNNI kernels for interleaved Q4_0 / Q8_0 / Q4_K weights (core/quant/interleaved.h):
 // the 16 int32 lanes of a zmm are 16 weight rows. Per block of 32 values, 8 vpdpbusd (each
 // 4 weight bytes per lane against 4 activation bytes broadcast to every lane) give 16 block
 // dot products at once; one f16 load gives the 16 rows' scales. So the integer work is all
@@ -102,12 +102,90 @@ UNICORN_AVX512 void gemm_x16(const uint8_t* w, int64_t nb, int64_t n_groups, con
   }
 }
 
+// Q4_K: per super-block, each sub-block j of 32 values is 8 vpdpbusd of unsigned nibbles
+// with the activation; its int32 sums are scaled by d * sc_j (16 rows' scales decoded at once
+// from the interleaved 12-byte fields, as get_scale_min_k4 does) and the mins enter as
+// - dmin * m_j * (activation sum over the sub-block).
+template <int C>
+UNICORN_AVX512 void group_tile_q4k(const uint8_t* g, int64_t nsb, const QuantActs& a, int64_t c0, float* y,
+                                   int64_t ldy) {
+  constexpr int64_t kGroupBlockBytes = 16 * 144;
+  static constexpr int kSlot[4] = {0, 2, 1, 3};  // where sub-block j's activations are (quant_acts.h)
+  const __m512i low4 = _mm512_set1_epi8(0x0F), k3f = _mm512_set1_epi32(0x3f3f3f3f),
+                k0f = _mm512_set1_epi32(0x0f0f0f0f), k03 = _mm512_set1_epi32(0x03030303), kff = _mm512_set1_epi32(0xFF);
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, g += kGroupBlockBytes) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g)));
+    const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32)));
+    // The 12 scale bytes of each row as 3 dwords per lane -> scales 0-3, 4-7, mins 0-3, 4-7
+    // (one byte each), as ggml's kmask arithmetic does.
+    const __m512i u0 = _mm512_loadu_si512(g + 64), u1 = _mm512_loadu_si512(g + 128), u2 = _mm512_loadu_si512(g + 192);
+    const __m512i sc[2] = {_mm512_and_si512(u0, k3f),
+                           _mm512_or_si512(_mm512_and_si512(u2, k0f),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), k03), 4))};
+    const __m512i mn[2] = {_mm512_and_si512(u1, k3f),
+                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), k0f),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), k03), 4))};
+    __m512 s[C];
+    for (int c = 0; c < C; ++c) s[c] = _mm512_setzero_ps();
+    for (int j = 0; j < 8; ++j) {
+      const __m512 dsc = _mm512_mul_ps(
+          d, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(sc[j / 4], 8 * (j % 4)), kff)));
+      const __m512 dmn = _mm512_mul_ps(
+          dmin, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(mn[j / 4], 8 * (j % 4)), kff)));
+      __m512i w[8];
+      for (int t = 0; t < 8; ++t) {
+        const __m512i chunk = _mm512_loadu_si512(g + 256 + 64 * (8 * (j / 2) + t));
+        w[t] = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(chunk, 4) : chunk, low4);
+      }
+      const int64_t off = sb * 256 + 128 * (j / 4) + 32 * kSlot[j % 4];
+      for (int c = 0; c < C; ++c) {
+        const int8_t* q = a.qs + (c0 + c) * a.row_qs + off;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (int t = 0; t < 8; t += 2) {
+          s0 = _mm512_dpbusd_epi32(s0, w[t], bcast4(q + 4 * t));
+          s1 = _mm512_dpbusd_epi32(s1, w[t + 1], bcast4(q + 4 * t + 4));
+        }
+        s[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), dsc, s[c]);
+        s[c] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(a.bsums_f[((c0 + c) * nsb + sb) * 8 + j]), s[c]);
+      }
+    }
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(s[c], _mm512_set1_ps(a.d[(c0 + c) * nsb + sb]), acc[c]);
+  }
+  for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + (c0 + c) * ldy, acc[c]);
+}
+
+UNICORN_AVX512 void gemm_x16_q4k(const uint8_t* w, int64_t nsb, int64_t n_groups, const QuantActs& a, float* y,
+                                 int64_t ldy) {
+  constexpr int64_t kGroupBlockBytes = 16 * 144;
+  for (int64_t c0 = 0; c0 < a.rows; c0 += 8) {
+    const int64_t nc = a.rows - c0 < 8 ? a.rows - c0 : 8;
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const uint8_t* gp = w + g * nsb * kGroupBlockBytes;
+      float* yg = y + g * 16;
+      switch (nc) {
+        case 1: group_tile_q4k<1>(gp, nsb, a, c0, yg, ldy); break;
+        case 2: group_tile_q4k<2>(gp, nsb, a, c0, yg, ldy); break;
+        case 3: group_tile_q4k<3>(gp, nsb, a, c0, yg, ldy); break;
+        case 4: group_tile_q4k<4>(gp, nsb, a, c0, yg, ldy); break;
+        case 5: group_tile_q4k<5>(gp, nsb, a, c0, yg, ldy); break;
+        case 6: group_tile_q4k<6>(gp, nsb, a, c0, yg, ldy); break;
+        case 7: group_tile_q4k<7>(gp, nsb, a, c0, yg, ldy); break;
+        default: group_tile_q4k<8>(gp, nsb, a, c0, yg, ldy); break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void quant_gemm_avx512_x16(const uint8_t* w, int64_t nb, int64_t n_groups, const QuantActs& a, float* y,
                            int64_t ldy) {
   if (a.weight == DType::Q8_0) {
     gemm_x16<true>(w, nb, n_groups, a, y, ldy);
+  } else if (a.weight == DType::Q4_K) {
+    gemm_x16_q4k(w, nb, n_groups, a, y, ldy);
   } else {
     gemm_x16<false>(w, nb, n_groups, a, y, ldy);
   }

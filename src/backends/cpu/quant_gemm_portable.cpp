@@ -6,6 +6,7 @@
 #include "backends/cpu/quant_kernels.h"
 #include "core/error.h"
 #include "core/quant/ggml_blocks.h"
+#include "core/quant/interleaved.h"
 
 namespace unicorn::cpu {
 
@@ -128,33 +129,12 @@ void gemm_q6_k(const uint8_t* w, int64_t w_row_bytes, int64_t nw, const QuantAct
 
 void quant_gemm_portable_x16(const uint8_t* w, int64_t nb, int64_t n_groups, const QuantActs& a, float* y,
                              int64_t ldy) {
-  const bool q8 = a.weight == DType::Q8_0;
-  const int64_t group_block_bytes = 16 * (q8 ? 34 : 18);
-  std::vector<int8_t> q(static_cast<size_t>(nb * 32));
-  std::vector<float> d(static_cast<size_t>(nb));
+  // Each group back to 16 plain rows, then the plain kernels.
+  const int64_t row_bytes = nb * dtype_info(a.weight).block_bytes;
+  std::vector<uint8_t> rows(static_cast<size_t>(16 * row_bytes));
   for (int64_t g = 0; g < n_groups; ++g) {
-    for (int64_t i = 0; i < 16; ++i) {
-      for (int64_t b = 0; b < nb; ++b) {  // row i's block b, as interleaved.h lays it out
-        const uint8_t* p = w + (g * nb + b) * group_block_bytes;
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        d[size_t(b)] = f16_to_f32(h);
-        const uint8_t* qs = p + 32 + 4 * i;
-        int8_t* o = q.data() + b * 32;
-        for (int t = 0; t < (q8 ? 8 : 4); ++t) {
-          for (int u = 0; u < 4; ++u) {
-            const uint8_t byte = qs[64 * t + u];
-            if (q8) {
-              o[4 * t + u] = int8_t(byte);
-            } else {
-              o[4 * t + u] = int8_t((byte & 0x0F) - 8);
-              o[16 + 4 * t + u] = int8_t((byte >> 4) - 8);
-            }
-          }
-        }
-      }
-      gemm_blocks32(a, q.data(), d.data(), nb, y + 16 * g + i, ldy);
-    }
+    deinterleave_group(a.weight, w, nb, g, rows.data());
+    quant_gemm_portable(rows.data(), row_bytes, 16, a, y + 16 * g, ldy);
   }
 }
 

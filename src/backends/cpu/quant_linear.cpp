@@ -50,7 +50,7 @@ void quant_linear(ThreadPool& pool, const Tensor& x, const Tensor& w, Tensor& y,
   const int64_t min_tasks = 4 * pool.size();
   if (x16) {
     const QuantGemmX16Fn gemm_x16 = fast ? quant_gemm_avx512_x16 : quant_gemm_portable_x16;
-    const int64_t groups = m / kInterleaveRows, tail = m % kInterleaveRows, nb = k / 32;
+    const int64_t groups = m / kInterleaveRows, tail = m % kInterleaveRows, nb = k / dtype_info(plain).block_elems;
     int64_t per_task = 4;
     while (per_task > 1 && groups / per_task < min_tasks) per_task /= 2;
     const int64_t group_tasks = (groups + per_task - 1) / per_task;
