@@ -8,7 +8,7 @@
 namespace unicorn {
 
 namespace {
-constexpr std::array<DTypeInfo, 25> kInfos = {{
+constexpr std::array<DTypeInfo, 26> kInfos = {{
     {"F32", 1, 4, true},
     {"F16", 1, 2, true},
     {"BF16", 1, 2, true},
@@ -34,6 +34,7 @@ constexpr std::array<DTypeInfo, 25> kInfos = {{
     {"Q4_0_X16", 32, 18, true},
     {"Q8_0_X16", 32, 34, true},
     {"Q4_K_X16", 256, 144, true},
+    {"Q6_K_X16", 256, 210, true},
 }};
 }  // namespace
 

@@ -34,11 +34,12 @@ enum class DType : uint8_t {
   Q3_K,    // 256-value super-blocks, 3-bit values, 6-bit sub-block scales
   Q5_K,    // 256-value super-blocks, 5-bit values, 6-bit sub-block scales and mins
   IQ4_NL,  // f16 scale + 32 x 4-bit indices into a fixed non-linear table
-  // The CPU backend's layouts of Q4_0 / Q8_0 / Q4_K for its integer kernels, made once at load
+  // The CPU backend's layouts of Q4_0 / Q8_0 / Q4_K / Q6_K for its integer kernels, made once at load
   // (core/quant/interleaved.h): 16 rows' blocks interleaved. Same bytes per row as the ggml format.
   Q4_0_X16,
   Q8_0_X16,
   Q4_K_X16,
+  Q6_K_X16,
 };
 
 struct DTypeInfo {

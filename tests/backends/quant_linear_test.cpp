@@ -110,9 +110,9 @@ TEST_F(QuantLinear, MatchesDequantizedProductWithinActivationRounding) {
   }
 }
 
-TEST_F(QuantLinear, PreparedQ4_0Q8_0AndQ4_KAreInterleaved) {
-  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
-    const int64_t cols = t == DType::Q4_K ? 512 : 96;
+TEST_F(QuantLinear, PreparedBlockFormatsAreInterleaved) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const int64_t cols = t == DType::Q4_K || t == DType::Q6_K ? 512 : 96;
     const Tensor wq = quantize_matrix(random_matrix(37, cols, 3, 0.05f, false), t);
     const Tensor w = cpu.prepare_weight(wq);
     EXPECT_EQ(w.dtype(), interleaved_of(t));

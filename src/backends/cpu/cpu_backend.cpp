@@ -51,9 +51,10 @@ void row_to_f32(const Tensor& w, int64_t offset, int64_t count, float* out) {
 CpuBackend::CpuBackend(int threads) : pool_(threads) {}
 
 Tensor CpuBackend::prepare_weight(const Tensor& host) {
-  // Q4_0 / Q8_0 / Q4_K matrices of at least one 16-row group: interleaved once for the integer
+  // Q4_0 / Q8_0 / Q4_K / Q6_K matrices of at least one 16-row group: interleaved once for the integer
   // kernels (a copy; the same bytes per row).
-  if (host.rank() == 2 && (host.dtype() == DType::Q4_0 || host.dtype() == DType::Q8_0 || host.dtype() == DType::Q4_K) &&
+  const DType t = host.dtype();
+  if (host.rank() == 2 && (t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K) &&
       host.dim(0) >= kInterleaveRows)
     return interleave_rows(host);
   return host;

@@ -22,7 +22,7 @@ class CpuBackend final : public Backend {
   void set_quant_kernels(cpu::QuantKernels k) { quant_kernels_ = k; }
 
   Tensor alloc(DType dtype, Shape shape) override { return buffers_.zeros(dtype, std::move(shape)); }
-  // Keeps views, except Q4_0 / Q8_0 / Q4_K matrices, interleaved for the integer kernels (*_X16).
+  // Keeps views, except Q4_0 / Q8_0 / Q4_K / Q6_K matrices, interleaved for the integer kernels (*_X16).
   Tensor prepare_weight(const Tensor& host) override;
   Tensor to_host(const Tensor& t) override { return t; }
   Tensor from_host(const Tensor& host) override { return host; }

@@ -57,7 +57,8 @@ void QuantActs::allocate(DType w, int64_t n_rows, int64_t n_k) {
   row_qs = blocks * bv;
   const int64_t qs_bytes = round_up(rows * row_qs, kAlign);
   const int64_t d_bytes = round_up(rows * blocks * 4, kAlign);
-  const int64_t bias_bytes = k_format ? 0 : round_up(rows * blocks * 4, kAlign);
+  const int64_t bias_bytes = !k_format ? round_up(rows * blocks * 4, kAlign)
+                             : w == DType::Q6_K ? round_up(rows * blocks * 16 * 4, kAlign) : 0;
   const int64_t bsum_bytes = k_format ? round_up(rows * blocks * 16 * 2, kAlign) : 0;
   const int64_t lane_bytes = k_format ? 0 : rows * (blocks / 2) * 32 * 4;
   const int64_t bsumf_bytes = w == DType::Q4_K ? round_up(rows * blocks * 8 * 4, kAlign) : 0;
@@ -111,6 +112,7 @@ void quantize_acts_portable(const float* x, int64_t r0, int64_t r1, QuantActs& a
             int s = 0;
             for (int i = 0; i < 16; ++i) s += tmp[16 * j + i];
             bs[j] = int16_t(s);
+            a.bias[(r * a.blocks + b) * 16 + j] = -32 * s;
           }
         } else {  // Q4_K: per 128 values, the order 0-31, 64-95, 32-63, 96-127
           for (int h = 0; h < 2; ++h) {

@@ -24,6 +24,7 @@ struct QuantActs {
   float* d = nullptr;    // [rows, blocks] scale: x ~= d * q
   // 32-value formats: [rows, blocks] = zero_point * sum(q) over the block, the correction for
   // weights stored with an unsigned offset (Q4_0: -8; Q8_0 read as q + 128: -128).
+  // Q6_K: [rows, blocks * 16] = -32 * sum(q) over each 16 values (its weights are q6 - 32).
   int32_t* bias = nullptr;
   // K formats: [rows, blocks * 16] sums of q. Q6_K: over each 16 values; Q4_K: over each 32
   // values (first 8 entries, the rest zero).

@@ -194,14 +194,18 @@ UNICORN_AVX512 void quantize_row32(const float* x, int8_t* q, float* d, int32_t*
   }
 }
 
-UNICORN_AVX512 void quantize_row256(const float* x, int8_t* q, float* d, int16_t* bsums, float* bsums_f, DType weight,
-                                    int64_t blocks) {
+UNICORN_AVX512 void quantize_row256(const float* x, int8_t* q, float* d, int16_t* bsums, float* bsums_f, int32_t* bias,
+                                    DType weight, int64_t blocks) {
   for (int64_t b = 0; b < blocks; ++b, x += 256, q += 256, bsums += 16) {
     const float amax = abs_max(x, 256);
     d[b] = amax / 127.0f;
     const __m512 id = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
     if (weight == DType::Q6_K) {
-      for (int j = 0; j < 16; ++j) bsums[j] = int16_t(_mm512_reduce_add_epi32(round16(x + 16 * j, id, q + 16 * j)));
+      for (int j = 0; j < 16; ++j) {
+        const int32_t sum = _mm512_reduce_add_epi32(round16(x + 16 * j, id, q + 16 * j));
+        bsums[j] = int16_t(sum);
+        bias[b * 16 + j] = -32 * sum;
+      }
     } else {  // Q4_K: per 128 values, the order 0-31, 64-95, 32-63, 96-127; sums per 32
       static constexpr int kSlot[4] = {0, 2, 1, 3};
       for (int j = 0; j < 8; ++j) {
@@ -229,7 +233,8 @@ void quantize_acts_avx512(const float* x, int64_t r0, int64_t r1, QuantActs& a) 
   for (int64_t r = r0; r < r1; ++r) {
     if (k_format) {
       quantize_row256(x + r * a.k, a.qs + r * a.row_qs, a.d + r * a.blocks, a.bsums + r * a.blocks * 16,
-                      a.bsums_f ? a.bsums_f + r * a.blocks * 8 : nullptr, a.weight, a.blocks);
+                      a.bsums_f ? a.bsums_f + r * a.blocks * 8 : nullptr, a.bias ? a.bias + r * a.blocks * 16 : nullptr,
+                      a.weight, a.blocks);
     } else {
       quantize_row32(x + r * a.k, a.qs + r * a.row_qs, a.d + r * a.blocks, a.bias + r * a.blocks,
                      a.lanes + r * (a.blocks / 2) * 32, a);

@@ -1,4 +1,4 @@
-// AVX-512 VNNI kernels for interleaved Q4_0 / Q8_0 / Q4_K weights (core/quant/interleaved.h):
+// AVX-512 VNNI kernels for interleaved Q4_0 / Q8_0 / Q4_K / Q6_K weights (core/quant/interleaved.h):
 // the 16 int32 lanes of a zmm are 16 weight rows. Per block of 32 values, 8 vpdpbusd (each
 // 4 weight bytes per lane against 4 activation bytes broadcast to every lane) give 16 block
 // dot products at once; one f16 load gives the 16 rows' scales. So the integer work is all
@@ -156,23 +156,75 @@ UNICORN_AVX512 void group_tile_q4k(const uint8_t* g, int64_t nsb, const QuantAct
   for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + (c0 + c) * ldy, acc[c]);
 }
 
-UNICORN_AVX512 void gemm_x16_q4k(const uint8_t* w, int64_t nsb, int64_t n_groups, const QuantActs& a, float* y,
+// Q6_K: per 32 values (half h, quarter s), 6-bit unsigned quants from a ql nibble and 2 qh
+// bits; each sub-block of 16 is 4 vpdpbusd starting from -32 * (activation sum), so the
+// offset of 32 costs nothing, then scaled by d * sc_j.
+template <int C>
+UNICORN_AVX512 void group_tile_q6k(const uint8_t* g, int64_t nsb, const QuantActs& a, int64_t c0, float* y,
+                                   int64_t ldy) {
+  constexpr int64_t kGroupBlockBytes = 16 * 210;
+  constexpr int64_t kScales = 32, kQl = 32 + 256, kQh = 32 + 256 + 2048;  // interleaved.h
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, g += kGroupBlockBytes) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g)));
+    __m512 s[C];
+    for (int c = 0; c < C; ++c) s[c] = _mm512_setzero_ps();
+    for (int h = 0; h < 2; ++h) {
+      for (int q = 0; q < 4; ++q) {
+        // W[t], lane i: row i's values 128h + 32q + 4t .. + 3 as unsigned 6-bit numbers.
+        __m512i w[8];
+        for (int t = 0; t < 8; ++t) {
+          const __m512i ql = _mm512_loadu_si512(g + kQl + 64 * (16 * h + 8 * (q & 1) + t));
+          const __m512i qh = _mm512_loadu_si512(g + kQh + 64 * (8 * h + t));
+          const __m512i lo = _mm512_and_si512(q >> 1 ? _mm512_srli_epi16(ql, 4) : ql, low4);
+          // qh bits 2q, 2q + 1 to bits 4, 5.
+          const __m512i hi = q == 0 ? _mm512_slli_epi16(qh, 4)
+                             : q == 1 ? _mm512_slli_epi16(qh, 2)
+                             : q == 2 ? qh
+                                      : _mm512_srli_epi16(qh, 2);
+          w[t] = _mm512_ternarylogic_epi32(lo, hi, bits45, 0xF8);  // lo | (hi & bits45)
+        }
+        const int j0 = 8 * h + 2 * q;  // sub-blocks j0 (t < 4) and j0 + 1 (t >= 4)
+        const __m512 ds0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + kScales + 16 * j0)))));
+        const __m512 ds1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                                reinterpret_cast<const __m128i*>(g + kScales + 16 * (j0 + 1))))));
+        for (int c = 0; c < C; ++c) {
+          const int8_t* x = a.qs + (c0 + c) * a.row_qs + sb * 256 + 128 * h + 32 * q;
+          const int32_t* bias = a.bias + ((c0 + c) * nsb + sb) * 16 + j0;
+          __m512i s0 = _mm512_set1_epi32(bias[0]), s1 = _mm512_set1_epi32(bias[1]);
+          for (int t = 0; t < 4; ++t) {
+            s0 = _mm512_dpbusd_epi32(s0, w[t], bcast4(x + 4 * t));
+            s1 = _mm512_dpbusd_epi32(s1, w[t + 4], bcast4(x + 16 + 4 * t));
+          }
+          s[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), ds0, s[c]);
+          s[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), ds1, s[c]);
+        }
+      }
+    }
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(s[c], _mm512_set1_ps(a.d[(c0 + c) * nsb + sb]), acc[c]);
+  }
+  for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + (c0 + c) * ldy, acc[c]);
+}
+
+template <bool Q6>
+UNICORN_AVX512 void gemm_x16_k(const uint8_t* w, int64_t nsb, int64_t n_groups, const QuantActs& a, float* y,
                                  int64_t ldy) {
-  constexpr int64_t kGroupBlockBytes = 16 * 144;
+  constexpr int64_t kGroupBlockBytes = 16 * (Q6 ? 210 : 144);
   for (int64_t c0 = 0; c0 < a.rows; c0 += 8) {
     const int64_t nc = a.rows - c0 < 8 ? a.rows - c0 : 8;
     for (int64_t g = 0; g < n_groups; ++g) {
       const uint8_t* gp = w + g * nsb * kGroupBlockBytes;
       float* yg = y + g * 16;
       switch (nc) {
-        case 1: group_tile_q4k<1>(gp, nsb, a, c0, yg, ldy); break;
-        case 2: group_tile_q4k<2>(gp, nsb, a, c0, yg, ldy); break;
-        case 3: group_tile_q4k<3>(gp, nsb, a, c0, yg, ldy); break;
-        case 4: group_tile_q4k<4>(gp, nsb, a, c0, yg, ldy); break;
-        case 5: group_tile_q4k<5>(gp, nsb, a, c0, yg, ldy); break;
-        case 6: group_tile_q4k<6>(gp, nsb, a, c0, yg, ldy); break;
-        case 7: group_tile_q4k<7>(gp, nsb, a, c0, yg, ldy); break;
-        default: group_tile_q4k<8>(gp, nsb, a, c0, yg, ldy); break;
+#define UNICORN_CASE(n) \
+  case n: Q6 ? group_tile_q6k<n>(gp, nsb, a, c0, yg, ldy) : group_tile_q4k<n>(gp, nsb, a, c0, yg, ldy); break;
+        UNICORN_CASE(1) UNICORN_CASE(2) UNICORN_CASE(3) UNICORN_CASE(4)
+        UNICORN_CASE(5) UNICORN_CASE(6) UNICORN_CASE(7)
+#undef UNICORN_CASE
+        default: Q6 ? group_tile_q6k<8>(gp, nsb, a, c0, yg, ldy) : group_tile_q4k<8>(gp, nsb, a, c0, yg, ldy); break;
       }
     }
   }
@@ -185,7 +237,9 @@ void quant_gemm_avx512_x16(const uint8_t* w, int64_t nb, int64_t n_groups, const
   if (a.weight == DType::Q8_0) {
     gemm_x16<true>(w, nb, n_groups, a, y, ldy);
   } else if (a.weight == DType::Q4_K) {
-    gemm_x16_q4k(w, nb, n_groups, a, y, ldy);
+    gemm_x16_k<false>(w, nb, n_groups, a, y, ldy);
+  } else if (a.weight == DType::Q6_K) {
+    gemm_x16_k<true>(w, nb, n_groups, a, y, ldy);
   } else {
     gemm_x16<false>(w, nb, n_groups, a, y, ldy);
   }

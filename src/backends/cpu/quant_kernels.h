@@ -17,7 +17,7 @@ using QuantGemmFn = void (*)(const uint8_t* w, int64_t w_row_bytes, int64_t nw, 
                              int64_t ldy);
 
 // Interleaved weights (core/quant/interleaved.h): n_groups groups of 16 rows of nb blocks
-// from w, for a.weight = Q4_0, Q8_0 or Q4_K (the plain format). Writes y[c * ldy + 16 * g + i].
+// from w, for a.weight = Q4_0, Q8_0, Q4_K or Q6_K (the plain format). Writes y[c * ldy + 16 * g + i].
 using QuantGemmX16Fn = void (*)(const uint8_t* w, int64_t nb, int64_t n_groups, const QuantActs& a, float* y,
                                 int64_t ldy);
 

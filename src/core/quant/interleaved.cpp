@@ -22,10 +22,12 @@ const Layout& layout_of(DType plain) {
   static const Layout q4_0{{{0, 2, 2}, {2, 16, 4}}};
   static const Layout q8_0{{{0, 2, 2}, {2, 32, 4}}};
   static const Layout q4_k{{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}};
+  static const Layout q6_k{{{208, 2, 2}, {192, 16, 1}, {0, 128, 4}, {128, 64, 4}}};
   switch (plain) {
     case DType::Q4_0: return q4_0;
     case DType::Q8_0: return q8_0;
     case DType::Q4_K: return q4_k;
+    case DType::Q6_K: return q6_k;
     default: fail("no interleaved layout for {}", dtype_name(plain));
   }
 }
@@ -58,13 +60,16 @@ void check_matrix(const Tensor& w, DType plain, const char* what) {
 
 }  // namespace
 
-bool is_interleaved(DType t) { return t == DType::Q4_0_X16 || t == DType::Q8_0_X16 || t == DType::Q4_K_X16; }
+bool is_interleaved(DType t) {
+  return t == DType::Q4_0_X16 || t == DType::Q8_0_X16 || t == DType::Q4_K_X16 || t == DType::Q6_K_X16;
+}
 
 DType interleaved_of(DType plain) {
   switch (plain) {
     case DType::Q4_0: return DType::Q4_0_X16;
     case DType::Q8_0: return DType::Q8_0_X16;
     case DType::Q4_K: return DType::Q4_K_X16;
+    case DType::Q6_K: return DType::Q6_K_X16;
     default: fail("no interleaved layout for {}", dtype_name(plain));
   }
 }
@@ -74,6 +79,7 @@ DType plain_of(DType interleaved) {
     case DType::Q4_0_X16: return DType::Q4_0;
     case DType::Q8_0_X16: return DType::Q8_0;
     case DType::Q4_K_X16: return DType::Q4_K;
+    case DType::Q6_K_X16: return DType::Q6_K;
     default: fail("{} is not an interleaved layout", dtype_name(interleaved));
   }
 }
