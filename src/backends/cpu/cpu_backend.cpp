@@ -1,7 +1,10 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -46,6 +49,24 @@ void row_to_f32(const Tensor& w, int64_t offset, int64_t count, float* out) {
   }
 }
 
+// Memory for a weight the backend makes, in 2 MB pages where the OS allows (Linux THP in
+// "madvise" mode): a decode step streams every weight once, and with 4 KB pages each 4 KB
+// also costs a TLB miss, a nested page walk under a hypervisor. Measured on the 2-core
+// development VM: 2-thread streaming reads of 560 MB went from 9.5 to 13 GB/s.
+Tensor huge_page_tensor(DType dtype, Shape shape) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t bytes = size_t(dtype_bytes(dtype, shape_numel(shape)));
+  const size_t rounded = std::max(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (!p) fail("out of memory allocating {} bytes for a weight of shape {}", bytes, shape_str(shape));
+#ifdef MADV_HUGEPAGE
+  madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without it the memory is as good, only slower to stream
+#endif
+  return Tensor::view(dtype, std::move(shape), p, std::shared_ptr<const void>(p, [](const void* q) {
+                        std::free(const_cast<void*>(q));
+                      }));
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) : pool_(threads) {}
@@ -55,8 +76,11 @@ Tensor CpuBackend::prepare_weight(const Tensor& host) {
   // kernels (a copy; the same bytes per row).
   const DType t = host.dtype();
   if (host.rank() == 2 && (t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K) &&
-      host.dim(0) >= kInterleaveRows)
-    return interleave_rows(host);
+      host.dim(0) >= kInterleaveRows) {
+    Tensor out = huge_page_tensor(interleaved_of(t), host.shape());
+    interleave_rows_into(host, out);
+    return out;
+  }
   return host;
 }
 

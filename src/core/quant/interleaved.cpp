@@ -85,12 +85,20 @@ DType plain_of(DType interleaved) {
 }
 
 Tensor interleave_rows(const Tensor& w) {
+  Tensor out = Tensor::zeros(interleaved_of(w.dtype()), w.shape());
+  interleave_rows_into(w, out);
+  return out;
+}
+
+void interleave_rows_into(const Tensor& w, Tensor& out) {
   const DType plain = w.dtype();
   const Layout& l = layout_of(plain);
   check_matrix(w, plain, "interleave_rows");
+  if (out.dtype() != interleaved_of(plain) || out.shape() != w.shape())
+    fail("interleave_rows: output {} {} does not match {} {}", dtype_name(out.dtype()), shape_str(out.shape()),
+         dtype_name(plain), shape_str(w.shape()));
   const int64_t rows = w.dim(0), bb = dtype_info(plain).block_bytes, nb = w.dim(1) / dtype_info(plain).block_elems,
                 row_bytes = nb * bb, G = rows / kInterleaveRows;
-  Tensor out = Tensor::zeros(interleaved_of(plain), w.shape());
   auto* src = static_cast<uint8_t*>(w.raw());  // only read
   auto* dst = static_cast<uint8_t*>(out.raw());
   for (int64_t g = 0; g < G; ++g)
@@ -99,7 +107,6 @@ Tensor interleave_rows(const Tensor& w) {
                              dst + (g * nb + b) * kInterleaveRows * bb);
   std::memcpy(dst + G * kInterleaveRows * row_bytes, src + G * kInterleaveRows * row_bytes,
               size_t((rows - G * kInterleaveRows) * row_bytes));
-  return out;
 }
 
 void deinterleave_group(DType plain, const uint8_t* w, int64_t nb, int64_t g, uint8_t* out) {

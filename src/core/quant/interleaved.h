@@ -34,6 +34,9 @@ DType plain_of(DType interleaved);
 
 // The interleaved copy of a Q4_0, Q8_0, Q4_K or Q6_K matrix.
 Tensor interleave_rows(const Tensor& matrix);
+// The same into `out`: memory the caller allocated, of dtype interleaved_of(matrix.dtype())
+// and the matrix's shape.
+void interleave_rows_into(const Tensor& matrix, Tensor& out);
 // Rows [16 g, 16 g + 16) of group g of an interleaved matrix's bytes `w` (blocks_per_row
 // blocks of the plain format each) as plain ggml rows into out (16 * row bytes).
 void deinterleave_group(DType plain, const uint8_t* w, int64_t blocks_per_row, int64_t g, uint8_t* out);
