@@ -146,9 +146,11 @@ TEST_F(QuantLinear, Avx512AndPortableKernelsAgree) {
 }
 
 TEST_F(QuantLinear, ManyRowsSplitOverTasksWithBias) {
-  // Enough rows for several tasks per thread; a bias added after the product.
-  const int64_t n = 2, k = 512, m = 1000;
-  for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q8_0}) {
+  // Enough rows for several tasks per thread (decode: 4 groups of 16 rows per kernel call);
+  // a bias added after the product.
+  const int64_t k = 512, m = 1000;
+  for (auto [t, n] : {std::pair{DType::Q4_0, 1}, {DType::Q4_0, 2}, {DType::Q8_0, 1}, {DType::Q4_K, 1}, {DType::Q6_K, 2}}) {
+    SCOPED_TRACE(fmt::format("{} n={}", dtype_name(t), n));
     const Tensor wq = cpu.prepare_weight(quantize_matrix(random_matrix(m, k, 8, 0.05f, false), t));
     const Tensor x = random_matrix(n, k, 9, 1.0f, false);
     const Tensor bias = random_matrix(1, m, 10, 1.0f, false).reshaped({m});

@@ -78,10 +78,56 @@ UNICORN_AVX512 void group_tile(const uint8_t* g, int64_t nb, const QuantActs& a,
   for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + (c0 + c) * ldy, acc[c]);
 }
 
+// Decode (one activation row): NG groups at once, block by block, so each thread streams NG
+// regions of memory in parallel (more misses in flight than one stream gets from the
+// prefetchers) and the activation's broadcasts serve NG groups.
+template <bool Q8, int NG>
+UNICORN_AVX512 void groups_row(const uint8_t* g, int64_t nb, const QuantActs& a, int64_t c, float* y) {
+  constexpr int64_t kGroupBlockBytes = 16 * (Q8 ? 34 : 18);
+  const int64_t group_bytes = nb * kGroupBlockBytes;
+  const __m512i low4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(char(0x80));
+  const int8_t* q = a.qs + c * a.row_qs;
+  const float* ad = a.d + c * a.blocks;
+  const int32_t* ab = a.bias + c * a.blocks;
+  __m512 acc[NG];
+  for (int i = 0; i < NG; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, q += 32) {
+    __m512i x[8];
+    for (int t = 0; t < 8; ++t) x[t] = bcast4(q + 4 * t);
+    const __m512i bias = _mm512_set1_epi32(ab[b]);
+    const __m512 da = _mm512_set1_ps(ad[b]);
+    for (int i = 0; i < NG; ++i) {
+      const uint8_t* p = g + i * group_bytes + b * kGroupBlockBytes;
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+      __m512i s0 = bias, s1 = _mm512_setzero_si512();
+      if constexpr (Q8) {
+        for (int t = 0; t < 8; t += 2) {
+          s0 = _mm512_dpbusd_epi32(s0, _mm512_xor_si512(_mm512_loadu_si512(p + 32 + 64 * t), flip), x[t]);
+          s1 = _mm512_dpbusd_epi32(s1, _mm512_xor_si512(_mm512_loadu_si512(p + 96 + 64 * t), flip), x[t + 1]);
+        }
+      } else {
+        for (int j = 0; j < 4; ++j) {
+          const __m512i v = _mm512_loadu_si512(p + 32 + 64 * j);
+          s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, low4), x[j]);
+          s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4), x[j + 4]);
+        }
+      }
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(dw, da), acc[i]);
+    }
+  }
+  for (int i = 0; i < NG; ++i) _mm512_storeu_ps(y + 16 * i, acc[i]);
+}
+
 template <bool Q8>
 UNICORN_AVX512 void gemm_x16(const uint8_t* w, int64_t nb, int64_t n_groups, const QuantActs& a, float* y,
                              int64_t ldy) {
   constexpr int64_t kGroupBlockBytes = 16 * (Q8 ? 34 : 18);
+  if (a.rows == 1) {
+    int64_t g = 0;
+    for (; g + 4 <= n_groups; g += 4) groups_row<Q8, 4>(w + g * nb * kGroupBlockBytes, nb, a, 0, y + 16 * g);
+    for (; g < n_groups; ++g) groups_row<Q8, 1>(w + g * nb * kGroupBlockBytes, nb, a, 0, y + 16 * g);
+    return;
+  }
   // Activation rows 8 at a time: each unpacked weight block serves 8 rows.
   for (int64_t c0 = 0; c0 < a.rows; c0 += 8) {
     const int64_t nc = a.rows - c0 < 8 ? a.rows - c0 : 8;
