@@ -53,10 +53,13 @@ void row_to_f32(const Tensor& w, int64_t offset, int64_t count, float* out) {
 // "madvise" mode): a decode step streams every weight once, and with 4 KB pages each 4 KB
 // also costs a TLB miss, a nested page walk under a hypervisor. Measured on the 2-core
 // development VM: 2-thread streaming reads of 560 MB went from 9.5 to 13 GB/s.
+// Matrices under 2 MB (k / v projections) take ordinary memory: a huge page for each would
+// waste most of it.
 Tensor huge_page_tensor(DType dtype, Shape shape) {
   constexpr size_t kHuge = size_t(2) << 20;
   const size_t bytes = size_t(dtype_bytes(dtype, shape_numel(shape)));
-  const size_t rounded = std::max(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
+  if (bytes < kHuge) return Tensor::zeros(dtype, std::move(shape));
+  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
   void* p = std::aligned_alloc(kHuge, rounded);
   if (!p) fail("out of memory allocating {} bytes for a weight of shape {}", bytes, shape_str(shape));
 #ifdef MADV_HUGEPAGE
