@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/model_options.h"
 #include "core/error.h"
 #include "models/gemma3/random_model.h"
 #include "runtime/engine.h"
@@ -21,7 +22,7 @@ namespace unicorn::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, device = "cpu";
+  std::string model, device = "cpu", quant;
   int64_t prompt = 512, gen = 128, reps = 3, batch = 1;
   int threads = 0;
 };
@@ -65,7 +66,12 @@ int run_bench(const BenchArgs& a) {
   opts.threads = a.threads;
   opts.context = std::max<int64_t>(a.prompt, a.gen) + 8;
   opts.max_chunk = std::max<int64_t>(a.prompt, 1);
+  opts.quantize = parse_quant_type(a.quant);
+  const auto load_start = std::chrono::steady_clock::now();
   auto engine = Engine::load(a.model, opts);
+  if (opts.quantize)
+    fmt::print("quantized the text decoder to {} while loading in {:.1f} s\n\n", dtype_name(*opts.quantize),
+               seconds_since(load_start));
   const auto& cfg = engine->config();
   const auto& weights = engine->model().weights();
   const auto text = weights.stats(gemma3::Component::Text);
@@ -144,6 +150,7 @@ const CommandRegistration bench_reg(80, [](CLI::App& app, int& exit_code) {
   cmd->add_option("--batch", a->batch, "Sequences decoding together in tgN")->check(CLI::Range(1, 4096));
   cmd->add_option("--device", a->device, "Backend: cpu or reference");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: one per core)");
+  add_quant_option(*cmd, a->quant);
   cmd->callback([a, &exit_code] { exit_code = run_bench(*a); });
 });
 

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "core/error.h"
@@ -28,6 +30,31 @@ std::string default_model_dir() {
        candidates.empty() ? std::string("nothing") : candidates.front().string());
 }
 
+std::optional<DType> parse_quant_type(const std::string& name) {
+  std::string n = name;
+  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  if (n.empty() || n == "none") return std::nullopt;
+  if (n == "q4_0") return DType::Q4_0;
+  if (n == "q8_0") return DType::Q8_0;
+  if (n == "q4_k") return DType::Q4_K;
+  if (n == "q6_k") return DType::Q6_K;
+  fail("unknown quantization '{}' (expected q4_0, q8_0, q4_k or q6_k)", name);
+}
+
+void add_quant_option(CLI::App& cmd, std::string& quant) {
+  cmd.add_option("--quant", quant,
+                 "Quantize the text decoder's matrices while loading: q4_0, q8_0, q4_k or q6_k (K formats use q8_0 "
+                 "for rows that are not multiples of 256)")
+      ->check([](const std::string& v) {
+        try {
+          parse_quant_type(v);
+          return std::string();
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+      });
+}
+
 void ModelOptions::add_to(CLI::App& cmd) {
   cmd.add_option("-m,--model", model,
                  "Model folder (Hugging Face layout) or GGUF file; default: the bundled demo model");
@@ -38,6 +65,7 @@ void ModelOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--max-image-pixels", max_image_pixels, "Refuse images with more pixels than this")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd.add_flag("--pan-and-scan", pan_and_scan, "Split wide or tall images into crops (Gemma 3 pan-and-scan)");
+  add_quant_option(cmd, quant);
 }
 
 std::string ModelOptions::resolved_model() const { return model.empty() ? default_model_dir() : model; }
@@ -48,6 +76,7 @@ std::unique_ptr<Engine> ModelOptions::load() const {
   o.threads = threads;
   o.context = context;
   o.mmproj = mmproj;
+  o.quantize = parse_quant_type(quant);
   return Engine::load(resolved_model(), o);
 }
 

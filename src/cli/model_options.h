@@ -22,6 +22,7 @@ struct ModelOptions {
   int64_t context = 4096;
   int64_t max_image_pixels = 100'000'000;
   bool pan_and_scan = false;
+  std::string quant;  // empty: the checkpoint's dtypes; else q4_0, q8_0, q4_k or q6_k
 
   void add_to(CLI::App& cmd);
   std::string resolved_model() const;
@@ -42,6 +43,12 @@ struct SamplingOptions {
   // Checks the values given on the command line (before a model is loaded).
   void validate() const;
 };
+
+// The --quant values: "q4_0", "q8_0", "q4_k", "q6_k" (any case); empty or "none": nullopt.
+// Throws Error for anything else.
+std::optional<DType> parse_quant_type(const std::string& name);
+// Adds --quant to a command, validated by parse_quant_type.
+void add_quant_option(CLI::App& cmd, std::string& quant);
 
 // The bundled demo model's folder: next to the executable (../models/demo) or in the source tree.
 std::string default_model_dir();

@@ -8,7 +8,7 @@
 namespace unicorn {
 
 namespace {
-constexpr std::array<DTypeInfo, 15> kInfos = {{
+constexpr std::array<DTypeInfo, 26> kInfos = {{
     {"F32", 1, 4, true},
     {"F16", 1, 2, true},
     {"BF16", 1, 2, true},
@@ -24,6 +24,17 @@ constexpr std::array<DTypeInfo, 15> kInfos = {{
     {"Q4_K", 256, 144, true},
     {"Q6_K", 256, 210, true},
     {"NF4", 2, 1, true},  // two 4-bit codes a byte; scales live in nf4::State
+    {"Q4_1", 32, 20, true},
+    {"Q5_0", 32, 22, true},
+    {"Q5_1", 32, 24, true},
+    {"Q2_K", 256, 84, true},
+    {"Q3_K", 256, 110, true},
+    {"Q5_K", 256, 176, true},
+    {"IQ4_NL", 32, 18, true},
+    {"Q4_0_X16", 32, 18, true},
+    {"Q8_0_X16", 32, 34, true},
+    {"Q4_K_X16", 256, 144, true},
+    {"Q6_K_X16", 256, 210, true},
 }};
 }  // namespace
 

@@ -25,6 +25,21 @@ enum class DType : uint8_t {
   Q4_K,  // ggml: 256-value super-blocks with 6-bit sub-block scales and mins
   Q6_K,  // ggml: 256-value super-blocks, 6-bit values, 8-bit sub-block scales
   NF4,   // bitsandbytes: 4-bit NormalFloat codes, two a byte; block scales beside (core/quant/nf4.h)
+  // Other ggml block formats, read (dequantized) because llama-quantize writes them as
+  // fallbacks for tensors whose rows do not suit the requested type.
+  Q4_1,    // f16 scale and min + 32 x 4-bit
+  Q5_0,    // f16 scale + 32 x 5-bit
+  Q5_1,    // f16 scale and min + 32 x 5-bit
+  Q2_K,    // 256-value super-blocks, 2-bit values, 4-bit sub-block scales and mins
+  Q3_K,    // 256-value super-blocks, 3-bit values, 6-bit sub-block scales
+  Q5_K,    // 256-value super-blocks, 5-bit values, 6-bit sub-block scales and mins
+  IQ4_NL,  // f16 scale + 32 x 4-bit indices into a fixed non-linear table
+  // The CPU backend's layouts of Q4_0 / Q8_0 / Q4_K / Q6_K for its integer kernels, made once at load
+  // (core/quant/interleaved.h): 16 rows' blocks interleaved. Same bytes per row as the ggml format.
+  Q4_0_X16,
+  Q8_0_X16,
+  Q4_K_X16,
+  Q6_K_X16,
 };
 
 struct DTypeInfo {

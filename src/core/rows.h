@@ -8,7 +8,8 @@
 
 namespace unicorn {
 
-// Writes row `row` of the 2-D tensor `w` as f32 into out[0 .. w.dim(1)).
+// Writes row `row` of the 2-D tensor `w` (F32, F16, BF16 or a ggml block format) as f32
+// into out[0 .. w.dim(1)).
 void dequantize_row(const Tensor& w, int64_t row, float* out);
 
 // Whether dequantize_row supports this dtype.

@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/quant/interleaved.h"
+#include "core/quant/quant.h"
 
 namespace unicorn {
 
@@ -106,7 +108,15 @@ std::vector<float> Tensor::to_f32() const {
       for (int64_t i = 0; i < n; ++i) out[size_t(i)] = float(data<const double>()[i]);
       break;
     default:
-      fail("to_f32: tensor of dtype {} is not a plain float type", dtype_name(dtype_));
+      if (is_interleaved(dtype_)) {  // rows are not contiguous
+        UNICORN_CHECK(rank() == 2);
+        const int64_t cols = shape_[1];
+        for (int64_t r = 0; r < shape_[0]; ++r) dequantize_interleaved_row(*this, r, out.data() + r * cols);
+      } else if (can_dequantize_from(dtype_)) {  // ggml block formats
+        dequantize_values(dtype_, data_, out.data(), n);
+      } else {
+        fail("to_f32: tensor of dtype {} does not hold float values", dtype_name(dtype_));
+      }
   }
   return out;
 }
@@ -127,7 +137,13 @@ Tensor Tensor::converted(DType to) const {
       for (size_t i = 0; i < n; ++i) t.data<uint16_t>()[i] = f32_to_f16(v[i]);
       break;
     default:
-      fail("converted: cannot convert to {}", dtype_name(to));
+      if (is_interleaved(to)) return interleave_rows(converted(plain_of(to)));  // [rows, cols] only
+      // Block formats quantize along the last dimension: its length must be whole blocks.
+      if (!can_quantize_to(to)) fail("converted: cannot convert to {}", dtype_name(to));
+      if (rank() == 0 || shape_.back() % dtype_info(to).block_elems)
+        fail("converted: rows of shape {} are not whole {} blocks of {}", shape_str(shape_), dtype_name(to),
+             dtype_info(to).block_elems);
+      quantize_values(to, v.data(), t.data_, int64_t(n));
   }
   return t;
 }

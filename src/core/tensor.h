@@ -68,9 +68,10 @@ class Tensor {
     t.aux_ = std::move(aux);
     return t;
   }
-  // All values as f32 (plain float types only).
+  // All values as f32 (plain float types, and ggml block formats dequantized as ggml does).
   std::vector<float> to_f32() const;
-  // Converts a plain float tensor to another plain float type (F32, F16, BF16).
+  // Converts a float tensor to F32, F16, BF16 or a block format (core/quant/quant.h: the last
+  // dimension must be whole blocks; Q4_0_X16 / Q8_0_X16 for matrices only).
   Tensor converted(DType to) const;
 
  private:

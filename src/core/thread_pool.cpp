@@ -1,8 +1,57 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace unicorn {
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// Spins until pred() or about `spin` has passed; returns pred().
+template <class Pred>
+bool spin_until(Pred pred, std::chrono::microseconds spin) {
+  if (spin.count() <= 0) return pred();
+  const auto end = std::chrono::steady_clock::now() + spin;
+  for (int i = 0;; ++i) {
+    if (pred()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= end) return pred();
+  }
+}
+
+// How long a thread spins before it sleeps. Spinning only pays when the other side shows up
+// within the window; on an oversubscribed machine it mostly does not (the thread it waits
+// for is not running), and spinning then only delays the sleep that lets it run. So each
+// waiter halves its window after a spin that failed, and restores it after one that worked.
+class SpinBudget {
+ public:
+  std::chrono::microseconds next() const { return std::chrono::microseconds(us_); }
+  void record(bool succeeded) {
+    if (succeeded) {
+      us_ = kMaxUs;
+    } else if (us_ > 0) {
+      us_ /= 2;
+    } else if (++idle_ % 64 == 0) {
+      us_ = kMaxUs;  // try again now and then: the machine may have gone quiet
+    }
+  }
+
+ private:
+  static constexpr int kMaxUs = 50;
+  int us_ = kMaxUs;
+  unsigned idle_ = 0;
+};
+}  // namespace
 
 int ThreadPool::hardware_threads() {
   const unsigned n = std::thread::hardware_concurrency();
@@ -24,14 +73,19 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::worker_loop(int) {
   uint64_t seen = 0;
+  SpinBudget spin;
   for (;;) {
     const std::function<void(int64_t)>* job;
     int64_t n_tasks;
+    if (spin.next().count() > 0)
+      spin.record(spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, spin.next()));
+    else
+      spin.record(false);
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stopping_ || generation_.load() != seen; });
       if (stopping_) return;
-      seen = generation_;
+      seen = generation_.load();
       job = job_;
       n_tasks = job_tasks_;
     }
@@ -63,7 +117,7 @@ void ThreadPool::run_job(int64_t n_tasks, const std::function<void(int64_t)>& fn
     next_task_.store(0);
     busy_workers_.store(int(workers_.size()));
     error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   for (int64_t t; (t = next_task_.fetch_add(1)) < n_tasks;) {
@@ -74,6 +128,11 @@ void ThreadPool::run_job(int64_t n_tasks, const std::function<void(int64_t)>& fn
       if (!error_) error_ = std::current_exception();
     }
   }
+  thread_local SpinBudget spin;  // per calling thread (pools may be driven from several)
+  if (spin.next().count() > 0)
+    spin.record(spin_until([&] { return busy_workers_.load(std::memory_order_acquire) == 0; }, spin.next()));
+  else
+    spin.record(false);
   {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return busy_workers_.load() == 0; });

@@ -7,6 +7,7 @@
 
 #include "backends/registry.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "formats/safetensors.h"
 #include "models/gemma3/gguf_loader.h"
 #include "models/gemma3/image_tokens.h"
@@ -35,6 +36,13 @@ std::unique_ptr<Engine> Engine::load(const std::string& model_path, const Engine
   gemma3::Config config = gemma3::load_config(model_path);
   auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(model_path));
   gemma3::Weights weights = gemma3::Weights::from_safetensors(files, config);
+  if (options.quantize) {
+    const DType q = *options.quantize;
+    if (q != DType::Q4_0 && q != DType::Q8_0 && q != DType::Q4_K && q != DType::Q6_K)
+      fail("cannot quantize a model to {} (supported: Q4_0, Q8_0, Q4_K, Q6_K)", dtype_name(q));
+    ThreadPool pool(options.threads);
+    weights.quantize_text_matrices(q, DType::Q8_0, &pool);
+  }
   auto model = std::make_unique<gemma3::Model>(std::move(config), std::move(weights),
                                                gemma3::Placement::all(*backend));
   auto engine = std::make_unique<Engine>(std::move(backend), std::move(model), options);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,6 +22,10 @@ struct EngineOptions {
   // For a GGUF model: its vision tower + projector (llama.cpp's mmproj file). Empty: the
   // model is text-only, even if its checkpoint was multimodal.
   std::string mmproj;
+  // Quantize the text decoder's matrices while loading (Q4_0, Q8_0, Q4_K or Q6_K; see
+  // Weights::quantize_text_matrices). K formats fall back to Q8_0 for rows that are not
+  // whole 256-value super-blocks (Gemma 3 1B's hidden size 1152).
+  std::optional<DType> quantize;
 };
 
 // One conversation's state: its KV cache and the tokens in it.

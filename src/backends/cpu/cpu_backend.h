@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "backends/cpu/buffer_cache.h"
+#include "backends/cpu/quant_linear.h"
 #include "core/thread_pool.h"
 #include "ops/backend.h"
 
@@ -16,9 +18,12 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   int threads() const { return pool_.size(); }
   ThreadPool& pool() { return pool_; }
+  // Which kernels multiply block-format weights (tests force the portable ones).
+  void set_quant_kernels(cpu::QuantKernels k) { quant_kernels_ = k; }
 
-  Tensor alloc(DType dtype, Shape shape) override { return Tensor::zeros(dtype, std::move(shape)); }
-  Tensor prepare_weight(const Tensor& host) override { return host; }
+  Tensor alloc(DType dtype, Shape shape) override { return buffers_.zeros(dtype, std::move(shape)); }
+  // Keeps views, except Q4_0 / Q8_0 / Q4_K / Q6_K matrices, interleaved for the integer kernels (*_X16).
+  Tensor prepare_weight(const Tensor& host) override;
   Tensor to_host(const Tensor& t) override { return t; }
   Tensor from_host(const Tensor& host) override { return host; }
 
@@ -38,7 +43,12 @@ class CpuBackend final : public Backend {
   void avg_pool_grid(const Tensor& x, int64_t side, int64_t kernel, Tensor& out) override;
 
  private:
+  // y = x W^T for block formats without a quantized kernel: rows dequantized to f32 per task.
+  void linear_dequantized(const Tensor& x, const Tensor& w, Tensor& y);
+
   ThreadPool pool_;
+  cpu::BufferCache buffers_;
+  cpu::QuantKernels quant_kernels_ = cpu::QuantKernels::Best;
 };
 
 }  // namespace unicorn

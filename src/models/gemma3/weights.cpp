@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/quant/nf4.h"
 #include "formats/bnb.h"
+#include "core/quant/quant.h"
 
 namespace unicorn::gemma3 {
 
@@ -126,6 +127,20 @@ const Tensor& Weights::get(const std::string& canonical) const {
   auto it = tensors_.find(canonical);
   if (it == tensors_.end()) fail("internal: no weight '{}'", canonical);
   return it->second;
+}
+
+void Weights::quantize_text_matrices(DType target, DType fallback, ThreadPool* pool) {
+  for (DType t : {target, fallback})
+    if (!can_quantize_to(t)) fail("cannot quantize weights to {}", dtype_name(t));
+  for (const TensorSpec& spec : specs_) {
+    if (spec.component != Component::Text || !spec.matrix) continue;
+    Tensor& t = tensors_.at(spec.canonical);
+    const int64_t cols = t.dim(1);
+    DType to = target;
+    if (cols % dtype_info(to).block_elems) to = fallback;
+    if (cols % dtype_info(to).block_elems || t.dtype() == to) continue;
+    t = quantize_matrix(t, to, pool);
+  }
 }
 
 ComponentStats Weights::stats(Component c) const {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "formats/safetensors.h"
 #include "models/gemma3/config.h"
 #include "models/gemma3/tensor_table.h"
@@ -38,6 +39,13 @@ class Weights {
   const std::string& prefix(Component c) const { return prefixes_[size_t(c)]; }
   const std::vector<TensorSpec>& specs() const { return specs_; }
   ComponentStats stats(Component c) const;
+
+  // Quantizes the text decoder's matrices (TensorSpec::matrix: attention and MLP projections
+  // and the token embedding, which is also the tied LM head) to `target`, as llama-quantize
+  // would. A matrix whose rows are not whole blocks of the target gets `fallback` instead
+  // (llama.cpp falls back likewise, e.g. for Q4_K rows of 1152), or stays as it is if those
+  // do not fit either. The vision tower and projector keep their dtype. Rows split over pool.
+  void quantize_text_matrices(DType target, DType fallback, ThreadPool* pool);
 
  private:
   std::shared_ptr<const SafetensorsSet> files_;  // keeps the mappings alive
