@@ -38,13 +38,15 @@ std::optional<DType> parse_quant_type(const std::string& name) {
   if (n == "q8_0") return DType::Q8_0;
   if (n == "q4_k") return DType::Q4_K;
   if (n == "q6_k") return DType::Q6_K;
-  fail("unknown quantization '{}' (expected q4_0, q8_0, q4_k or q6_k)", name);
+  if (n == "nf4") return DType::NF4;
+  fail("unknown quantization '{}' (expected q4_0, q8_0, q4_k, q6_k or nf4)", name);
 }
 
 void add_quant_option(CLI::App& cmd, std::string& quant) {
   cmd.add_option("--quant", quant,
-                 "Quantize the text decoder's matrices while loading: q4_0, q8_0, q4_k or q6_k (K formats use q8_0 "
-                 "for rows that are not multiples of 256)")
+                 "Quantize the text decoder's matrices while loading: q4_0, q8_0, q4_k, q6_k or nf4 (K formats use "
+                 "q8_0 for rows that are not multiples of 256; nf4 is bitsandbytes' NormalFloat with double "
+                 "quantization)")
       ->check([](const std::string& v) {
         try {
           parse_quant_type(v);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/quant/nf4.h"
 #include "core/quant/interleaved.h"
 #include "core/quant/quant.h"
 
@@ -114,6 +115,8 @@ std::vector<float> Tensor::to_f32() const {
         for (int64_t r = 0; r < shape_[0]; ++r) dequantize_interleaved_row(*this, r, out.data() + r * cols);
       } else if (can_dequantize_from(dtype_)) {  // ggml block formats
         dequantize_values(dtype_, data_, out.data(), n);
+      } else if (dtype_ == DType::NF4) {
+        nf4::dequantize(static_cast<const uint8_t*>(data_), nf4::state_of(*this), 0, n, out.data());
       } else {
         fail("to_f32: tensor of dtype {} does not hold float values", dtype_name(dtype_));
       }

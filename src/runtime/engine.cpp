@@ -38,8 +38,8 @@ std::unique_ptr<Engine> Engine::load(const std::string& model_path, const Engine
   gemma3::Weights weights = gemma3::Weights::from_safetensors(files, config);
   if (options.quantize) {
     const DType q = *options.quantize;
-    if (q != DType::Q4_0 && q != DType::Q8_0 && q != DType::Q4_K && q != DType::Q6_K)
-      fail("cannot quantize a model to {} (supported: Q4_0, Q8_0, Q4_K, Q6_K)", dtype_name(q));
+    if (q != DType::Q4_0 && q != DType::Q8_0 && q != DType::Q4_K && q != DType::Q6_K && q != DType::NF4)
+      fail("cannot quantize a model to {} (supported: Q4_0, Q8_0, Q4_K, Q6_K, NF4)", dtype_name(q));
     ThreadPool pool(options.threads);
     weights.quantize_text_matrices(q, DType::Q8_0, &pool);
   }

@@ -174,3 +174,31 @@ TEST_F(CpuOps, RowsPatchifyPool) {
 
 }  // namespace
 }  // namespace unicorn
+
+#include "core/quant/nf4.h"
+
+namespace unicorn {
+namespace {
+
+// NF4 (bitsandbytes): blocks of 64 over the flattened matrix, so rows of 4304 or 32 values
+// start inside blocks; the CPU path dequantizes row ranges, the reference row by row.
+TEST_F(CpuOps, LinearAndEmbedOverNf4) {
+  for (auto [n, k, m] : {std::tuple{1, 4304, 5}, {3, 32, 700}, {5, 1152, 70}}) {
+    const Tensor x = random_tensor(DType::F32, {n, k}, 21);
+    const Tensor w = nf4::quantize_tensor(random_tensor(DType::BF16, {m, k}, 22, 0.05f), true);
+    Tensor y1 = cpu.alloc(DType::F32, {n, m}), y2 = ref.alloc(DType::F32, {n, m});
+    cpu.linear(x, w, nullptr, y1);
+    ref.linear(x, w, nullptr, y2);
+    SCOPED_TRACE(std::to_string(n) + "x" + std::to_string(k) + "x" + std::to_string(m));
+    expect_close(y1, y2);
+  }
+  const Tensor table = nf4::quantize_tensor(random_tensor(DType::BF16, {100, 32}, 23), true);
+  const std::vector<int32_t> ids = {7, 99, 0, 8};
+  Tensor e1 = cpu.alloc(DType::F32, {4, 32}), e2 = ref.alloc(DType::F32, {4, 32});
+  cpu.embed(table, ids, 2.0f, e1);
+  ref.embed(table, ids, 2.0f, e2);
+  expect_close(e1, e2, 0);
+}
+
+}  // namespace
+}  // namespace unicorn

@@ -129,3 +129,21 @@ TEST(Nf4, MissingQuantStateEntries) {
 
 }  // namespace
 }  // namespace unicorn
+
+namespace unicorn {
+namespace {
+
+TEST(Nf4, VectorAndScalarDequantizationAgree) {
+  const std::vector<float> v = normal_values(64 * 40 + 32, 9, 0.1f);
+  const auto q = nf4::quantize(v, true);
+  // Ranges starting and ending inside blocks, at odd positions, and whole blocks.
+  for (auto [start, count] : {std::pair<int64_t, int64_t>{0, 64 * 40 + 32}, {1, 200}, {63, 130}, {64, 64}, {4304 % 64, 999}}) {
+    std::vector<float> a(static_cast<size_t>(count)), b(static_cast<size_t>(count));
+    nf4::dequantize(q.codes.data(), q.state, start, count, a.data());
+    nf4::dequantize_scalar(q.codes.data(), q.state, start, count, b.data());
+    EXPECT_EQ(a, b) << start << " +" << count;
+  }
+}
+
+}  // namespace
+}  // namespace unicorn

@@ -13,6 +13,7 @@
 #include "backends/cpu/simd_kernels.h"
 #include "core/quant/interleaved.h"
 #include "core/quant/quant.h"
+#include "core/quant/nf4.h"
 #include "core/rows.h"
 #include "ops/checks.h"
 #include "ops/reference_backend.h"
@@ -37,6 +38,10 @@ void row_to_f32(const Tensor& w, int64_t offset, int64_t count, float* out) {
       cpu::f16_to_f32_row(w.data<const uint16_t>() + offset, out, size_t(count));
       return;
     default:
+      if (w.dtype() == DType::NF4) {  // blocks over the flattened tensor, scales beside
+        nf4::dequantize(w.data<const uint8_t>(), nf4::state_of(w), offset, count, out);
+        return;
+      }
       if (is_interleaved(w.dtype())) {  // rows are not contiguous: whole rows only
         UNICORN_CHECK(count == w.dim(1) && offset % count == 0);
         dequantize_row(w, offset / count, out);
@@ -111,7 +116,8 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
     });
   };
   if (is_block_format(w.dtype())) {
-    if (cpu::quant_kernel_supported(w.dtype()) || is_interleaved(w.dtype())) {
+    // NF4 (bitsandbytes levels, not integers) goes through dequantized rows and f32 products.
+    if (w.dtype() != DType::NF4 && (cpu::quant_kernel_supported(w.dtype()) || is_interleaved(w.dtype()))) {
       cpu::quant_linear(pool_, x, w, y, quant_kernels_);
     } else {
       linear_dequantized(x, w, y);
@@ -157,14 +163,19 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
 }
 
 void CpuBackend::linear_dequantized(const Tensor& x, const Tensor& w, Tensor& y) {
-  if (!can_dequantize_from(w.dtype()))
+  if (!row_dtype_supported(w.dtype()))
     fail("cpu linear: weights of dtype {} are not supported", dtype_name(w.dtype()));
   const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
-  constexpr int64_t kRowsPerTask = 16;
+  // Enough rows per task that short rows (a 32-wide LM head) still make a long range.
+  const int64_t kRowsPerTask = std::max<int64_t>(16, 4096 / std::max<int64_t>(k, 1));
   pool_.parallel_tasks((m + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
     const int64_t j0 = task * kRowsPerTask, nj = std::min(kRowsPerTask, m - j0);
     std::vector<float> rows(size_t(nj * k));
-    for (int64_t j = 0; j < nj; ++j) dequantize_row(w, j0 + j, rows.data() + j * k);
+    if (w.dtype() == DType::NF4) {  // flattened blocks: the task's rows are one range
+      nf4::dequantize(w.data<const uint8_t>(), nf4::state_of(w), j0 * k, nj * k, rows.data());
+    } else {
+      for (int64_t j = 0; j < nj; ++j) dequantize_row(w, j0 + j, rows.data() + j * k);
+    }
     for (int64_t i = 0; i < n; i += 4)
       for (int64_t j = 0; j < nj; j += 4)
         cpu::dot_tile_f32(x.data<const float>() + i * k, size_t(k), size_t(std::min<int64_t>(4, n - i)),

@@ -61,5 +61,7 @@ const State& state_of(const Tensor& t);
 
 // Values [start, start + count) of the flattened tensor as f32.
 void dequantize(const uint8_t* codes, const State& state, int64_t start, int64_t count, float* out);
+// The same without SIMD (what dequantize uses for partial blocks and on other CPUs).
+void dequantize_scalar(const uint8_t* codes, const State& state, int64_t start, int64_t count, float* out);
 
 }  // namespace unicorn::nf4

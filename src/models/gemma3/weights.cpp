@@ -131,10 +131,14 @@ const Tensor& Weights::get(const std::string& canonical) const {
 
 void Weights::quantize_text_matrices(DType target, DType fallback, ThreadPool* pool) {
   for (DType t : {target, fallback})
-    if (!can_quantize_to(t)) fail("cannot quantize weights to {}", dtype_name(t));
+    if (t != DType::NF4 && !can_quantize_to(t)) fail("cannot quantize weights to {}", dtype_name(t));
   for (const TensorSpec& spec : specs_) {
     if (spec.component != Component::Text || !spec.matrix) continue;
     Tensor& t = tensors_.at(spec.canonical);
+    if (target == DType::NF4) {  // blocks over the flattened tensor: any shape
+      if (t.dtype() != DType::NF4) t = nf4::quantize_tensor(t, true);
+      continue;
+    }
     const int64_t cols = t.dim(1);
     DType to = target;
     if (cols % dtype_info(to).block_elems) to = fallback;
