@@ -17,6 +17,7 @@ namespace {
 
 struct QuantizeArgs {
   std::string model, type, out;
+  bool quantize_embedding = false;
 };
 
 // A one-line progress bar on stderr.
@@ -44,7 +45,8 @@ int run_quantize(const QuantizeArgs& a) {
   ProgressBar bar;
   const auto t0 = std::chrono::steady_clock::now();
   if (a.type == "nf4") {
-    gemma3::export_bnb_nf4(a.model, a.out, [&](int64_t d, int64_t t, const std::string& n) { bar.update(d, t, n); });
+    gemma3::export_bnb_nf4(
+        a.model, a.out, [&](int64_t d, int64_t t, const std::string& n) { bar.update(d, t, n); }, a.quantize_embedding);
   } else {
     fail("unknown --type '{}' (expected nf4)", a.type);
   }
@@ -61,6 +63,9 @@ const CommandRegistration reg(65, [](CLI::App& app, int& exit_code) {
                   "nf4: a Hugging Face folder in bitsandbytes 4-bit serialization (transformers loads it)")
       ->required();
   cmd->add_option("--out", a->out, "Output folder")->required();
+  cmd->add_flag("--quantize-embedding", a->quantize_embedding,
+                "nf4: also store the token embedding (the tied LM head) as NF4; smaller, but transformers' "
+                "bitsandbytes loader expects it unquantized");
   cmd->callback([a, &exit_code] { exit_code = run_quantize(*a); });
 });
 

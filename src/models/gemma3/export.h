@@ -14,6 +14,10 @@ using ExportProgress = std::function<void(int64_t, int64_t, const std::string&)>
 // layer of the text decoder and the vision tower quantized; embedding, norms, biases,
 // patch and position embeddings and the projector kept in the source dtype;
 // quantization_config added to config.json; tokenizer and other files copied.
-void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, const ExportProgress& progress);
+// With quantize_embedding, the token embedding (the tied LM head) is stored the same way:
+// smaller (it dominates small models), but beyond what transformers' bitsandbytes
+// integration loads, which quantizes linear layers only.
+void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, const ExportProgress& progress,
+                    bool quantize_embedding = false);
 
 }  // namespace unicorn::gemma3

@@ -31,7 +31,8 @@ void copy_side_files(const std::string& src, const std::string& out) {
 
 }  // namespace
 
-void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, const ExportProgress& progress) {
+void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, const ExportProgress& progress,
+                    bool quantize_embedding) {
   const Config config = load_config(src_dir);
   auto files = std::make_shared<const SafetensorsSet>(SafetensorsSet::open(src_dir));
   const Weights weights = Weights::from_safetensors(files, config);
@@ -50,7 +51,7 @@ void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, cons
     const std::string name = weights.prefix(spec.component) + spec.inner;
     const Tensor& t = weights.get(spec.canonical);
     // bitsandbytes replaces nn.Linear layers: the text and vision projections and MLPs.
-    const bool linear = spec.matrix && spec.canonical != "text.embed";
+    const bool linear = spec.matrix && (spec.canonical != "text.embed" || quantize_embedding);
     if (linear) {
       bnb::add_4bit(writer, name, nf4::quantize_tensor(t, true));
     } else {
@@ -72,6 +73,7 @@ void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, cons
       {"llm_int8_enable_fp32_cpu_offload", false},
       {"llm_int8_has_fp16_weight", false},
       {"llm_int8_skip_modules", {"lm_head", "multi_modal_projector"}},
+      {"unicorn_quantized_embedding", quantize_embedding},
       {"llm_int8_threshold", 6.0},
       {"load_in_4bit", true},
       {"load_in_8bit", false},

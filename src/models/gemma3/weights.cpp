@@ -143,7 +143,9 @@ void Weights::quantize_text_matrices(DType target, DType fallback, ThreadPool* p
     DType to = target;
     if (cols % dtype_info(to).block_elems) to = fallback;
     if (cols % dtype_info(to).block_elems || t.dtype() == to) continue;
-    t = quantize_matrix(t, to, pool);
+    // From another 4-bit format (the NF4-stored demo model) through its dequantized values.
+    const bool plain = t.dtype() == DType::BF16 || t.dtype() == DType::F16 || t.dtype() == DType::F32;
+    t = quantize_matrix(plain ? t : t.converted(DType::F32), to, pool);
   }
 }
 
