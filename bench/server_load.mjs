@@ -1,14 +1,16 @@
 // Load test for `unicorn serve` on loopback: N concurrent streaming clients for a fixed time,
 // in rounds. Every answer is checked (the demo model answers greedily, so batching must not
-// change a word); the server's RSS is sampled after each round and must stay flat: the lower
-// of the last two samples within the margin of the second (the first round is the warm-up:
-// the allocator's per-thread arenas and the 32 slots' buffers reach their size there).
+// change a word); after each round the server's live heap (unicorn_heap_allocated_bytes in
+// /metrics) and RSS are sampled and must stay flat: the lower of the last two samples within
+// a margin of the second (the first round is the warm-up: the 32 slots' buffers and the
+// allocator's arenas reach their size there). The heap is the leak check proper; RSS also moves
+// with the allocator's caching, so its margin is wider.
 //
-//   node bench/server_load.mjs [--clients 32] [--seconds 60] [--rounds 6] [--rss-margin 0.2]
+//   node bench/server_load.mjs [--clients 32] [--seconds 60] [--rounds 6] [--heap-margin 0.1] [--rss-margin 0.3]
 //
 // Environment: UNICORN_BASE_URL (http://127.0.0.1:PORT, loopback only), UNICORN_REPO_ROOT,
 // UNICORN_SERVER_PID (for /proc/PID/status). Prints the figures and one "RESULT {json}" line;
-// exits 1 on any failed request or RSS growth over the margin, 2 on its own time limit.
+// exits 1 on any failed request or heap or RSS growth over its margin, 2 on its own time limit.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -18,7 +20,8 @@ const { values: opts } = parseArgs({
     clients: { type: "string", default: "32" },
     seconds: { type: "string", default: "60" },
     rounds: { type: "string", default: "6" },
-    "rss-margin": { type: "string", default: "0.2" },
+    "heap-margin": { type: "string", default: "0.1" },
+    "rss-margin": { type: "string", default: "0.3" },
     "max-tokens": { type: "string", default: "64" },
   },
 });
@@ -26,6 +29,7 @@ const clients = Number(opts.clients);
 const seconds = Number(opts.seconds);
 const rounds = Number(opts.rounds);
 const rssMargin = Number(opts["rss-margin"]);
+const heapMargin = Number(opts["heap-margin"]);
 const maxTokens = Number(opts["max-tokens"]);
 
 const baseURL = process.env.UNICORN_BASE_URL;
@@ -57,6 +61,13 @@ function rssKb() {
   if (!pid) return NaN;
   const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m);
   return m ? Number(m[1]) : NaN;
+}
+
+// The server's live heap in kB, from its /metrics.
+async function heapKb() {
+  const text = await (await fetch(baseURL + "/metrics")).text();
+  const m = text.match(/^unicorn_heap_allocated_bytes (\S+)$/m);
+  return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
 
 // One streamed chat request; resolves to its timings, or throws.
@@ -103,6 +114,7 @@ const quantile = (xs, q) => {
 const results = [];
 const failures = [];
 const rss = [];
+const heap = [];
 const roundLog = [];
 const start = performance.now();
 let next = 0;
@@ -126,8 +138,11 @@ for (let round = 0; round < rounds; ++round) {
   const tokens = done.reduce((a, r) => a + r.tokens, 0);
   const secs = (performance.now() - roundStart) / 1000;
   rss.push(rssKb());
-  roundLog.push({ round: round + 1, requests: done.length, tokens_per_s: +(tokens / secs).toFixed(1), rss_kb: rss.at(-1) });
-  console.log(`round ${round + 1}/${rounds}: ${done.length} requests, ${(tokens / secs).toFixed(1)} tokens/s, RSS ${rss.at(-1)} kB, ${failures.length} failures so far`);
+  heap.push(await heapKb());
+  roundLog.push({ round: round + 1, requests: done.length, tokens_per_s: +(tokens / secs).toFixed(1), rss_kb: rss.at(-1),
+                  heap_kb: heap.at(-1) });
+  console.log(`round ${round + 1}/${rounds}: ${done.length} requests, ${(tokens / secs).toFixed(1)} tokens/s, ` +
+              `heap ${heap.at(-1)} kB, RSS ${rss.at(-1)} kB, ${failures.length} failures so far`);
 }
 const wall = (performance.now() - start) / 1000;
 const tokens = results.reduce((a, r) => a + r.tokens, 0);
@@ -145,6 +160,8 @@ const summary = {
   latency_ms: { p50: +quantile(latencies, 0.5).toFixed(1), p99: +quantile(latencies, 0.99).toFixed(1) },
   rss_kb: { first: rss[0], baseline: rss[Math.min(1, rss.length - 1)], last: rss.at(-1), max: Math.max(...rss),
             settled: Math.min(...rss.slice(-2)), margin: rssMargin },
+  heap_kb: { first: heap[0], baseline: heap[Math.min(1, heap.length - 1)], last: heap.at(-1),
+             settled: Math.min(...heap.slice(-2)), margin: heapMargin },
   rounds: roundLog,
 };
 console.log(`${summary.requests} requests (${summary.failed} failed) in ${summary.seconds} s: ${summary.tokens_per_s} tokens/s, ` +
@@ -160,12 +177,21 @@ if (!results.length) {
   ok = false;
   console.error("no request completed");
 }
-// A leak raises every later sample; the allocator's noise (one round's sample 15% up, the
-// next back down) does not raise both of the last two.
-const settled = Math.min(...rss.slice(-2));
-const baseline = rss[Math.min(1, rss.length - 1)];
-if (pid && settled > baseline * (1 + rssMargin)) {
-  ok = false;
-  console.error(`RSS grew from ${baseline} kB after the warm-up round to ${settled} kB over the last two (margin ${rssMargin * 100}%)`);
+// A leak raises every later sample; noise (one round's sample up, the next back down) does
+// not raise both of the last two.
+function flat(samples, margin, what) {
+  const settled = Math.min(...samples.slice(-2));
+  const baseline = samples[Math.min(1, samples.length - 1)];
+  if (Number.isNaN(settled) || Number.isNaN(baseline)) {
+    console.error(`no ${what} samples`);
+    return false;
+  }
+  if (settled > baseline * (1 + margin)) {
+    console.error(`${what} grew from ${baseline} kB after the warm-up round to ${settled} kB over the last two (margin ${margin * 100}%)`);
+    return false;
+  }
+  return true;
 }
+if (!flat(heap, heapMargin, "live heap")) ok = false;
+if (pid && !flat(rss, rssMargin, "RSS")) ok = false;
 process.exit(ok ? 0 : 1);

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <malloc.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
 
 namespace unicorn::server {
 
@@ -40,6 +44,14 @@ void counter(std::string& out, std::string_view name, std::string_view help, int
 template <class T>
 void gauge(std::string& out, std::string_view name, std::string_view help, T value) {
   out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, value);
+}
+
+// Resident set size from /proc/self/statm (pages), 0 where unavailable.
+double resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  long long size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return double(resident) * double(sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace
@@ -100,6 +112,12 @@ std::string ServerMetrics::render(const SchedulerMetrics& s) const {
   counter(out, "unicorn_image_cache_misses_total", "Images encoded by the vision tower.", s.image_cache_misses);
   counter(out, "unicorn_prefix_tokens_reused_total", "Prompt tokens not recomputed thanks to prefix reuse.",
           s.prefix_tokens_reused);
+  // Live heap (what the allocator has handed out and not had back) next to the resident set:
+  // a leak grows the first; allocator caching and fragmentation only the second.
+  const struct mallinfo2 heap = mallinfo2();
+  gauge(out, "unicorn_heap_allocated_bytes", "Heap bytes allocated and not freed (malloc's own count).",
+        double(heap.uordblks + heap.hblkhd));
+  gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", resident_bytes());
   return out;
 }
 
