@@ -60,6 +60,7 @@ int run_perplexity(const PplArgs& a) {
   if (!a.base.empty()) {
     ModelOptions bo = a.model;
     bo.model = a.base;
+    bo.quant.clear();  // the base as stored: --quant applies to the model under test
     base = bo.load();
     if (base->config().text.vocab_size != engine->config().text.vocab_size)
       fail("--kl-divergence: the base model's vocabulary ({}) differs from the model's ({})",
@@ -123,7 +124,7 @@ const CommandRegistration reg(70, [](CLI::App& app, int& exit_code) {
   a->model.add_to(*cmd);
   cmd->add_option("-f,--file", a->file, "UTF-8 text to score")->required();
   cmd->add_option("--kl-divergence", a->base,
-                  "Base model (folder or file) to compare against, loaded with the same options; reports mean "
+                  "Base model (folder or file) to compare against, loaded as stored (no --quant); reports mean "
                   "KL(base || model) and the share of positions where both pick the same top token");
   cmd->add_option("--chunk", a->chunk, "Tokens per chunk (the second half of each is scored)")
       ->check(CLI::Range(int64_t(8), int64_t(1) << 20));

@@ -29,6 +29,12 @@ TEST(PerplexityCli, SelfComparison) {
   ASSERT_EQ(kl.status, 0) << kl.err;
   EXPECT_LT(number_after(kl.out, R"(mean KL divergence \(base \|\| model\):)"), 1e-9) << kl.out;
   EXPECT_EQ(number_after(kl.out, "same top token:"), 100.0) << kl.out;
+  // --quant applies to the model under test only: the base stays as stored, so the
+  // quantization error shows (a base quantized the same way would give 0).
+  const auto q = test::run_command(cmd + " --quant q4_0 --kl-divergence " + test::repo_path("models/demo"));
+  ASSERT_EQ(q.status, 0) << q.err;
+  EXPECT_GT(number_after(q.out, R"(mean KL divergence \(base \|\| model\):)"), 1e-4) << q.out;
+  EXPECT_LT(number_after(q.out, "same top token:"), 100.0) << q.out;
 }
 
 TEST(PerplexityCli, BadInput) {
