@@ -148,7 +148,7 @@ const CommandRegistration bench_reg(80, [](CLI::App& app, int& exit_code) {
   cmd->add_option("-n,--n-gen", a->gen, "Generated tokens (tgN test; 0 to skip)")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-r,--repetitions", a->reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
   cmd->add_option("--batch", a->batch, "Sequences decoding together in tgN")->check(CLI::Range(1, 4096));
-  cmd->add_option("--device", a->device, "Backend: cpu or reference");
+  cmd->add_option("--device", a->device, kDeviceHelp);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: one per core)");
   add_quant_option(*cmd, a->quant);
   cmd->callback([a, &exit_code] { exit_code = run_bench(*a); });

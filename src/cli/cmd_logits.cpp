@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/model_options.h"
 #include "core/error.h"
 #include "formats/safetensors.h"
 #include "runtime/engine.h"
@@ -68,7 +69,7 @@ const CommandRegistration reg(50, [](CLI::App& app, int& exit_code) {
   cmd->add_option("--input", a->input, "safetensors with input_ids (int64 [seq]) and optional pixel_values")
       ->required();
   cmd->add_option("--out", a->output, "Output safetensors: logits (f32 [seq, vocab])")->required();
-  cmd->add_option("--device", a->device, "Backend: cpu or reference");
+  cmd->add_option("--device", a->device, kDeviceHelp);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: one per core)");
   cmd->add_option("--chunk", a->chunk, "Prefill chunk size in tokens (an image is never split)")->check(CLI::Range(1, 1 << 20));
   cmd->callback([a, &exit_code] { exit_code = run_logits(*a); });

@@ -61,7 +61,7 @@ void ModelOptions::add_to(CLI::App& cmd) {
   cmd.add_option("-m,--model", model,
                  "Model folder (Hugging Face layout) or GGUF file; default: the bundled demo model");
   cmd.add_option("--mmproj", mmproj, "A GGUF model's vision projector (llama.cpp mmproj file), for images");
-  cmd.add_option("--device", device, "Backend: cpu or reference");
+  cmd.add_option("--device", device, kDeviceHelp);
   cmd.add_option("-t,--threads", threads, "CPU threads (0: one per core)")->check(CLI::Range(0, 1024));
   cmd.add_option("-c,--ctx", context, "Context size in tokens")->check(CLI::Range(16, 1 << 22));
   cmd.add_option("--max-image-pixels", max_image_pixels, "Refuse images with more pixels than this")

@@ -14,6 +14,10 @@
 
 namespace unicorn::cli {
 
+// --help text of every --device option.
+inline constexpr const char* kDeviceHelp =
+    "Backend: cpu, cuda or cuda:N (a CUDA GPU: see unicorn devices), or reference (the slow scalar definition)";
+
 struct ModelOptions {
   std::string model;   // empty: the bundled demo model
   std::string mmproj;  // a GGUF model's vision projector (llama.cpp's mmproj file)

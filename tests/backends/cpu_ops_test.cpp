@@ -9,27 +9,13 @@
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "ops/reference_backend.h"
+#include "support/op_checks.h"
 
 namespace unicorn {
 namespace {
 
-Tensor random_tensor(DType dtype, Shape shape, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (float& x : v) x = dist(rng);
-  Tensor f = Tensor::from_f32(v, shape);
-  return dtype == DType::F32 ? f : f.converted(dtype);
-}
-
-void expect_close(const Tensor& got, const Tensor& want, double rel = 2e-5) {
-  ASSERT_EQ(got.shape(), want.shape());
-  const auto a = got.to_f32(), b = want.to_f32();
-  double scale = 0, worst = 0;
-  for (float x : b) scale = std::max(scale, double(std::fabs(x)));
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::fabs(a[i] - b[i])));
-  EXPECT_LE(worst, rel * std::max(1.0, scale)) << "max |diff| " << worst << " at scale " << scale;
-}
+using test::expect_close;
+using test::random_tensor;
 
 class CpuOps : public ::testing::Test {
  protected:

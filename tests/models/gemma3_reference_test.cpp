@@ -14,6 +14,7 @@
 #include "models/gemma3/image_tokens.h"
 #include "models/gemma3/model.h"
 #include "ops/reference_backend.h"
+#include "support/devices.h"
 #include "support/test_paths.h"
 
 namespace unicorn::gemma3 {
@@ -68,11 +69,14 @@ Tensor forward_all(Model& model, const std::vector<int32_t>& ids, const Tensor* 
   return model.decode(std::span<DecodeItem>(&item, 1));
 }
 
-class ReferenceModels : public ::testing::TestWithParam<std::string> {};
+// (model, device): every backend against the same references; "cuda" skips without a GPU.
+class ReferenceModels : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(ReferenceModels, LogitsMatchTransformers) {
-  CpuBackend cpu(2);
-  Loaded l = load(GetParam(), cpu);
+  const auto& [name, device] = GetParam();
+  std::unique_ptr<Backend> backend = test::backend_or_skip(device);
+  if (!backend) GTEST_SKIP() << "no " << device << " device here";
+  Loaded l = load(name, *backend);
   const std::vector<int32_t> ids = input_ids(*l.ref);
   Tensor features;
   if (l.model->config().multimodal()) {
@@ -82,13 +86,13 @@ TEST_P(ReferenceModels, LogitsMatchTransformers) {
     const double df = scaled_max_diff(img.features.to_f32(), l.ref->tensor("image_features").to_f32());
     EXPECT_LE(df, kTolerance) << "image_features";
     features = img.features.reshaped({img.features.dim(0) * img.features.dim(1), img.features.dim(2)});
-    std::printf("%s: vision %.3g, image features %.3g\n", GetParam().c_str(), dv, df);
+    std::printf("%s on %s: vision %.3g, image features %.3g\n", name.c_str(), device.c_str(), dv, df);
   }
   const Tensor logits = forward_all(*l.model, ids, features.defined() ? &features : nullptr,
                                     int64_t(ids.size()));
   const std::vector<float> ref = l.ref->tensor("logits").to_f32();
   const double d = scaled_max_diff(logits.to_f32(), ref);
-  std::printf("%s: logits scaled max diff %.3g\n", GetParam().c_str(), d);
+  std::printf("%s on %s: logits scaled max diff %.3g\n", name.c_str(), device.c_str(), d);
   EXPECT_LE(d, kTolerance);
   if (l.ref->contains("logits_without_token_type_ids")) {
     // A causal-only implementation lands on these instead: we must be far from them.
@@ -97,7 +101,15 @@ TEST_P(ReferenceModels, LogitsMatchTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, ReferenceModels, ::testing::Values("tiny-text", "tiny-mm", "tiny-mm-896"));
+INSTANTIATE_TEST_SUITE_P(Tiny, ReferenceModels,
+                         ::testing::Combine(::testing::Values("tiny-text", "tiny-mm", "tiny-mm-896"),
+                                            ::testing::Values("cpu", "cuda")),
+                         [](const auto& info) {
+                           std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                           for (char& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
 
 }  // namespace
 }  // namespace unicorn::gemma3

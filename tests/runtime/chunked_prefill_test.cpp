@@ -9,6 +9,7 @@
 #include "formats/safetensors.h"
 #include "models/gemma3/image_tokens.h"
 #include "runtime/engine.h"
+#include "support/devices.h"
 #include "support/test_paths.h"
 
 namespace unicorn {
@@ -40,6 +41,7 @@ class ChunkedPrefill : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ChunkedPrefill, MatchesFullForward) {
   const Case c = GetParam();
+  if (c.device == "cuda" && !test::backend_or_skip("cuda")) GTEST_SKIP() << "no CUDA GPU here";
   const std::string dir = test::data_path("models/" + c.model);
   auto ref = SafetensorsFile::open(dir + "/reference.safetensors");
   const std::vector<int32_t> ids = ids_of(*ref);
@@ -77,7 +79,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-text", 13, 5, "reference"},
                       Case{"tiny-mm", 3, 10, "cpu"},      // the 16-token image forces a bigger chunk
                       Case{"tiny-mm", 20, 15, "cpu"},     // a chunk boundary would cut the image
-                      Case{"tiny-mm-896", 100, 30, "cpu"}),
+                      Case{"tiny-mm-896", 100, 30, "cpu"},
+                      Case{"tiny-text", 1, 0, "cuda"}, Case{"tiny-text", 4, 20, "cuda"},
+                      Case{"tiny-mm", 20, 15, "cuda"}, Case{"tiny-mm-896", 100, 30, "cuda"}),
     [](const ::testing::TestParamInfo<Case>& info) {
       std::string name = info.param.model + "_chunk" + std::to_string(info.param.chunk) + "_" + info.param.device;
       for (char& ch : name)

