@@ -55,6 +55,7 @@ int run_quantize(const QuantizeArgs& a) {
     const gemma3::GgufExportResult r = gemma3::export_gguf(a.model, a.out, *gguf, a.mmproj_out, progress);
     for (const gemma3::GgufTypeNote& n : r.notes)
       fmt::print(stderr, "  {} -> {}: {}\n", n.tensor, dtype_name(n.dtype), n.reason);
+    for (const std::string& w : r.warnings) fmt::print(stderr, "warning: {}\n", w);
     if (!r.mmproj_path.empty()) wrote += " and " + r.mmproj_path;
   } else {
     fail("unknown --type '{}' (expected nf4, f16, bf16, q8_0, q4_0, q4_k_m or q6_k)", a.type);

@@ -54,6 +54,9 @@ struct GgufExportResult {
   std::string text_path;
   std::string mmproj_path;  // empty for a text-only checkpoint
   std::vector<GgufTypeNote> notes;
+  // What llama.cpp's gemma3 metadata cannot say about this checkpoint (test models only:
+  // an attention scale other than llama.cpp's rule, a layer pattern other than 6).
+  std::vector<std::string> warnings;
 };
 
 // mmproj-<stem>-f16.gguf next to out_path, where stem is out_path's name without .gguf and

@@ -344,6 +344,19 @@ GgufExportResult export_gguf(const std::string& src_dir, const std::string& out_
       fail("{}: the mmproj file must differ from the text GGUF (--mmproj-out)", result.mmproj_path);
     check_writable(result.mmproj_path, "--mmproj-out");
   }
+  // ref: llama-model.cpp LLM_ARCH_GEMMA3 hparams (what gguf_loader.cpp reads back).
+  const TextConfig& x = config.text;
+  const double scale = x.num_hidden_layers == 62 ? double(x.hidden_size / x.num_attention_heads) : double(x.head_dim);
+  if (x.query_pre_attn_scalar != scale)
+    result.warnings.push_back(fmt::format(
+        "query_pre_attn_scalar {} has no GGUF key: llama.cpp (and unicorn on this file) scales attention by {}^-0.5",
+        x.query_pre_attn_scalar, scale));
+  for (int64_t l = 0; l < x.num_hidden_layers; ++l) {
+    if (x.is_sliding(l) == ((l + 1) % 6 != 0)) continue;
+    result.warnings.push_back("the layer pattern is not llama.cpp's (every 6th layer global): written as "
+                              "gemma3.attention.sliding_window_pattern, which unicorn reads; llama.cpp may not");
+    break;
+  }
   // The vocabulary first: a folder without a tokenizer fails before any conversion.
   const GgufVocabExport vocab = build_gguf_vocab(src_dir, config.text.vocab_size);
 
