@@ -2,6 +2,8 @@
 // parameter counts and bytes by component and dtype (block formats such as Q4_0 included).
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -85,6 +87,25 @@ std::string gguf_description(const GgufFile& f) {
   return s + fmt::format(", {} tensors)", f.tensors().size());
 }
 
+// A GGUF's text matrices outside its main type: llama-quantize keeps some wider (the tied
+// token embedding; Q4_K_M's attn_v and ffn_down on some layers) and falls back for rows that
+// are not whole blocks of the type.
+void print_mixed_types(const gemma3::Weights& weights) {
+  std::map<DType, int> count;
+  for (const gemma3::TensorSpec& s : weights.specs())
+    if (s.component == gemma3::Component::Text && s.matrix) ++count[weights.get(s.canonical).dtype()];
+  if (count.empty()) return;
+  const DType main = std::max_element(count.begin(), count.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+  std::string others;
+  for (const gemma3::TensorSpec& s : weights.specs()) {
+    const DType d = weights.get(s.canonical).dtype();
+    if (s.component == gemma3::Component::Text && s.matrix && d != main)
+      others += fmt::format("\n  {:<30} {}", s.gguf, dtype_name(d));
+  }
+  fmt::print("\ntext matrices: {} of {} in {}{}\n", count[main], count[main] + int(std::count(others.begin(), others.end(), '\n')),
+             dtype_name(main), others.empty() ? "" : "; in other types:" + others);
+}
+
 int run_info(const InfoArgs& a) {
   using namespace gemma3;
   if (a.model.empty() == a.size.empty()) fail("give a model (-m) or a published size (--size), not both");
@@ -159,6 +180,7 @@ int run_info(const InfoArgs& a) {
   }
   fmt::print("{:<10} {:>22} {:>12}\n", "total", fmt::format("{} ({})", human_count(total_params), total_params),
              human_bytes(total_bytes));
+  if (is_gguf_path(model_path)) print_mixed_types(weights);
   if (a.ctx > 0) print_memory(config, a, &weights);
   return 0;
 }

@@ -531,8 +531,8 @@ Tensor GgufFile::tensor(std::string_view name) const {
 
 Tensor GgufFile::tensor(const GgufTensorInfo& t) const {
   if (!t.type->dtype)
-    fail("{}: tensor '{}' has unsupported type {} (ggml type id {}); supported: F32, F16, BF16, Q4_0, Q8_0, Q4_K, "
-         "Q6_K (and the integer types)", name_, t.name, t.type->name, t.type->id);
+    fail("{}: tensor '{}' has unsupported type {} (ggml type id {}); supported: F32, F16, BF16, Q4_0, Q4_1, "
+         "Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL (and the integer types)", name_, t.name, t.type->name, t.type->id);
   // Keep this GgufFile's bytes alive: the owner, or (for a buffer the caller owns) nothing.
   return Tensor::view(*t.type->dtype, t.shape, base_ + data_offset_ + t.offset, owner_);
 }

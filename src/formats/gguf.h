@@ -133,7 +133,7 @@ class GgufFile {
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const;
   // A view of a tensor's bytes with our DType and the PyTorch-order shape. Error if absent,
-  // or if its ggml type has no DType here ("unsupported type Q5_K (id 13)").
+  // or if its ggml type has no DType here ("unsupported type IQ2_XS (id 17)").
   Tensor tensor(std::string_view name) const;
   Tensor tensor(const GgufTensorInfo& info) const;
 

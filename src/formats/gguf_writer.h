@@ -65,8 +65,8 @@ class GgufWriter {
   // Sets general.alignment (a power of two); data offsets follow it.
   void set_alignment(uint32_t alignment);
 
-  // Tensors of our dtypes that GGUF can hold (plain float and integer types, Q4_0, Q8_0,
-  // Q4_K, Q6_K); `shape` in PyTorch order (written reversed, as ggml's ne).
+  // Tensors of our dtypes that GGUF can hold (plain float and integer types and the ggml
+  // block formats of dtype.h); `shape` in PyTorch order (written reversed, as ggml's ne).
   void add(const std::string& name, const Tensor& tensor);
   void add_generated(const std::string& name, DType dtype, Shape shape, Fill fill);
 

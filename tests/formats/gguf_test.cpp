@@ -46,7 +46,7 @@ struct Bytes {
   }
 };
 
-constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ5_K = 13;
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kIQ2_XS = 17;
 
 // Expects parsing `bytes` to fail with an Error naming the file and holding every one of `parts`.
 void expect_error(const std::string& bytes, std::initializer_list<std::string> parts) {
@@ -376,16 +376,16 @@ TEST(GgufErrors, BadTensorInfos) {
 }
 
 TEST(GgufErrors, UnsupportedTypeIsRefusedWhenUsed) {
-  const std::string bytes = Bytes().header(1, 0).tensor("blk.0.ffn_down.weight", {256, 2}, kQ5_K, 0).data(352).s;
+  const std::string bytes = Bytes().header(1, 0).tensor("blk.0.ffn_down.weight", {256, 2}, kIQ2_XS, 0).data(148).s;
   const auto f = parse(bytes);  // the file itself is valid: its layout checks out
-  EXPECT_EQ(f->find_tensor("blk.0.ffn_down.weight")->bytes, 352u);
+  EXPECT_EQ(f->find_tensor("blk.0.ffn_down.weight")->bytes, 148u);
   try {
     f->tensor("blk.0.ffn_down.weight");
     FAIL();
   } catch (const Error& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("'blk.0.ffn_down.weight'"), std::string::npos) << m;
-    EXPECT_NE(m.find("unsupported type Q5_K (ggml type id 13)"), std::string::npos) << m;
+    EXPECT_NE(m.find("unsupported type IQ2_XS (ggml type id 17)"), std::string::npos) << m;
   }
 }
 

@@ -85,6 +85,13 @@ void dequantize_values(DType t, const void* in, float* y, int64_t n) {
 }
 
 Tensor quantize_matrix(const Tensor& matrix, DType target, ThreadPool* pool) {
+  if (matrix.rank() != 2) fail("quantize_matrix: expected a [rows, cols] matrix, got {}", shape_str(matrix.shape()));
+  Tensor out = Tensor::zeros(target, matrix.shape());
+  quantize_matrix_into(matrix, target, out.raw(), pool);
+  return out;
+}
+
+void quantize_matrix_into(const Tensor& matrix, DType target, void* out, ThreadPool* pool) {
   const DType src = matrix.dtype();
   if (matrix.rank() != 2) fail("quantize_matrix: expected a [rows, cols] matrix, got {}", shape_str(matrix.shape()));
   if (src != DType::F32 && src != DType::F16 && src != DType::BF16)
@@ -93,14 +100,13 @@ Tensor quantize_matrix(const Tensor& matrix, DType target, ThreadPool* pool) {
   const int64_t rows = matrix.dim(0), cols = matrix.dim(1), block = dtype_info(target).block_elems;
   if (cols % block != 0)
     fail("quantize_matrix: rows of {} values are not whole {} blocks of {}", cols, dtype_name(target), block);
-  Tensor out = Tensor::zeros(target, {rows, cols});
   const int64_t in_row = dtype_bytes(src, cols), out_row = dtype_bytes(target, cols);
   const Codec from = codec(src), to = codec(target);
   auto work = [&](int64_t r0, int64_t r1) {
     std::vector<float> row(static_cast<size_t>(cols));
     for (int64_t r = r0; r < r1; ++r) {
       from.dequantize(static_cast<const char*>(matrix.raw()) + r * in_row, row.data(), cols);
-      to.quantize(row.data(), static_cast<char*>(out.raw()) + r * out_row, cols);
+      to.quantize(row.data(), static_cast<char*>(out) + r * out_row, cols);
     }
   };
   if (pool) {
@@ -108,7 +114,6 @@ Tensor quantize_matrix(const Tensor& matrix, DType target, ThreadPool* pool) {
   } else {
     work(0, rows);
   }
-  return out;
 }
 
 }  // namespace unicorn

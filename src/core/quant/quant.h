@@ -27,5 +27,7 @@ void dequantize_values(DType t, const void* in, float* y, int64_t n);
 // split over `pool` when one is given). Error if cols is not a multiple of the target's
 // block size or either dtype is unsupported.
 Tensor quantize_matrix(const Tensor& matrix, DType target, ThreadPool* pool = nullptr);
+// The same into `out` (dtype_bytes(target, rows * cols) bytes), for a writer's buffer.
+void quantize_matrix_into(const Tensor& matrix, DType target, void* out, ThreadPool* pool = nullptr);
 
 }  // namespace unicorn
