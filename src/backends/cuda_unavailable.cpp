@@ -14,6 +14,9 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* why) {
   return {};
 }
 
+double cuda_copy_bandwidth_gbs(int) { return 0.0; }
+std::string cuda_gemm_status() { return "no CUDA backend"; }
+
 std::unique_ptr<Backend> create_cuda_backend(int index) {
   fail("device 'cuda:{}': this build has no CUDA backend (rebuild where nvcc is installed, "
        "/usr/local/cuda/bin/nvcc or on PATH)",

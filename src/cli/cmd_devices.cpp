@@ -78,6 +78,7 @@ int run_devices() {
                gib(d.free_memory), d.cc_major, d.cc_minor, d.multiprocessors);
     if (d.peak_bandwidth_gbs() > 0)
       fmt::print("         memory bus {} bit, {:.0f} GB/s theoretical\n", d.memory_bus_bits, d.peak_bandwidth_gbs());
+    fmt::print("         matrix products of many rows: {}\n", cuda_gemm_status());
     fmt::print("         --device cuda:{}\n", d.index);
   }
   if (gpus.empty()) fmt::print("cuda     none: {}\n", why);

@@ -46,35 +46,54 @@ Tensor weight(DType dtype, int64_t m, int64_t k, uint32_t seed) {
   return f.converted(dtype);
 }
 
+// The same values rounded to bf16 (what the tensor-core path feeds cuBLAS), back in f32.
+Tensor bf16_rounded(const Tensor& t) {
+  return Tensor::from_f32(Tensor::from_f32(t.to_f32(), t.shape()).converted(DType::BF16).to_f32(), t.shape());
+}
+
+// Products through both GPU paths: "cuda-f32" (f32 kernels for every n) against the reference
+// on the same values; "cuda" (tensor cores from 16 rows) against the reference on x and W
+// rounded to bf16, so only the accumulation order differs in either case.
 TEST_F(CudaOps, LinearOverEveryWeightFormat) {
   struct Case {
     DType dtype;
     int64_t k;
   };
-  // Q5_K stands for the formats the GPU takes as f16 (dequantized at upload).
-  for (auto [dtype, k] : {Case{DType::F32, 96}, Case{DType::F16, 128}, Case{DType::BF16, 1152}, Case{DType::BF16, 588},
-                          Case{DType::F16, 37}, Case{DType::Q4_0, 1152}, Case{DType::Q8_0, 320},
-                          Case{DType::Q4_K, 512}, Case{DType::Q6_K, 768}, Case{DType::NF4, 640},
-                          Case{DType::Q5_K, 256}}) {
-    for (int64_t n : {1, 3, 8, 9, 70}) {
-      const int64_t m = 136;
-      const Tensor w = weight(dtype, m, k, 2);
-      const Tensor x = random_tensor(DType::F32, {n, k}, 1);
-      const Tensor bias = random_tensor(DType::BF16, {m}, 3);
-      SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
-      // Formats without a GPU kernel are dequantized to f16 at upload: the reference
-      // multiplies those same f16 values.
-      const bool via_f16 = dtype == DType::Q5_K;
-      const Tensor w_ref = via_f16 ? Tensor::from_f32(w.to_f32(), {m, k}).converted(DType::F16) : w;
-      Tensor want = ref.alloc(DType::F32, {n, m});
-      ref.linear(x, w_ref, &bias, want);
-      const Tensor dw = gpu->prepare_weight(w), db = gpu->prepare_weight(bias);
-      Tensor got = gpu->alloc(DType::F32, {n, m});
-      gpu->linear(up(x), dw, &db, got);
-      expect_close(down(got), want);
-      ref.linear(x, w_ref, nullptr, want);
-      gpu->linear(up(x), dw, nullptr, got);
-      expect_close(down(got), want);
+  auto f32_gpu = test::backend_or_skip("cuda-f32");
+  ASSERT_TRUE(f32_gpu);
+  for (Backend* b : {f32_gpu.get(), gpu.get()}) {
+    const bool tensor_cores = b == gpu.get();
+    // Q5_K stands for the formats the GPU takes as f16 (dequantized at upload).
+    for (auto [dtype, k] : {Case{DType::F32, 96}, Case{DType::F16, 128}, Case{DType::BF16, 1152},
+                            Case{DType::BF16, 588}, Case{DType::F16, 37}, Case{DType::Q4_0, 1152},
+                            Case{DType::Q8_0, 320}, Case{DType::Q4_K, 512}, Case{DType::Q6_K, 768},
+                            Case{DType::NF4, 640}, Case{DType::Q5_K, 256}}) {
+      for (int64_t n : {1, 3, 8, 9, 16, 70}) {
+        const int64_t m = 136;
+        const Tensor w = weight(dtype, m, k, 2);
+        const Tensor x = random_tensor(DType::F32, {n, k}, 1);
+        const Tensor bias = random_tensor(DType::BF16, {m}, 3);
+        SCOPED_TRACE(std::string(b->name()) + (tensor_cores ? " (tensor cores) " : " (f32) ") +
+                     std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+        // Formats without a GPU kernel are dequantized to f16 at upload: the reference
+        // multiplies those same f16 values.
+        const bool via_f16 = dtype == DType::Q5_K;
+        Tensor w_ref = via_f16 ? Tensor::from_f32(w.to_f32(), {m, k}).converted(DType::F16) : w;
+        Tensor x_ref = x;
+        if (tensor_cores && n >= 16) {
+          w_ref = bf16_rounded(w_ref);
+          x_ref = bf16_rounded(x);
+        }
+        Tensor want = ref.alloc(DType::F32, {n, m});
+        ref.linear(x_ref, w_ref, &bias, want);
+        const Tensor dw = b->prepare_weight(w), db = b->prepare_weight(bias);
+        Tensor got = b->alloc(DType::F32, {n, m});
+        b->linear(b->from_host(x), dw, &db, got);
+        expect_close(b->to_host(got), want);
+        ref.linear(x_ref, w_ref, nullptr, want);
+        b->linear(b->from_host(x), dw, nullptr, got);
+        expect_close(b->to_host(got), want);
+      }
     }
   }
 }

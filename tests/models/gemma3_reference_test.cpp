@@ -58,6 +58,9 @@ double scaled_max_diff(const std::vector<float>& a, const std::vector<float>& b)
 }
 
 constexpr double kTolerance = 1e-3;
+// bf16 inputs to the tensor-core products: measured 0.018 (tiny-text), 0.027 (tiny-mm) and
+// 0.024 (tiny-mm-896) on an H200; the tiny models' activations are large next to their std.
+constexpr double kTensorCoreTolerance = 5e-2;
 
 // Full forward of a whole reference sequence (one chunk), all logits.
 Tensor forward_all(Model& model, const std::vector<int32_t>& ids, const Tensor* features, int64_t chunk) {
@@ -69,22 +72,26 @@ Tensor forward_all(Model& model, const std::vector<int32_t>& ids, const Tensor* 
   return model.decode(std::span<DecodeItem>(&item, 1));
 }
 
-// (model, device): every backend against the same references; "cuda" skips without a GPU.
+// (model, device): every backend against the same references; "cuda*" skip without a GPU.
+// "cuda" multiplies 16+ rows on tensor cores with bf16 inputs (prefill, the vision tower):
+// rounding x and W to 8 bits of mantissa costs up to ~kTensorCoreTolerance; "cuda-f32" keeps
+// every product in f32 and meets kTolerance.
 class ReferenceModels : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(ReferenceModels, LogitsMatchTransformers) {
   const auto& [name, device] = GetParam();
   std::unique_ptr<Backend> backend = test::backend_or_skip(device);
   if (!backend) GTEST_SKIP() << "no " << device << " device here";
+  const double tolerance = device == "cuda" ? kTensorCoreTolerance : kTolerance;
   Loaded l = load(name, *backend);
   const std::vector<int32_t> ids = input_ids(*l.ref);
   Tensor features;
   if (l.model->config().multimodal()) {
     const auto img = l.model->encode_images(l.ref->tensor("pixel_values"));
     const double dv = scaled_max_diff(img.last_hidden_state.to_f32(), l.ref->tensor("vision_last_hidden_state").to_f32());
-    EXPECT_LE(dv, kTolerance) << "vision_last_hidden_state";
+    EXPECT_LE(dv, tolerance) << "vision_last_hidden_state";
     const double df = scaled_max_diff(img.features.to_f32(), l.ref->tensor("image_features").to_f32());
-    EXPECT_LE(df, kTolerance) << "image_features";
+    EXPECT_LE(df, tolerance) << "image_features";
     features = img.features.reshaped({img.features.dim(0) * img.features.dim(1), img.features.dim(2)});
     std::printf("%s on %s: vision %.3g, image features %.3g\n", name.c_str(), device.c_str(), dv, df);
   }
@@ -93,7 +100,7 @@ TEST_P(ReferenceModels, LogitsMatchTransformers) {
   const std::vector<float> ref = l.ref->tensor("logits").to_f32();
   const double d = scaled_max_diff(logits.to_f32(), ref);
   std::printf("%s on %s: logits scaled max diff %.3g\n", name.c_str(), device.c_str(), d);
-  EXPECT_LE(d, kTolerance);
+  EXPECT_LE(d, tolerance);
   if (l.ref->contains("logits_without_token_type_ids")) {
     // A causal-only implementation lands on these instead: we must be far from them.
     const double wrong = scaled_max_diff(logits.to_f32(), l.ref->tensor("logits_without_token_type_ids").to_f32());
@@ -103,7 +110,7 @@ TEST_P(ReferenceModels, LogitsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Tiny, ReferenceModels,
                          ::testing::Combine(::testing::Values("tiny-text", "tiny-mm", "tiny-mm-896"),
-                                            ::testing::Values("cpu", "cuda")),
+                                            ::testing::Values("cpu", "cuda-f32", "cuda")),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
                            for (char& c : n)

@@ -42,6 +42,8 @@ class ChunkedPrefill : public ::testing::TestWithParam<Case> {};
 TEST_P(ChunkedPrefill, MatchesFullForward) {
   const Case c = GetParam();
   if (c.device == "cuda" && !test::backend_or_skip("cuda")) GTEST_SKIP() << "no CUDA GPU here";
+  // Chunking, not rounding, is under test: every product in f32 on the GPU too.
+  test::ScopedEnv f32("UNICORN_CUDA_GEMM", c.device == "cuda" ? "f32" : nullptr);
   const std::string dir = test::data_path("models/" + c.model);
   auto ref = SafetensorsFile::open(dir + "/reference.safetensors");
   const std::vector<int32_t> ids = ids_of(*ref);

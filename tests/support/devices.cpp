@@ -22,7 +22,29 @@ std::unique_ptr<Backend> backend_or_skip(const std::string& device) {
     if (require && *require && std::string(require) != "0") ADD_FAILURE() << "UNICORN_REQUIRE_CUDA is set but: " << why;
     return nullptr;
   }
+  if (device == "cuda-f32") {
+    ScopedEnv f32("UNICORN_CUDA_GEMM", "f32");
+    return create_backend("cuda", {2});
+  }
   return create_backend(device, {2});
+}
+
+ScopedEnv::ScopedEnv(std::string name, const char* value) : name_(std::move(name)) {
+  if (const char* old = std::getenv(name_.c_str())) {
+    had_ = true;
+    old_ = old;
+  }
+  if (value)
+    setenv(name_.c_str(), value, 1);
+  else
+    unsetenv(name_.c_str());
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (had_)
+    setenv(name_.c_str(), old_.c_str(), 1);
+  else
+    unsetenv(name_.c_str());
 }
 
 }  // namespace unicorn::test

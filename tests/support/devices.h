@@ -10,9 +10,24 @@
 namespace unicorn::test {
 
 bool cuda_present();
-// The backend for `device` ("cpu" with 2 threads, "cuda", "reference"), or nullptr when it is
-// a GPU this machine lacks (the caller skips). Fails the test if UNICORN_REQUIRE_CUDA is set
-// and no GPU is found.
+// The backend for `device` ("cpu" with 2 threads, "reference", "cuda": products of 16+ rows
+// on tensor cores in bf16; "cuda-f32": every product in f32), or nullptr when it is a GPU
+// this machine lacks (the caller skips). Fails the test if UNICORN_REQUIRE_CUDA is set and no
+// GPU is found.
 std::unique_ptr<Backend> backend_or_skip(const std::string& device);
+
+// Sets an environment variable for the scope (restoring the old value after).
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const char* value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  bool had_ = false;
+  std::string old_;
+};
 
 }  // namespace unicorn::test

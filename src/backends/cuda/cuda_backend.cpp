@@ -9,13 +9,16 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
 #include <vector>
 
+#include "backends/cuda/cuda_blas.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/nf4.h"
@@ -39,6 +42,14 @@ namespace {
 using cuda::WFmt;
 using cuda::WeightView;
 
+// The device current on this thread as last set here (-1: unknown).
+thread_local int t_current_device = -1;
+
+// For destructors and deleters: no exceptions.
+void set_device_quietly(int device) {
+  if (t_current_device != device && cudaSetDevice(device) == cudaSuccess) t_current_device = device;
+}
+
 // What a prepared weight is on the GPU; activations (plain f32) carry none.
 struct CudaWeight final : TensorAux {
   WFmt fmt = WFmt::F32;
@@ -51,7 +62,7 @@ struct Context {
   cudaStream_t stream = nullptr;
   ~Context() {
     if (!stream) return;  // the constructor failed before making one
-    cudaSetDevice(device);
+    set_device_quietly(device);
     cudaStreamSynchronize(stream);
     cudaStreamDestroy(stream);
     cudaGetLastError();  // nothing here may surface as a later call's error
@@ -100,9 +111,63 @@ class UploadRing {
   int64_t at_ = 0;
 };
 
+// Makes `device` current on this thread (cudaSetDevice only when it changes).
+void use_device(int device) {
+  if (t_current_device == device) return;
+  UNICORN_CUDA_CHECK(cudaSetDevice(device));
+  t_current_device = device;
+}
+
 class DeviceGuard {
  public:
-  explicit DeviceGuard(int device) { UNICORN_CUDA_CHECK(cudaSetDevice(device)); }
+  explicit DeviceGuard(int device) { use_device(device); }
+};
+
+// UNICORN_CUDA_PROFILE=1: GPU time of every op by name (CUDA events around each), printed on
+// stderr when the backend goes away, next to the host time the ops spanned.
+class OpProfile {
+ public:
+  void start(const char* name, cudaStream_t stream) {
+    Record r{name, nullptr, nullptr};
+    UNICORN_CUDA_CHECK(cudaEventCreate(&r.start));
+    UNICORN_CUDA_CHECK(cudaEventCreate(&r.stop));
+    UNICORN_CUDA_CHECK(cudaEventRecord(r.start, stream));
+    if (records_.empty()) first_ = std::chrono::steady_clock::now();
+    records_.push_back(r);
+  }
+  void stop(cudaStream_t stream) { UNICORN_CUDA_CHECK(cudaEventRecord(records_.back().stop, stream)); }
+  void report(cudaStream_t stream) {
+    if (records_.empty()) return;
+    cudaStreamSynchronize(stream);
+    const double host_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - first_).count();
+    std::map<std::string, std::pair<int64_t, double>> by_name;
+    double total = 0;
+    for (const Record& r : records_) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, r.start, r.stop);
+      by_name[r.name].first += 1;
+      by_name[r.name].second += ms;
+      total += ms;
+      cudaEventDestroy(r.start);
+      cudaEventDestroy(r.stop);
+    }
+    std::vector<std::pair<std::string, std::pair<int64_t, double>>> rows(by_name.begin(), by_name.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+    fmt::print(stderr, "cuda profile: {} ops, {:.1f} ms of GPU time in ops, {:.1f} ms of host time from the first op\n",
+               records_.size(), total, host_ms);
+    for (const auto& [name, v] : rows)
+      fmt::print(stderr, "  {:<16} {:>8} calls {:>10.2f} ms {:>5.1f}%\n", name, v.first, v.second, 100.0 * v.second / total);
+    records_.clear();
+  }
+
+ private:
+  struct Record {
+    const char* name;
+    cudaEvent_t start, stop;
+  };
+  std::vector<Record> records_;
+  std::chrono::steady_clock::time_point first_;
 };
 
 WFmt plain_format(DType t) {
@@ -134,6 +199,19 @@ class CudaBackend final : public Backend {
     UNICORN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
     uint64_t threshold = UINT64_MAX;
     UNICORN_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+    // Products of many rows (prefill, the vision tower) on tensor cores through cuBLAS, bf16
+    // inputs with f32 accumulation, unless UNICORN_CUDA_GEMM=f32 asks for the f32 kernels
+    // (exact to the CPU's order of magnitude; slower) or cuBLAS cannot be loaded.
+    const char* mode = std::getenv("UNICORN_CUDA_GEMM");
+    if (mode && std::string(mode) != "bf16" && std::string(mode) != "f32")
+      fail("UNICORN_CUDA_GEMM='{}': expected bf16 (tensor cores, the default) or f32", mode);
+    if (!mode || std::string(mode) == "bf16") blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
+    const char* profile = std::getenv("UNICORN_CUDA_PROFILE");
+    if (profile && *profile && std::string(profile) != "0") profile_ = std::make_unique<OpProfile>();
+  }
+
+  ~CudaBackend() override {
+    if (profile_) profile_->report(ctx_->stream);
   }
 
   std::string name() const override { return fmt::format("cuda:{}", ctx_->device); }
@@ -168,7 +246,7 @@ class CudaBackend final : public Backend {
 
   void embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) override {
     ops::check_embed(table, ids, out);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "embed");
     for (int32_t id : ids)
       if (id < 0 || id >= table.dim(0)) fail("embed: id {} outside the table's {} rows", id, table.dim(0));
     const auto [fmt, view] = weight_of(table);
@@ -178,15 +256,31 @@ class CudaBackend final : public Backend {
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
     ops::check_linear(x, w, bias, y);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "linear");
     const auto [fmt, view] = weight_of(w);
     const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
-    cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), x.dim(0), ctx_->stream);
+    const int64_t n = x.dim(0);
+    if (blas_ && n >= kTensorCoreRows) {
+      // x and the weight (dequantized, unless already bf16) as bf16 panels into cuBLAS.
+      const auto xb = scratch(n * view.cols * 2);
+      cuda::f32_to_bf16(x.data<const float>(), xb.get(), n * view.cols, ctx_->stream);
+      std::shared_ptr<void> wb;
+      const void* wp = view.p0;
+      if (fmt != WFmt::BF16) {
+        wb = scratch(view.rows * view.cols * 2);
+        cuda::weight_to_bf16(fmt, view, wb.get(), ctx_->stream);
+        wp = wb.get();
+      }
+      blas_->gemm_bf16(xb.get(), wp, y.data<float>(), n, view.rows, view.cols);
+      if (b) cuda::add_bias(y.data<float>(), b, n, view.rows, ctx_->stream);
+      return;
+    }
+    cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), n, ctx_->stream);
   }
 
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override {
     ops::check_norm("rms_norm", x, w, y);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "rms_norm");
     cuda::rms_norm(x.data<const float>(), f32_vector(w, "rms_norm weight"), eps, y.data<float>(), x.dim(0), x.dim(1),
                    ctx_->stream);
   }
@@ -194,14 +288,14 @@ class CudaBackend final : public Backend {
   void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override {
     ops::check_norm("layer_norm", x, w, y);
     ops::check_norm("layer_norm", x, b, y);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "layer_norm");
     cuda::layer_norm(x.data<const float>(), f32_vector(w, "layer_norm weight"), f32_vector(b, "layer_norm bias"), eps,
                      y.data<float>(), x.dim(0), x.dim(1), ctx_->stream);
   }
 
   void rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) override {
     ops::check_rope(x, positions, head_dim);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "rope");
     const float* inv = inv_freq(head_dim, theta, factor);
     const auto d_pos = upload(positions);
     cuda::rope(x.data<float>(), d_pos.get(), inv, x.dim(0), x.dim(1), head_dim, ctx_->stream);
@@ -210,20 +304,20 @@ class CudaBackend final : public Backend {
   void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
     ops::check_same_shape("gelu_tanh_mul", gate, up);
     ops::check_same_shape("gelu_tanh_mul", gate, out);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "gelu_tanh_mul");
     cuda::gelu_tanh_mul(gate.data<const float>(), up.data<const float>(), out.data<float>(), gate.numel(), ctx_->stream);
   }
 
   void gelu_tanh(Tensor& x) override {
     ops::check_f32_matrix("gelu_tanh", "x", x);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "gelu_tanh");
     cuda::gelu_tanh_mul(x.data<const float>(), nullptr, x.data<float>(), x.numel(), ctx_->stream);
   }
 
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
     ops::check_same_shape("add", a, b);
     ops::check_same_shape("add", a, out);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "add");
     cuda::add(a.data<const float>(), b.data<const float>(), out.data<float>(), a.numel(), ctx_->stream);
   }
 
@@ -232,7 +326,7 @@ class CudaBackend final : public Backend {
     ops::check_attention(q, k, v, mask, shape, out);
     if (shape.head_dim > cuda::kMaxAttentionHeadDim)
       fail("cuda attention: head_dim {} exceeds {}", shape.head_dim, cuda::kMaxAttentionHeadDim);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "attention");
     const auto q_pos = upload(mask.q_pos), q_group = upload(mask.q_group);
     const auto k_pos = upload(mask.k_pos), k_group = upload(mask.k_group);
     cuda::AttentionArgs a;
@@ -257,7 +351,7 @@ class CudaBackend final : public Backend {
 
   void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override {
     ops::check_rows("scatter_rows", src, rows, dst);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "scatter_rows");
     const auto d_rows = upload(rows);
     cuda::scatter_rows(src.raw(), d_rows.get(), dst.raw(), int64_t(rows.size()), dtype_bytes(src.dtype(), src.dim(1)),
                        ctx_->stream);
@@ -265,7 +359,7 @@ class CudaBackend final : public Backend {
 
   void gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override {
     ops::check_rows("gather_rows", dst, rows, src);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "gather_rows");
     const auto d_rows = upload(rows);
     cuda::gather_rows(src.raw(), d_rows.get(), dst.raw(), int64_t(rows.size()), dtype_bytes(src.dtype(), src.dim(1)),
                       ctx_->stream);
@@ -273,13 +367,13 @@ class CudaBackend final : public Backend {
 
   void patchify(const Tensor& image, int64_t patch, Tensor& out) override {
     ops::check_patchify(image, patch, out);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "patchify");
     cuda::patchify(image.data<const float>(), image.dim(1), patch, out.data<float>(), ctx_->stream);
   }
 
   void avg_pool_grid(const Tensor& x, int64_t side, int64_t kernel, Tensor& out) override {
     ops::check_avg_pool(x, side, kernel, out);
-    DeviceGuard g(ctx_->device);
+    OpScope scope(*this, "avg_pool_grid");
     cuda::avg_pool_grid(x.data<const float>(), side, kernel, x.dim(1), out.data<float>(), ctx_->stream);
   }
 
@@ -289,6 +383,23 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Around each op: the device made current, and the op timed when profiling.
+  class OpScope {
+   public:
+    OpScope(CudaBackend& b, const char* name) : b_(b) {
+      use_device(b.ctx_->device);
+      if (b.profile_) b.profile_->start(name, b.ctx_->stream);
+    }
+    ~OpScope() {
+      if (b_.profile_) b_.profile_->stop(b_.ctx_->stream);
+    }
+    OpScope(const OpScope&) = delete;
+    OpScope& operator=(const OpScope&) = delete;
+
+   private:
+    CudaBackend& b_;
+  };
+
   // Stream-ordered device memory (the pool keeps freed blocks for reuse).
   void* device_alloc(int64_t bytes) {
     void* p = nullptr;
@@ -303,11 +414,17 @@ class CudaBackend final : public Backend {
     return p;
   }
 
+  // Stream-ordered scratch memory, freed (on the stream) when the last owner lets go.
+  std::shared_ptr<void> scratch(int64_t bytes) {
+    void* p = device_alloc(bytes);
+    return std::shared_ptr<void>(owner_of(p), p);
+  }
+
   // Frees on the backend's stream once queued work is done with the memory.
   std::shared_ptr<const void> owner_of(void* p) {
     std::shared_ptr<Context> ctx = ctx_;
     return std::shared_ptr<const void>(p, [ctx](const void* q) {
-      cudaSetDevice(ctx->device);
+      set_device_quietly(ctx->device);
       cudaFreeAsync(const_cast<void*>(q), ctx->stream);
     });
   }
@@ -376,13 +493,20 @@ class CudaBackend final : public Backend {
     }
     const int device = ctx_->device;
     std::shared_ptr<const void> owner(p, [device](const void* q) {
-      cudaSetDevice(device);
+      set_device_quietly(device);
       cudaFree(const_cast<void*>(q));
     });
     return Tensor::view(dtype, shape, p, owner);
   }
 
+  // Rows of x from which products go to cuBLAS (below: the matrix-vector kernels, which read
+  // each weight once for up to 8 rows, and the f32 tile kernel).
+  static constexpr int64_t kTensorCoreRows = 16;
+
   std::shared_ptr<Context> ctx_;
+  std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
+  std::unique_ptr<OpProfile> profile_;
+  std::string blas_missing_;
   UploadRing ring_;  // after ctx_: destroyed first, while the stream still exists
   std::map<std::tuple<int64_t, double, double>, Tensor> inv_freq_;
 };
@@ -497,12 +621,46 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* why) {
     if (cudaDeviceGetAttribute(&clock, cudaDevAttrMemoryClockRate, i) == cudaSuccess) d.memory_clock_khz = clock;
     cudaGetLastError();
     size_t free_b = 0, total_b = 0;
+    t_current_device = -1;  // changed below
     if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
       d.free_memory = int64_t(free_b);
     cudaGetLastError();
     out.push_back(d);
   }
   return out;
+}
+
+std::string cuda_gemm_status() {
+  const char* mode = std::getenv("UNICORN_CUDA_GEMM");
+  if (mode && std::string(mode) == "f32") return "f32 kernels (UNICORN_CUDA_GEMM=f32)";
+  const std::string why = cuda::Blas::unavailable_reason();
+  return why.empty() ? "cuBLAS on tensor cores (bf16 inputs, f32 accumulation) from 16 rows"
+                     : "f32 kernels: " + why;
+}
+
+double cuda_copy_bandwidth_gbs(int index) {
+  DeviceGuard g(index);
+  const size_t bytes = size_t(1) << 30;
+  void *a = nullptr, *b = nullptr;
+  UNICORN_CUDA_CHECK(cudaMalloc(&a, bytes));
+  UNICORN_CUDA_CHECK(cudaMalloc(&b, bytes));
+  cudaEvent_t start, stop;
+  UNICORN_CUDA_CHECK(cudaEventCreate(&start));
+  UNICORN_CUDA_CHECK(cudaEventCreate(&stop));
+  UNICORN_CUDA_CHECK(cudaMemset(a, 1, bytes));
+  UNICORN_CUDA_CHECK(cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice));  // warm-up
+  const int reps = 5;
+  UNICORN_CUDA_CHECK(cudaEventRecord(start));
+  for (int i = 0; i < reps; ++i) UNICORN_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
+  UNICORN_CUDA_CHECK(cudaEventRecord(stop));
+  UNICORN_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  UNICORN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * double(bytes) * reps / (double(ms) * 1e-3) / 1e9;
 }
 
 std::unique_ptr<Backend> create_cuda_backend(int index) { return std::make_unique<CudaBackend>(index); }

@@ -31,6 +31,12 @@ bool cuda_built();
 // The CUDA GPUs the driver sees; empty where there are none (or no CUDA in the build), with
 // the reason in *why when given ("built without CUDA", "no CUDA driver", ...).
 std::vector<CudaDeviceInfo> cuda_devices(std::string* why = nullptr);
+// How products of many rows run: "cuBLAS (tensor cores, bf16 inputs)" or the reason they
+// fall back to the f32 kernels.
+std::string cuda_gemm_status();
+// Measured DRAM throughput of GPU `index`: a device-to-device copy of 1 GiB, bytes read +
+// written per second (GB/s). 0 without CUDA.
+double cuda_copy_bandwidth_gbs(int index);
 // The backend on GPU `index`; throws Error if it does not exist.
 std::unique_ptr<Backend> create_cuda_backend(int index);
 

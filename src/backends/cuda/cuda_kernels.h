@@ -35,6 +35,11 @@ struct WeightView {
 // y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows])
 void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
             cudaStream_t stream);
+// For tensor-core products (cuda_blas.h): x f32 -> bf16; any weight -> bf16 [rows, cols];
+// y [n, m] += bias [m].
+void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream);
+void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream);
+void add_bias(float* y, const float* bias, int64_t n, int64_t m, cudaStream_t stream);
 // out [n, w.cols] = W[ids[i], :] * scale
 void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n,
            cudaStream_t stream);

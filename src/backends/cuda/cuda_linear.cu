@@ -1,6 +1,7 @@
 // y = x W^T (+ bias) on the GPU for every weight format of cuda_common.cuh.
-//   n <= 8 rows of x (decode, small batches): one warp per weight row, each lane dequantizing
-//   32-weight chunks and multiplying them into up to 8 rows of x: the weights are read once.
+//   one row of x (decode): matvec1_kernel, 8 weight rows per block with k split among threads;
+//   2..8 rows of x (small batches): one warp per weight row, each lane dequantizing 32-weight
+//   chunks and multiplying them into every row of x: the weights are read once.
 //   More rows (prefill, the vision tower): 64 x 64 output tiles over 32-wide slices of k, the
 //   weight slice dequantized into shared memory, f32 products.
 // Plain float weights whose rows are not whole 32-value chunks (SigLIP's 588-wide patch
@@ -104,6 +105,60 @@ __global__ void matvec_kernel(WeightView w, const float* __restrict__ x, const f
   store_rows<NR>(acc, n, row, w.rows, bias, y);
 }
 
+// One row of x (decode at batch 1): a block of 128 threads takes kRowsPerBlock weight rows
+// and splits k among its threads, so each thread loads its 32 values of x once for all the
+// rows (x's L1 traffic is 1/kRowsPerBlock of reading it per row), and even narrow layers give
+// thousands of warps to hide DRAM latency. Partial sums meet in shared memory.
+constexpr int kRowsPerBlock = 8, kMatvec1Threads = 128;
+
+template <WFmt F>
+__global__ void __launch_bounds__(kMatvec1Threads) matvec1_kernel(WeightView w, const float* __restrict__ x,
+                                                                  const float* __restrict__ bias, float* __restrict__ y) {
+  const int64_t row0 = int64_t(blockIdx.x) * kRowsPerBlock;
+  const int64_t chunks = w.cols / 32;
+  const int rows = int(min(int64_t(kRowsPerBlock), w.rows - row0));
+  float acc[kRowsPerBlock];
+#pragma unroll
+  for (int r = 0; r < kRowsPerBlock; ++r) acc[r] = 0.0f;
+  for (int64_t c = threadIdx.x; c < chunks; c += kMatvec1Threads) {
+    float xv[32];
+    const float4* xp = reinterpret_cast<const float4*>(x + c * 32);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const float4 v = xp[i];
+      xv[4 * i] = v.x, xv[4 * i + 1] = v.y, xv[4 * i + 2] = v.z, xv[4 * i + 3] = v.w;
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsPerBlock; ++r) {
+      if (r < rows) {
+        float wv[32];
+        load_chunk<F>(w, row0 + r, c, wv);
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 32; ++i) s += wv[i] * xv[i];
+        acc[r] += s;
+      }
+    }
+  }
+  __shared__ float partial[kMatvec1Threads / 32][kRowsPerBlock];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int r = 0; r < kRowsPerBlock; ++r) {
+    float s = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) partial[warp][r] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x < rows) {
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kMatvec1Threads / 32; ++i) s += partial[i][threadIdx.x];
+    const int64_t row = row0 + threadIdx.x;
+    y[row] = s + (bias ? bias[row] : 0.0f);
+  }
+}
+
 constexpr int kTile = 64, kSlice = 32;
 
 template <WFmt F, bool kElem>
@@ -169,7 +224,10 @@ __global__ void __launch_bounds__(256) gemm_kernel(WeightView w, const float* __
 
 template <WFmt F, bool kElem>
 void launch_shape(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, cudaStream_t stream) {
-  if (n <= kMatvecRows) {
+  if (n == 1 && !kElem) {
+    matvec1_kernel<F><<<unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock), kMatvec1Threads, 0, stream>>>(w, x, bias,
+                                                                                                            y);
+  } else if (n <= kMatvecRows) {
     const dim3 grid(unsigned((w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock));
     const dim3 block(32 * kWarpsPerBlock);
     auto go = [&](auto nr) {
@@ -249,6 +307,68 @@ void launch_embed(const WeightView& w, const int32_t* ids, float scale, float* o
 void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n,
            cudaStream_t stream) {
   with_format(fmt, [&](auto f) { launch_embed<decltype(f)::value>(w, ids, scale, out, n, stream); });
+}
+
+namespace {
+
+__global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ out, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = __float2bfloat16_rn(x[i]);
+}
+
+template <WFmt F>
+__global__ void weight_chunks_to_bf16_kernel(WeightView w, __nv_bfloat16* __restrict__ out) {
+  const int64_t chunks = w.cols / 32;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (row, chunk)
+  if (i >= w.rows * chunks) return;
+  float v[32];
+  load_chunk<F>(w, i / chunks, i % chunks, v);
+  __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out + i * 32);
+#pragma unroll
+  for (int j = 0; j < 16; ++j) o[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
+}
+
+template <WFmt F>
+__global__ void weight_elems_to_bf16_kernel(WeightView w, __nv_bfloat16* __restrict__ out) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < w.rows * w.cols) out[i] = __float2bfloat16_rn(load_elem<F>(w, i / w.cols, i % w.cols));
+}
+
+__global__ void add_bias_kernel(float* y, const float* __restrict__ bias, int64_t n, int64_t m) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n * m) y[i] += bias[i % m];
+}
+
+}  // namespace
+
+void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  f32_to_bf16_kernel<<<unsigned((count + 255) / 256), 256, 0, stream>>>(x, static_cast<__nv_bfloat16*>(out), count);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream) {
+  auto* o = static_cast<__nv_bfloat16*>(out);
+  with_format(fmt, [&](auto f) {
+    constexpr WFmt F = decltype(f)::value;
+    constexpr bool kPlain = F == WFmt::F32 || F == WFmt::F16 || F == WFmt::BF16;
+    if (kPlain && w.cols % 32 != 0) {
+      if constexpr (kPlain) {
+        const int64_t total = w.rows * w.cols;
+        weight_elems_to_bf16_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, o);
+      }
+    } else {
+      const int64_t total = w.rows * (w.cols / 32);
+      weight_chunks_to_bf16_kernel<F><<<unsigned((total + 127) / 128), 128, 0, stream>>>(w, o);
+    }
+  });
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void add_bias(float* y, const float* bias, int64_t n, int64_t m, cudaStream_t stream) {
+  if (n * m == 0) return;
+  add_bias_kernel<<<unsigned((n * m + 255) / 256), 256, 0, stream>>>(y, bias, n, m);
+  UNICORN_CUDA_LAUNCHED();
 }
 
 }  // namespace unicorn::cuda

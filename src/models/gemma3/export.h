@@ -67,4 +67,12 @@ std::string default_mmproj_path(const std::string& out_path, GgufExportType type
 GgufExportResult export_gguf(const std::string& src_dir, const std::string& out_path, GgufExportType type,
                              const std::string& mmproj_path, const ExportProgress& progress);
 
+// A text GGUF with random weights at `config`'s shapes, for measuring speed without real
+// weights (unicorn random-model --gguf): llama.cpp's names and metadata, each tensor in the
+// type `type` gives it (as export_gguf), values uniform in [-0.02, 0.02) quantized; no
+// vocabulary.
+struct Config;
+void write_random_text_gguf(const Config& config, const std::string& out_path, GgufExportType type, uint64_t seed,
+                            const ExportProgress& progress);
+
 }  // namespace unicorn::gemma3

@@ -409,4 +409,50 @@ GgufExportResult export_gguf(const std::string& src_dir, const std::string& out_
   return result;
 }
 
+void write_random_text_gguf(const Config& config, const std::string& out_path, GgufExportType type, uint64_t seed,
+                            const ExportProgress& progress) {
+  const TypeInfo& ti = info(type);
+  check_writable(out_path, "--out");
+  const std::vector<TensorSpec> specs = tensor_table(config);  // the plan points into it
+  std::vector<Planned> text;
+  for (const TensorSpec& spec : specs) {
+    if (spec.component != Component::Text) continue;
+    std::string reason;
+    text.push_back({&spec, spec.inner, text_type(spec, ti, config.text.num_hidden_layers, reason), !spec.matrix});
+  }
+  sort_as_quantized(text);
+  ThreadPool pool;
+  GgufWriter w;
+  set_general(w, "gemma3", "model", "Random Gemma 3", text);
+  set_text_metadata(w, config, ti);
+  w.set_u32("general.quantization_version", kQuantizationVersion);
+  w.set_u32("general.file_type", ti.file_type);
+  int64_t done = 0;
+  const auto total = int64_t(text.size());
+  uint64_t index = 0;
+  for (const Planned& p : text) {
+    const uint64_t tensor_seed = seed * 0x9E3779B97F4A7C15ull + ++index;
+    w.add_generated(p.spec->gguf, p.dtype, p.spec->shape, [&, p, tensor_seed](void* bytes) {
+      const int64_t cols = p.spec->shape.back(), rows = shape_numel(p.spec->shape) / cols;
+      const int64_t row_bytes = dtype_bytes(p.dtype, cols);
+      // Values uniform in [-0.02, 0.02) (norm weights 1 + that), quantized row by row.
+      pool.parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+        std::vector<float> v(static_cast<size_t>(cols));
+        for (int64_t r = r0; r < r1; ++r) {
+          uint64_t s = (tensor_seed + uint64_t(r) * 0xD1B54A32D192ED03ull) | 1;
+          for (float& x : v) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            x = (float(s >> 40) * (1.0f / 16777216.0f) - 0.5f) * 0.04f + (p.plus_one ? 1.0f : 0.0f);
+          }
+          quantize_values(p.dtype, v.data(), static_cast<char*>(bytes) + r * row_bytes, cols);
+        }
+      });
+      if (progress) progress(++done, total, p.spec->gguf);
+    });
+  }
+  w.write(out_path);
+}
+
 }  // namespace unicorn::gemma3

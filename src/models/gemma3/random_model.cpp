@@ -8,12 +8,15 @@
 #include "formats/mapped_file.h"
 #include "formats/safetensors.h"
 #include "models/gemma3/config.h"
+#include "models/gemma3/export.h"
 #include "models/gemma3/presets.h"
 #include "models/gemma3/tensor_table.h"
 
 namespace unicorn::gemma3 {
 
-void write_random_model(const std::string& dir, const RandomModelOptions& o) {
+namespace {
+
+nlohmann::json random_config(const RandomModelOptions& o) {
   using json = nlohmann::json;
   json cfg = json::parse(published_config_json(o.size));
   if (o.text_only && cfg["model_type"] == "gemma3") {
@@ -27,6 +30,20 @@ void write_random_model(const std::string& dir, const RandomModelOptions& o) {
     json& t = cfg["model_type"] == "gemma3" ? cfg["text_config"] : cfg;
     t["num_hidden_layers"] = o.layers;
   }
+  return cfg;
+}
+
+}  // namespace
+
+void write_random_gguf(const std::string& path, const RandomModelOptions& o, GgufExportType type) {
+  RandomModelOptions text = o;
+  text.text_only = true;
+  const Config config = parse_config(random_config(text), "random model config");
+  write_random_text_gguf(config, path, type, o.seed, nullptr);
+}
+
+void write_random_model(const std::string& dir, const RandomModelOptions& o) {
+  const nlohmann::json cfg = random_config(o);
   const Config config = parse_config(cfg, "random model config");
   std::filesystem::create_directories(dir);
   write_file((std::filesystem::path(dir) / "config.json").string(), cfg.dump(2) + "\n");

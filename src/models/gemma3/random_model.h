@@ -16,5 +16,8 @@ struct RandomModelOptions {
 
 // Writes config.json and model.safetensors (bf16, HF hub names) into `dir` (created).
 void write_random_model(const std::string& dir, const RandomModelOptions& options);
+// Writes a text-only GGUF file of that shape in a llama.cpp export type (export.h).
+enum class GgufExportType;
+void write_random_gguf(const std::string& path, const RandomModelOptions& options, GgufExportType type);
 
 }  // namespace unicorn::gemma3

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# What runs on the GPU machine (see bench/RESULTS.md, CUDA): the CUDA tests, then the
+# benchmarks at real shapes with random weights. Expects .dev/bundle.tar.xz from
+# scripts/device-bundle.sh; writes logs to $OUT (default ./out).
+#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b]   (default: all)
+set -uo pipefail
+OUT=${OUT:-out}
+mkdir -p "$OUT" /tmp/u
+tar xJf .dev/bundle.tar.xz -C /tmp/u
+# cuBLAS from the CUDA toolkit or PyTorch's wheels, whichever the machine has.
+blas=$(find /usr/local/cuda*/lib64 /opt /usr/lib -name 'libcublas.so.13*' 2>/dev/null | head -1)
+export LD_LIBRARY_PATH=/tmp/u/lib${blas:+:$(dirname "$blas")}
+U=/tmp/u/unicorn
+parts=${*:-tests bench1b bench27b vision27b}
+# profile: per-op GPU time (UNICORN_CUDA_PROFILE) of 27B decode and prefill and the 27B vision tower
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+$U devices | tee "$OUT/devices.txt"
+
+if [[ $parts == *tests* ]]; then
+  UNICORN_TEST_ROOT=$PWD UNICORN_TEST_BINARY=$U UNICORN_REQUIRE_CUDA=1 timeout 600 /tmp/u/unicorn_tests \
+    --gtest_filter='CudaOps*:CudaDevices*:*cuda*:Formats/DemoModelSlow.*/4:Formats/DemoModelSlow.*/5:Formats/DemoModelSlow.*/6' \
+    2>&1 | tee "$OUT/tests.txt" | grep -E '^\[  (FAILED|PASSED|SKIPPED)|Failure|diff|demo model|on cuda'
+fi
+if [[ $parts == *bench1b* ]]; then
+  [[ -d /tmp/r1b ]] || $U random-model --size 1b --out /tmp/r1b >/dev/null
+  for q in "" "--quant q4_0" "--quant q8_0"; do
+    timeout 300 $U bench -m /tmp/r1b --device cuda -p 512 -n 128 -r 3 $q 2>&1 | tee -a "$OUT/bench1b.txt" | grep -E 'pp|tg|floor'
+  done
+fi
+if [[ $parts == *bench27b* ]]; then
+  [[ -f /tmp/r27b-q4_0.gguf ]] || (time $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf) 2>&1 | tail -4
+  timeout 400 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 512 -n 128 -r 3 2>&1 | tee -a "$OUT/bench27b.txt"
+  timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 2 --batch 32 2>&1 | tee -a "$OUT/bench27b.txt" | grep -E 'tg'
+fi
+if [[ $parts == *profile* ]]; then
+  [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
+  UNICORN_CUDA_PROFILE=1 timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 1 2>&1 | tee "$OUT/profile27b_tg.txt"
+  UNICORN_CUDA_PROFILE=1 timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 512 -n 0 -r 1 2>&1 | tee "$OUT/profile27b_pp.txt"
+  [[ -d /tmp/r27v ]] || $U random-model --size 27b --layers 1 --out /tmp/r27v >/dev/null
+  UNICORN_CUDA_PROFILE=1 timeout 300 $U bench -m /tmp/r27v --device cuda -p 0 -n 0 -r 1 --image examples/blue_triangle.png 2>&1 | tee "$OUT/profile_vision.txt"
+fi
+if [[ $parts == *vision27b* ]]; then
+  # The 27B vision tower (and one text layer) in bf16, an 896x896 image through it.
+  [[ -d /tmp/r27v ]] || $U random-model --size 27b --layers 1 --out /tmp/r27v >/dev/null
+  timeout 300 $U bench -m /tmp/r27v --device cuda -p 0 -n 0 -r 5 --image examples/blue_triangle.png 2>&1 \
+    | tee "$OUT/vision27b.txt"
+fi

@@ -1,0 +1,34 @@
+// cuBLAS, loaded at run time (dlopen) for the tensor-core matrix products of prefill and the
+// vision tower: a CUDA build still starts where libcublas is absent, and then multiplies with
+// its own kernels. Host code; only for the CUDA backend.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <string>
+
+namespace unicorn::cuda {
+
+class Blas {
+ public:
+  // A handle on the current device bound to `stream`, or nullptr (with the reason in *why)
+  // when libcublas cannot be loaded: UNICORN_CUBLAS names the library file, else
+  // libcublas.so.13 / libcublas.so on the loader's path.
+  static std::unique_ptr<Blas> create(cudaStream_t stream, std::string* why);
+  ~Blas();
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+
+  // "" when cuBLAS loads, else why not.
+  static std::string unavailable_reason();
+
+  // Row-major y [n, m] = x [n, k] W [m, k]^T: x and W bf16, y f32, f32 accumulation.
+  void gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k);
+
+ private:
+  Blas() = default;
+  void* handle_ = nullptr;
+};
+
+}  // namespace unicorn::cuda
