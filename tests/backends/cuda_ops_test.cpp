@@ -9,6 +9,8 @@
 // the same dequantization, so the format itself adds no error.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "backends/cuda/cuda_backend.h"
@@ -51,9 +53,23 @@ Tensor bf16_rounded(const Tensor& t) {
   return Tensor::from_f32(Tensor::from_f32(t.to_f32(), t.shape()).converted(DType::BF16).to_f32(), t.shape());
 }
 
+// x with each 32-value chunk of a row quantized to int8 and back (scale amax / 127, as the
+// GPU's decode kernels over Q4_0 / Q8_0 do, and ggml's Q8_0).
+Tensor int8_rounded(const Tensor& x) {
+  std::vector<float> v = x.to_f32();
+  for (size_t c = 0; c < v.size(); c += 32) {
+    float amax = 0.0f;
+    for (size_t i = c; i < c + 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t i = c; i < c + 32; ++i) v[i] = std::round(v[i] * id) * d;
+  }
+  return Tensor::from_f32(v, x.shape());
+}
+
 // Products through both GPU paths: "cuda-f32" (f32 kernels for every n) against the reference
-// on the same values; "cuda" (tensor cores from 16 rows) against the reference on x and W
-// rounded to bf16, so only the accumulation order differs in either case.
+// on the same values; "cuda" (tensor cores from 16 rows; int8 x for one row over Q4_0 / Q8_0)
+// against the reference on x and W rounded the same way, so only the accumulation order
+// differs in either case.
 TEST_F(CudaOps, LinearOverEveryWeightFormat) {
   struct Case {
     DType dtype;
@@ -84,6 +100,7 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
           w_ref = bf16_rounded(w_ref);
           x_ref = bf16_rounded(x);
         }
+        if (tensor_cores && n == 1 && (dtype == DType::Q4_0 || dtype == DType::Q8_0)) x_ref = int8_rounded(x);
         Tensor want = ref.alloc(DType::F32, {n, m});
         ref.linear(x_ref, w_ref, &bias, want);
         const Tensor dw = b->prepare_weight(w), db = b->prepare_weight(bias);
@@ -161,34 +178,46 @@ TEST_F(CudaOps, RopeAtLargePositions) {
   }
 }
 
+// 12 queries go through the attention kernel on either backend; 40 (prefill) through matrix
+// products on TF32 tensor cores on "cuda" (10-bit mantissa products: tolerance 5e-3) and the
+// kernel on "cuda-f32".
 TEST_F(CudaOps, AttentionMaskCases) {
   struct Case {
     const char* what;
     int64_t heads, kv_heads, hd, window;
     bool causal;
   };
-  for (const Case& c : {Case{"causal GQA", 8, 2, 64, 0, true}, Case{"sliding window", 4, 4, 32, 5, true},
-                        Case{"vision (bidirectional)", 4, 4, 72, 0, false}, Case{"gemma 4B head", 8, 4, 256, 0, true}}) {
-    SCOPED_TRACE(c.what);
-    const int64_t nq = 12, nk = 20;
-    // Keys: slots 0..15 hold positions 0..15, 16..19 empty; queries at positions 4..15, an
-    // image (group 0) at 6..9 that sees itself both ways.
-    std::vector<int32_t> k_pos(nk, -1), k_group(nk, -1), q_pos(nq), q_group(nq, -1);
-    for (int32_t j = 0; j < 16; ++j) k_pos[size_t(j)] = j;
-    for (int32_t j = 6; j <= 9; ++j) k_group[size_t(j)] = 0;
-    for (int32_t i = 0; i < nq; ++i) {
-      q_pos[size_t(i)] = 4 + i;
-      if (q_pos[size_t(i)] >= 6 && q_pos[size_t(i)] <= 9) q_group[size_t(i)] = 0;
+  auto f32_gpu = test::backend_or_skip("cuda-f32");
+  ASSERT_TRUE(f32_gpu);
+  for (Backend* b : {f32_gpu.get(), gpu.get()}) {
+    for (const int64_t nq : {12, 40}) {
+      for (const Case& c : {Case{"causal GQA", 8, 2, 64, 0, true}, Case{"sliding window", 4, 4, 32, 5, true},
+                            Case{"vision (bidirectional)", 4, 4, 72, 0, false},
+                            Case{"gemma 4B head", 8, 4, 256, 0, true}}) {
+        const bool products = b == gpu.get() && nq >= 16;
+        SCOPED_TRACE(std::string(c.what) + " nq=" + std::to_string(nq) + (products ? " (products)" : " (kernel)"));
+        const int64_t nk = nq + 8;
+        // Keys: slots 0..nq+3 hold positions 0..nq+3, the last 4 slots are empty; queries at
+        // positions 4..nq+3, an image (group 0) at 6..9 that sees itself both ways.
+        const auto NK = static_cast<size_t>(nk), NQ = static_cast<size_t>(nq);
+        std::vector<int32_t> k_pos(NK, -1), k_group(NK, -1), q_pos(NQ, 0), q_group(NQ, -1);
+        for (int32_t j = 0; j < nq + 4; ++j) k_pos[size_t(j)] = j;
+        for (int32_t j = 6; j <= 9; ++j) k_group[size_t(j)] = 0;
+        for (int32_t i = 0; i < nq; ++i) {
+          q_pos[size_t(i)] = 4 + i;
+          if (q_pos[size_t(i)] >= 6 && q_pos[size_t(i)] <= 9) q_group[size_t(i)] = 0;
+        }
+        AttentionMask mask{q_pos, q_group, k_pos, k_group, c.window, c.causal};
+        const AttentionShape shape{c.heads, c.kv_heads, c.hd, 0.125f};
+        const Tensor q = random_tensor(DType::F32, {nq, c.heads * c.hd}, 9);
+        const Tensor k = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 10);
+        const Tensor v = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 11);
+        Tensor want = ref.alloc(DType::F32, {nq, c.heads * c.hd}), got = b->alloc(DType::F32, {nq, c.heads * c.hd});
+        ref.attention(q, k, v, mask, shape, want);
+        b->attention(b->from_host(q), b->from_host(k), b->from_host(v), mask, shape, got);
+        expect_close(b->to_host(got), want, products ? 5e-3 : 1e-4);
+      }
     }
-    AttentionMask mask{q_pos, q_group, k_pos, k_group, c.window, c.causal};
-    const AttentionShape shape{c.heads, c.kv_heads, c.hd, 0.125f};
-    const Tensor q = random_tensor(DType::F32, {nq, c.heads * c.hd}, 9);
-    const Tensor k = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 10);
-    const Tensor v = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 11);
-    Tensor want = ref.alloc(DType::F32, {nq, c.heads * c.hd}), got = gpu->alloc(DType::F32, {nq, c.heads * c.hd});
-    ref.attention(q, k, v, mask, shape, want);
-    gpu->attention(up(q), up(k), up(v), mask, shape, got);
-    expect_close(down(got), want, 1e-4);
   }
 }
 

@@ -79,7 +79,50 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(AttentionArgs a)
   }
 }
 
+// Rows of scores [heads][rows][n_k] (query q0 + i): masked softmax in place.
+__global__ void masked_softmax_kernel(AttentionArgs a, float* scores, int64_t q0, int64_t rows) {
+  const int64_t i = blockIdx.x % rows;
+  float* s = scores + int64_t(blockIdx.x) * a.n_k;
+  const int64_t qi = q0 + i;
+  __shared__ float red[32];
+  auto block_reduce = [&](float v, bool is_max) {
+    for (int o = 16; o > 0; o >>= 1) {
+      const float other = __shfl_xor_sync(0xffffffffu, v, o);
+      v = is_max ? fmaxf(v, other) : v + other;
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    v = lane < warps ? red[lane] : (is_max ? -FLT_MAX : 0.0f);
+    for (int o = 16; o > 0; o >>= 1) {
+      const float other = __shfl_xor_sync(0xffffffffu, v, o);
+      v = is_max ? fmaxf(v, other) : v + other;
+    }
+    return v;
+  };
+  float mx = -FLT_MAX;
+  for (int64_t j = threadIdx.x; j < a.n_k; j += blockDim.x)
+    if (visible(a, qi, j)) mx = fmaxf(mx, s[j]);
+  mx = block_reduce(mx, true);
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < a.n_k; j += blockDim.x) {
+    const float e = visible(a, qi, j) ? __expf(s[j] - mx) : 0.0f;
+    s[j] = e;
+    sum += e;
+  }
+  sum = block_reduce(sum, false);
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // no visible key: zeros, as the CPU backend
+  for (int64_t j = threadIdx.x; j < a.n_k; j += blockDim.x) s[j] *= inv;
+}
+
 }  // namespace
+
+void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t rows, cudaStream_t stream) {
+  if (rows == 0) return;
+  masked_softmax_kernel<<<unsigned(a.heads * rows), 256, 0, stream>>>(a, scores, q0, rows);
+  UNICORN_CUDA_LAUNCHED();
+}
 
 void attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.n_q == 0) return;

@@ -200,12 +200,14 @@ class CudaBackend final : public Backend {
     uint64_t threshold = UINT64_MAX;
     UNICORN_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
     // Products of many rows (prefill, the vision tower) on tensor cores through cuBLAS, bf16
-    // inputs with f32 accumulation, unless UNICORN_CUDA_GEMM=f32 asks for the f32 kernels
-    // (exact to the CPU's order of magnitude; slower) or cuBLAS cannot be loaded.
+    // inputs with f32 accumulation (attention's in TF32), and decode over Q4_0 / Q8_0 with
+    // int8 activations, unless UNICORN_CUDA_GEMM=f32 asks for f32 everywhere (as exact as the
+    // CPU; slower). Without cuBLAS, products of many rows use the f32 tile kernel.
     const char* mode = std::getenv("UNICORN_CUDA_GEMM");
     if (mode && std::string(mode) != "bf16" && std::string(mode) != "f32")
       fail("UNICORN_CUDA_GEMM='{}': expected bf16 (tensor cores, the default) or f32", mode);
-    if (!mode || std::string(mode) == "bf16") blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
+    exact_f32_ = mode && std::string(mode) == "f32";
+    if (!exact_f32_) blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
     const char* profile = std::getenv("UNICORN_CUDA_PROFILE");
     if (profile && *profile && std::string(profile) != "0") profile_ = std::make_unique<OpProfile>();
   }
@@ -275,7 +277,7 @@ class CudaBackend final : public Backend {
       if (b) cuda::add_bias(y.data<float>(), b, n, view.rows, ctx_->stream);
       return;
     }
-    cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), n, ctx_->stream);
+    cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), n, !exact_f32_, ctx_->stream);
   }
 
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override {
@@ -346,6 +348,10 @@ class CudaBackend final : public Backend {
     a.window = mask.window;
     a.causal = mask.causal;
     a.scale = shape.scale;
+    if (blas_ && a.n_q >= kTensorCoreRows) {
+      attention_by_products(a);
+      return;
+    }
     cuda::attention(a, ctx_->stream);
   }
 
@@ -399,6 +405,33 @@ class CudaBackend final : public Backend {
    private:
     CudaBackend& b_;
   };
+
+  // Attention of many queries (prefill, the vision tower) as matrix products on tensor cores:
+  // per head S = scale Q K^T, the masked softmax over S's rows, O = S V. Query rows go in
+  // slices that keep S within kScoresBytes. GQA: batches of one query head per KV head.
+  void attention_by_products(const cuda::AttentionArgs& a) {
+    static constexpr int64_t kScoresBytes = int64_t(512) << 20;
+    const int64_t H = a.heads, KVH = a.kv_heads, hd = a.head_dim, group = H / KVH, nk = a.n_k;
+    const int64_t qw = H * hd, kw = KVH * hd;
+    int64_t slice = a.n_q;
+    while (slice > 1 && H * slice * nk * 4 > kScoresBytes) slice = (slice + 1) / 2;
+    const auto scores = scratch(H * slice * nk * 4);
+    float* S = static_cast<float*>(scores.get());
+    for (int64_t q0 = 0; q0 < a.n_q; q0 += slice) {
+      const int64_t rows = std::min(slice, a.n_q - q0);
+      for (int64_t g = 0; g < group; ++g) {
+        // Column-major S_h^T [nk, rows] = K_h [nk, hd] Q_h^T [hd, rows], h = b * group + g.
+        blas_->gemm_f32_batched(true, false, nk, rows, hd, a.scale, {a.k, kw, hd},
+                                {a.q + q0 * qw + g * hd, qw, group * hd}, S + g * rows * nk, nk, group * rows * nk, KVH);
+      }
+      cuda::masked_softmax(a, S, q0, rows, ctx_->stream);
+      for (int64_t g = 0; g < group; ++g) {
+        // Column-major O_h^T [hd, rows] = V_h^T [hd, nk] P_h^T [nk, rows].
+        blas_->gemm_f32_batched(false, false, hd, rows, nk, 1.0f, {a.v, kw, hd}, {S + g * rows * nk, nk, group * rows * nk},
+                                a.out + q0 * qw + g * hd, qw, group * hd, KVH);
+      }
+    }
+  }
 
   // Stream-ordered device memory (the pool keeps freed blocks for reuse).
   void* device_alloc(int64_t bytes) {
@@ -504,6 +537,8 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kTensorCoreRows = 16;
 
   std::shared_ptr<Context> ctx_;
+  // UNICORN_CUDA_GEMM=f32: every product in f32 (no tensor cores, no int8 activations).
+  bool exact_f32_ = false;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;
   std::string blas_missing_;
@@ -634,7 +669,8 @@ std::string cuda_gemm_status() {
   const char* mode = std::getenv("UNICORN_CUDA_GEMM");
   if (mode && std::string(mode) == "f32") return "f32 kernels (UNICORN_CUDA_GEMM=f32)";
   const std::string why = cuda::Blas::unavailable_reason();
-  return why.empty() ? "cuBLAS on tensor cores (bf16 inputs, f32 accumulation) from 16 rows"
+  return why.empty() ? "cuBLAS on tensor cores from 16 rows (bf16 inputs; attention TF32); decode over Q4_0 / "
+                       "Q8_0 with int8 activations"
                      : "f32 kernels: " + why;
 }
 

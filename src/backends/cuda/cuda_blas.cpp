@@ -22,6 +22,10 @@ struct Api {
   cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
                             const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
                             cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  cublasStatus_t (*gemm_strided_batched_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                            const void*, const void*, cudaDataType, int, long long, const void*,
+                                            cudaDataType, int, long long, const void*, void*, cudaDataType, int,
+                                            long long, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
   std::string error;  // why the library is unusable, empty when it is
 };
 
@@ -51,6 +55,7 @@ const Api& api() {
     a.destroy = reinterpret_cast<decltype(a.destroy)>(sym("cublasDestroy_v2"));
     a.set_stream = reinterpret_cast<decltype(a.set_stream)>(sym("cublasSetStream_v2"));
     a.gemm_ex = reinterpret_cast<decltype(a.gemm_ex)>(sym("cublasGemmEx"));
+    a.gemm_strided_batched_ex = reinterpret_cast<decltype(a.gemm_strided_batched_ex)>(sym("cublasGemmStridedBatchedEx"));
   });
   return a;
 }
@@ -91,6 +96,17 @@ void Blas::gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t 
                            &one, w, CUDA_R_16BF, int(k), x, CUDA_R_16BF, int(k), &zero, y, CUDA_R_32F, int(m),
                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              "GemmEx");
+}
+
+void Blas::gemm_f32_batched(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
+                            Strided a, Strided b, float* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+  const float zero = 0.0f;
+  check_blas(api().gemm_strided_batched_ex(static_cast<cublasHandle_t>(handle_), transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                           transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha, a.p,
+                                           CUDA_R_32F, int(a.ld), a.stride, b.p, CUDA_R_32F, int(b.ld), b.stride, &zero,
+                                           c, CUDA_R_32F, int(ldc), stride_c, int(batch),
+                                           CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
+             "GemmStridedBatchedEx");
 }
 
 }  // namespace unicorn::cuda

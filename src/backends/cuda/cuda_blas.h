@@ -26,6 +26,15 @@ class Blas {
   // Row-major y [n, m] = x [n, k] W [m, k]^T: x and W bf16, y f32, f32 accumulation.
   void gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k);
 
+  // Column-major C_b = alpha op(A_b) op(B_b) for b < batch (A_b = A + b * stride_a, ...): f32
+  // matrices on TF32 tensor cores (10-bit mantissa products, f32 accumulation).
+  struct Strided {
+    const float* p;
+    int64_t ld, stride;
+  };
+  void gemm_f32_batched(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha, Strided a,
+                        Strided b, float* c, int64_t ldc, int64_t stride_c, int64_t batch);
+
  private:
   Blas() = default;
   void* handle_ = nullptr;

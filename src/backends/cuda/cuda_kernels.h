@@ -32,8 +32,10 @@ struct WeightView {
   int64_t rows = 0, cols = 0;
 };
 
-// y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows])
-void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
+// y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 products of
+// one row quantize x to int8 per 32 values (amax / 127, rounded half away from zero, as
+// ggml's Q8_0) and multiply in integers.
+void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n, bool int8_x,
             cudaStream_t stream);
 // For tensor-core products (cuda_blas.h): x f32 -> bf16; any weight -> bf16 [rows, cols];
 // y [n, m] += bias [m].
@@ -77,5 +79,8 @@ struct AttentionArgs {
 // head_dim at most kMaxAttentionHeadDim.
 constexpr int64_t kMaxAttentionHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t stream);
+// For attention through matrix products: scores [heads][rows][n_k] of queries q0..q0+rows-1
+// (already scaled) -> softmax over the visible keys, in place (masked ones 0).
+void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t rows, cudaStream_t stream);
 
 }  // namespace unicorn::cuda

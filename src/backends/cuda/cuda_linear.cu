@@ -111,6 +111,28 @@ __global__ void matvec_kernel(WeightView w, const float* __restrict__ x, const f
 // thousands of warps to hide DRAM latency. Partial sums meet in shared memory.
 constexpr int kRowsPerBlock = 8, kMatvec1Threads = 128;
 
+// The block's per-thread partial sums of kRowsPerBlock rows, added up; thread r writes row r.
+__device__ __forceinline__ void block_store_rows(const float (&acc)[kRowsPerBlock], int rows, int64_t row0,
+                                                 const float* bias, float* y) {
+  __shared__ float partial[kMatvec1Threads / 32][kRowsPerBlock];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int r = 0; r < kRowsPerBlock; ++r) {
+    float s = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) partial[warp][r] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x < rows) {
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kMatvec1Threads / 32; ++i) s += partial[i][threadIdx.x];
+    const int64_t row = row0 + threadIdx.x;
+    y[row] = s + (bias ? bias[row] : 0.0f);
+  }
+}
+
 template <WFmt F>
 __global__ void __launch_bounds__(kMatvec1Threads) matvec1_kernel(WeightView w, const float* __restrict__ x,
                                                                   const float* __restrict__ bias, float* __restrict__ y) {
@@ -140,23 +162,83 @@ __global__ void __launch_bounds__(kMatvec1Threads) matvec1_kernel(WeightView w, 
       }
     }
   }
-  __shared__ float partial[kMatvec1Threads / 32][kRowsPerBlock];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  block_store_rows(acc, rows, row0, bias, y);
+}
+
+// Q4_0 / Q8_0 weights and one row of x (decode): x's 32-value chunk quantized to int8 in
+// registers (scale amax / 127, as ggml's Q8_0), products in 4-way int8 dot products (dp4a),
+// one float multiply per chunk and row. Dequantizing to f32 spends ~4 instructions a weight,
+// which at 4-bit weights costs more than the memory does.
+template <WFmt F>
+__global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(WeightView w, const float* __restrict__ x,
+                                                                       const float* __restrict__ bias,
+                                                                       float* __restrict__ y) {
+  static_assert(F == WFmt::Q4_0 || F == WFmt::Q8_0);
+  constexpr int kWords = F == WFmt::Q4_0 ? 4 : 8;  // 32-bit words of codes per chunk
+  const int64_t row0 = int64_t(blockIdx.x) * kRowsPerBlock;
+  const int64_t chunks = w.cols / 32;
+  const int rows = int(min(int64_t(kRowsPerBlock), w.rows - row0));
+  float acc[kRowsPerBlock];
 #pragma unroll
-  for (int r = 0; r < kRowsPerBlock; ++r) {
-    float s = acc[r];
+  for (int r = 0; r < kRowsPerBlock; ++r) acc[r] = 0.0f;
+  const uint32_t* codes = reinterpret_cast<const uint32_t*>(w.p0);
+  const __half* scales = reinterpret_cast<const __half*>(w.p1);
+  for (int64_t c = threadIdx.x; c < chunks; c += kMatvec1Threads) {
+    // Every row's codes and scale first: kRowsPerBlock loads in flight per thread.
+    uint32_t wq[kRowsPerBlock][kWords];
+    float wd[kRowsPerBlock];
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (lane == 0) partial[warp][r] = s;
+    for (int r = 0; r < kRowsPerBlock; ++r) {
+      const int64_t b = (row0 + min(r, rows - 1)) * chunks + c;  // the last row again past the end
+      const uint4* p = reinterpret_cast<const uint4*>(codes + b * kWords);
+#pragma unroll
+      for (int i = 0; i < kWords / 4; ++i) {
+        const uint4 v = p[i];
+        wq[r][4 * i] = v.x, wq[r][4 * i + 1] = v.y, wq[r][4 * i + 2] = v.z, wq[r][4 * i + 3] = v.w;
+      }
+      wd[r] = __half2float(scales[b]);
+    }
+    float xv[32];
+    const float4* xp = reinterpret_cast<const float4*>(x + c * 32);
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const float4 v = xp[i];
+      xv[4 * i] = v.x, xv[4 * i + 1] = v.y, xv[4 * i + 2] = v.z, xv[4 * i + 3] = v.w;
+      amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+    }
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    int xq[8], xsum = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      int packed = 0;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int q = int(roundf(xv[4 * i + j] * id));
+        xsum += q;
+        packed |= (q & 0xff) << (8 * j);
+      }
+      xq[i] = packed;
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsPerBlock; ++r) {
+      int dot = 0;
+      if constexpr (F == WFmt::Q4_0) {
+        // Byte j holds value j (low nibble) and value j + 16 (high nibble), stored + 8.
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          dot = __dp4a(int(wq[r][i] & 0x0f0f0f0fu), xq[i], dot);
+          dot = __dp4a(int((wq[r][i] >> 4) & 0x0f0f0f0fu), xq[i + 4], dot);
+        }
+        dot -= 8 * xsum;
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) dot = __dp4a(int(wq[r][i]), xq[i], dot);
+      }
+      acc[r] += wd[r] * d * float(dot);
+    }
   }
-  __syncthreads();
-  if (threadIdx.x < rows) {
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kMatvec1Threads / 32; ++i) s += partial[i][threadIdx.x];
-    const int64_t row = row0 + threadIdx.x;
-    y[row] = s + (bias ? bias[row] : 0.0f);
-  }
+  block_store_rows(acc, rows, row0, bias, y);
 }
 
 constexpr int kTile = 64, kSlice = 32;
@@ -223,7 +305,16 @@ __global__ void __launch_bounds__(256) gemm_kernel(WeightView w, const float* __
 }
 
 template <WFmt F, bool kElem>
-void launch_shape(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, cudaStream_t stream) {
+void launch_shape(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, bool int8_x,
+                  cudaStream_t stream) {
+  const unsigned row_blocks = unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0) {
+    if (n == 1 && int8_x) {
+      matvec1_int8_kernel<F><<<row_blocks, kMatvec1Threads, 0, stream>>>(w, x, bias, y);
+      UNICORN_CUDA_LAUNCHED();
+      return;
+    }
+  }
   if (n == 1 && !kElem) {
     matvec1_kernel<F><<<unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock), kMatvec1Threads, 0, stream>>>(w, x, bias,
                                                                                                             y);
@@ -251,19 +342,20 @@ void launch_shape(const WeightView& w, const float* x, const float* bias, float*
 }
 
 template <WFmt F>
-void launch(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, cudaStream_t stream) {
+void launch(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, bool int8_x,
+            cudaStream_t stream) {
   constexpr bool kPlain = F == WFmt::F32 || F == WFmt::F16 || F == WFmt::BF16;
   if (kPlain && w.cols % 32 != 0)
-    launch_shape<F, kPlain>(w, x, bias, y, n, stream);
+    launch_shape<F, kPlain>(w, x, bias, y, n, int8_x, stream);
   else
-    launch_shape<F, false>(w, x, bias, y, n, stream);
+    launch_shape<F, false>(w, x, bias, y, n, int8_x, stream);
 }
 
 }  // namespace
 
-void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
+void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n, bool int8_x,
             cudaStream_t stream) {
-  with_format(fmt, [&](auto f) { launch<decltype(f)::value>(w, x, bias, y, n, stream); });
+  with_format(fmt, [&](auto f) { launch<decltype(f)::value>(w, x, bias, y, n, int8_x, stream); });
 }
 
 namespace {
