@@ -35,6 +35,7 @@ fi
 if [[ $parts == *profile* ]]; then
   [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
   UNICORN_CUDA_PROFILE=1 timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 1 2>&1 | tee "$OUT/profile27b_tg.txt"
+  UNICORN_CUDA_PROFILE=1 timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 8 -r 1 --batch 32 2>&1 | tee "$OUT/profile27b_b32.txt"
   UNICORN_CUDA_PROFILE=1 timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 512 -n 0 -r 1 2>&1 | tee "$OUT/profile27b_pp.txt"
   [[ -d /tmp/r27v ]] || $U random-model --size 27b --layers 1 --out /tmp/r27v >/dev/null
   UNICORN_CUDA_PROFILE=1 timeout 300 $U bench -m /tmp/r27v --device cuda -p 0 -n 0 -r 1 --image examples/blue_triangle.png 2>&1 | tee "$OUT/profile_vision.txt"

@@ -49,6 +49,9 @@ class Backend {
   // --- memory --------------------------------------------------------------------------
   // A zero-filled activation tensor owned by this backend.
   virtual Tensor alloc(DType dtype, Shape shape) = 0;
+  // An activation tensor whose contents are unspecified, for outputs an op writes in full
+  // (saves the GPU a memset per tensor; the CPU backend's are zero-filled anyway).
+  virtual Tensor empty(DType dtype, Shape shape) { return alloc(dtype, std::move(shape)); }
   // Makes a host weight usable by this backend (upload, repack); the CPU backend keeps views.
   virtual Tensor prepare_weight(const Tensor& host) = 0;
   // Copies a backend tensor to a host tensor and back.
@@ -68,12 +71,29 @@ class Backend {
   //                                                            x [n, heads * head_dim]; positions [n]
   virtual void rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta,
                     double factor) = 0;
+  // Gemma's q_norm / k_norm then RoPE, fused where a backend can: each head of x
+  // [n, heads * head_dim] RMS-normalized with w [head_dim], then rotated as rope() does.
+  virtual void rms_norm_rope(Tensor& x, const Tensor& w, float eps, std::span<const int32_t> positions,
+                             int64_t head_dim, double theta, double factor) {
+    Tensor heads = x.reshaped({x.dim(0) * (x.dim(1) / head_dim), head_dim});
+    rms_norm(heads, w, eps, heads);
+    rope(x, positions, head_dim, theta, factor);
+  }
   // out = gelu_tanh(gate) * up                                   gate, up, out [n, f]. out may alias.
   virtual void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   // x = gelu_tanh(x)                                             x [n, f]
   virtual void gelu_tanh(Tensor& x) = 0;
   // out = a + b                                                  same shapes; out may alias a or b.
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // The residual step of a Gemma block, fused where a backend can:
+  //   x += rms_norm(y, w_post); then, if w_next is given, next = rms_norm(x, w_next)
+  // x, y, next [n, d]; y is overwritten. The default composes the ops above.
+  virtual void residual_rms_norm(Tensor& x, Tensor& y, const Tensor& w_post, float eps, const Tensor* w_next,
+                                 Tensor* next) {
+    rms_norm(y, w_post, eps, y);
+    add(x, y, x);
+    if (w_next) rms_norm(x, *w_next, eps, *next);
+  }
   // Softmax attention:                    q [n_q, H * hd], k, v [n_k, KVH * hd], out [n_q, H * hd]
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                          const AttentionShape& shape, Tensor& out) = 0;

@@ -67,7 +67,7 @@ Tensor int8_rounded(const Tensor& x) {
 }
 
 // Products through both GPU paths: "cuda-f32" (f32 kernels for every n) against the reference
-// on the same values; "cuda" (tensor cores from 16 rows; int8 x for one row over Q4_0 / Q8_0)
+// on the same values; "cuda" (tensor cores from 16 rows; int8 x up to 64 rows over Q4_0 / Q8_0)
 // against the reference on x and W rounded the same way, so only the accumulation order
 // differs in either case.
 TEST_F(CudaOps, LinearOverEveryWeightFormat) {
@@ -84,7 +84,7 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
                             Case{DType::BF16, 588}, Case{DType::F16, 37}, Case{DType::Q4_0, 1152},
                             Case{DType::Q8_0, 320}, Case{DType::Q4_K, 512}, Case{DType::Q6_K, 768},
                             Case{DType::NF4, 640}, Case{DType::Q5_K, 256}}) {
-      for (int64_t n : {1, 3, 8, 9, 16, 70}) {
+      for (int64_t n : {1, 3, 8, 9, 16, 33, 70}) {
         const int64_t m = 136;
         const Tensor w = weight(dtype, m, k, 2);
         const Tensor x = random_tensor(DType::F32, {n, k}, 1);
@@ -96,11 +96,13 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
         const bool via_f16 = dtype == DType::Q5_K;
         Tensor w_ref = via_f16 ? Tensor::from_f32(w.to_f32(), {m, k}).converted(DType::F16) : w;
         Tensor x_ref = x;
-        if (tensor_cores && n >= 16) {
+        const bool int8_x = tensor_cores && n <= 64 && (dtype == DType::Q4_0 || dtype == DType::Q8_0);
+        if (int8_x) {
+          x_ref = int8_rounded(x);
+        } else if (tensor_cores && n >= 16) {
           w_ref = bf16_rounded(w_ref);
           x_ref = bf16_rounded(x);
         }
-        if (tensor_cores && n == 1 && (dtype == DType::Q4_0 || dtype == DType::Q8_0)) x_ref = int8_rounded(x);
         Tensor want = ref.alloc(DType::F32, {n, m});
         ref.linear(x_ref, w_ref, &bias, want);
         const Tensor dw = b->prepare_weight(w), db = b->prepare_weight(bias);
@@ -146,6 +148,17 @@ TEST_F(CudaOps, NormsAndElementwise) {
     ref.layer_norm(x, w, b, 1e-6f, want);
     gpu->layer_norm(up(x), dw, dbias, 1e-6f, got);
     expect_close(down(got), want);
+    // The fused residual step against its composition on the reference backend.
+    const Tensor y = random_tensor(DType::F32, {6, d}, 15, 2.0f), w2 = random_tensor(DType::BF16, {d}, 16, 0.5f);
+    for (const bool with_next : {false, true}) {
+      Tensor x_ref = x.clone(), y_ref = y.clone(), next_ref = ref.alloc(DType::F32, {6, d});
+      ref.residual_rms_norm(x_ref, y_ref, w, 1e-6f, with_next ? &w2 : nullptr, with_next ? &next_ref : nullptr);
+      Tensor x_gpu = up(x), y_gpu = up(y), next_gpu = gpu->alloc(DType::F32, {6, d});
+      const Tensor dw2 = gpu->prepare_weight(w2);
+      gpu->residual_rms_norm(x_gpu, y_gpu, dw, 1e-6f, with_next ? &dw2 : nullptr, with_next ? &next_gpu : nullptr);
+      expect_close(down(x_gpu), x_ref);
+      if (with_next) expect_close(down(next_gpu), next_ref);
+    }
     Tensor in_place = up(x);  // y may be x
     gpu->rms_norm(in_place, dw, 1e-6f, in_place);
     ref.rms_norm(x, w, 1e-6f, want);
@@ -175,6 +188,12 @@ TEST_F(CudaOps, RopeAtLargePositions) {
     gpu->rope(got, pos, hd, theta, factor);
     // sin / cos of angles up to ~1e5 rad: f32 range reduction differs by an ulp of the angle.
     expect_close(down(got), want, 1e-4);
+    // Fused with the per-head norm before it.
+    const Tensor w = random_tensor(DType::BF16, {hd}, 17, 0.5f);
+    Tensor fused_want = x.clone(), fused_got = up(x);
+    ref.rms_norm_rope(fused_want, w, 1e-6f, pos, hd, theta, factor);
+    gpu->rms_norm_rope(fused_got, gpu->prepare_weight(w), 1e-6f, pos, hd, theta, factor);
+    expect_close(down(fused_got), fused_want, 1e-4);
   }
 }
 

@@ -86,29 +86,42 @@ class UploadRing {
   }
   // Device copy of `bytes` bytes at `src`, valid for work queued on `stream` after this call
   // and before the ring next wraps. nullptr for large arrays (the caller allocates).
+  // Arrays equal to one of the last few put are not copied again: every layer of a step
+  // uploads the same positions and masks.
   const void* put(const void* src, int64_t bytes, cudaStream_t stream) {
     if (bytes > kBytes / 4) return nullptr;
     if (!host_) {
       UNICORN_CUDA_CHECK(cudaMallocHost(&host_, size_t(kBytes)));
       UNICORN_CUDA_CHECK(cudaMalloc(&device_, size_t(kBytes)));
     }
+    for (const Recent& r : recent_)
+      if (r.bytes == bytes && std::memcmp(static_cast<char*>(host_) + r.at, src, size_t(bytes)) == 0)
+        return static_cast<char*>(device_) + r.at;
     const int64_t size = (bytes + 255) / 256 * 256;
     if (at_ + size > kBytes) {
       UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
       at_ = 0;
+      recent_.clear();
     }
     std::memcpy(static_cast<char*>(host_) + at_, src, size_t(bytes));
     void* dst = static_cast<char*>(device_) + at_;
     UNICORN_CUDA_CHECK(cudaMemcpyAsync(dst, static_cast<char*>(host_) + at_, size_t(bytes), cudaMemcpyHostToDevice,
                                        stream));
+    if (recent_.size() == kRecent) recent_.erase(recent_.begin());
+    recent_.push_back({at_, bytes});
     at_ += size;
     return dst;
   }
 
  private:
+  struct Recent {
+    int64_t at, bytes;
+  };
+  static constexpr size_t kRecent = 8;
   void* host_ = nullptr;
   void* device_ = nullptr;
   int64_t at_ = 0;
+  std::vector<Recent> recent_;
 };
 
 // Makes `device` current on this thread (cudaSetDevice only when it changes).
@@ -127,15 +140,16 @@ class DeviceGuard {
 // stderr when the backend goes away, next to the host time the ops spanned.
 class OpProfile {
  public:
-  void start(const char* name, cudaStream_t stream) {
+  size_t start(const char* name, cudaStream_t stream) {
     Record r{name, nullptr, nullptr};
     UNICORN_CUDA_CHECK(cudaEventCreate(&r.start));
     UNICORN_CUDA_CHECK(cudaEventCreate(&r.stop));
     UNICORN_CUDA_CHECK(cudaEventRecord(r.start, stream));
     if (records_.empty()) first_ = std::chrono::steady_clock::now();
     records_.push_back(r);
+    return records_.size() - 1;
   }
-  void stop(cudaStream_t stream) { UNICORN_CUDA_CHECK(cudaEventRecord(records_.back().stop, stream)); }
+  void stop(size_t index, cudaStream_t stream) { UNICORN_CUDA_CHECK(cudaEventRecord(records_[index].stop, stream)); }
   void report(cudaStream_t stream) {
     if (records_.empty()) return;
     cudaStreamSynchronize(stream);
@@ -148,7 +162,7 @@ class OpProfile {
       cudaEventElapsedTime(&ms, r.start, r.stop);
       by_name[r.name].first += 1;
       by_name[r.name].second += ms;
-      total += ms;
+      if (!std::strchr(r.name, ':')) total += ms;  // "op: part" lies inside its op
       cudaEventDestroy(r.start);
       cudaEventDestroy(r.stop);
     }
@@ -226,6 +240,13 @@ class CudaBackend final : public Backend {
     return Tensor::view(dtype, std::move(shape), p, owner_of(p));
   }
 
+  Tensor empty(DType dtype, Shape shape) override {
+    use_device(ctx_->device);
+    const int64_t bytes = dtype_bytes(dtype, shape_numel(shape));
+    void* p = device_alloc(bytes);
+    return Tensor::view(dtype, std::move(shape), p, owner_of(p));
+  }
+
   Tensor prepare_weight(const Tensor& host) override;
 
   Tensor to_host(const Tensor& t) override {
@@ -262,21 +283,35 @@ class CudaBackend final : public Backend {
     const auto [fmt, view] = weight_of(w);
     const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
     const int64_t n = x.dim(0);
+    if (!exact_f32_ && n > 1 && n <= kInt8Rows && (fmt == WFmt::Q4_0 || fmt == WFmt::Q8_0)) {
+      OpScope part(*this, "linear: int8 rows");
+      const auto s = scratch(cuda::linear_int8_rows_scratch(n, view.cols));
+      cuda::linear_int8_rows(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
+      return;
+    }
     if (blas_ && n >= kTensorCoreRows) {
       // x and the weight (dequantized, unless already bf16) as bf16 panels into cuBLAS.
       const auto xb = scratch(n * view.cols * 2);
-      cuda::f32_to_bf16(x.data<const float>(), xb.get(), n * view.cols, ctx_->stream);
       std::shared_ptr<void> wb;
       const void* wp = view.p0;
-      if (fmt != WFmt::BF16) {
-        wb = scratch(view.rows * view.cols * 2);
-        cuda::weight_to_bf16(fmt, view, wb.get(), ctx_->stream);
-        wp = wb.get();
+      {
+        OpScope to_bf16(*this, "linear: to bf16");
+        cuda::f32_to_bf16(x.data<const float>(), xb.get(), n * view.cols, ctx_->stream);
+        if (fmt != WFmt::BF16) {
+          wb = scratch(view.rows * view.cols * 2);
+          cuda::weight_to_bf16(fmt, view, wb.get(), ctx_->stream);
+          wp = wb.get();
+        }
       }
+      OpScope product(*this, "linear: cuBLAS");
       blas_->gemm_bf16(xb.get(), wp, y.data<float>(), n, view.rows, view.cols);
       if (b) cuda::add_bias(y.data<float>(), b, n, view.rows, ctx_->stream);
       return;
     }
+    static constexpr const char* kOneRow[] = {"linear: one row F32",  "linear: one row F16",  "linear: one row BF16",
+                                              "linear: one row Q4_0", "linear: one row Q8_0", "linear: one row Q4_K",
+                                              "linear: one row Q6_K", "linear: one row NF4"};
+    OpScope part(*this, n == 1 ? kOneRow[int(fmt)] : "linear: few rows");
     cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), n, !exact_f32_, ctx_->stream);
   }
 
@@ -303,6 +338,19 @@ class CudaBackend final : public Backend {
     cuda::rope(x.data<float>(), d_pos.get(), inv, x.dim(0), x.dim(1), head_dim, ctx_->stream);
   }
 
+  void rms_norm_rope(Tensor& x, const Tensor& w, float eps, std::span<const int32_t> positions, int64_t head_dim,
+                     double theta, double factor) override {
+    ops::check_rope(x, positions, head_dim);
+    if (w.numel() != head_dim)
+      fail("rms_norm_rope: weight {} does not match heads of {}", shape_str(w.shape()), head_dim);
+    if (head_dim > 2048) fail("rms_norm_rope: head_dim {} exceeds 2048", head_dim);
+    OpScope scope(*this, "rms_norm_rope");
+    const float* inv = inv_freq(head_dim, theta, factor);
+    const auto d_pos = upload(positions);
+    cuda::rms_norm_rope(x.data<float>(), f32_vector(w, "rms_norm weight"), eps, d_pos.get(), inv, x.dim(0), x.dim(1),
+                        head_dim, ctx_->stream);
+  }
+
   void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
     ops::check_same_shape("gelu_tanh_mul", gate, up);
     ops::check_same_shape("gelu_tanh_mul", gate, out);
@@ -321,6 +369,16 @@ class CudaBackend final : public Backend {
     ops::check_same_shape("add", a, out);
     OpScope scope(*this, "add");
     cuda::add(a.data<const float>(), b.data<const float>(), out.data<float>(), a.numel(), ctx_->stream);
+  }
+
+  void residual_rms_norm(Tensor& x, Tensor& y, const Tensor& w_post, float eps, const Tensor* w_next,
+                         Tensor* next) override {
+    ops::check_norm("residual_rms_norm", y, w_post, x);
+    if (w_next) ops::check_norm("residual_rms_norm", x, *w_next, *next);
+    OpScope scope(*this, "residual_rms_norm");
+    cuda::residual_rms_norm(x.data<float>(), y.data<const float>(), f32_vector(w_post, "rms_norm weight"), eps,
+                            w_next ? f32_vector(*w_next, "rms_norm weight") : nullptr,
+                            next ? next->data<float>() : nullptr, x.dim(0), x.dim(1), ctx_->stream);
   }
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
@@ -394,16 +452,17 @@ class CudaBackend final : public Backend {
    public:
     OpScope(CudaBackend& b, const char* name) : b_(b) {
       use_device(b.ctx_->device);
-      if (b.profile_) b.profile_->start(name, b.ctx_->stream);
+      if (b.profile_) index_ = b.profile_->start(name, b.ctx_->stream);
     }
     ~OpScope() {
-      if (b_.profile_) b_.profile_->stop(b_.ctx_->stream);
+      if (b_.profile_) b_.profile_->stop(index_, b_.ctx_->stream);
     }
     OpScope(const OpScope&) = delete;
     OpScope& operator=(const OpScope&) = delete;
 
    private:
     CudaBackend& b_;
+    size_t index_ = 0;
   };
 
   // Attention of many queries (prefill, the vision tower) as matrix products on tensor cores:
@@ -535,6 +594,9 @@ class CudaBackend final : public Backend {
   // Rows of x from which products go to cuBLAS (below: the matrix-vector kernels, which read
   // each weight once for up to 8 rows, and the f32 tile kernel).
   static constexpr int64_t kTensorCoreRows = 16;
+  // Rows of x up to which Q4_0 / Q8_0 products stay in integers (decode batches): reading the
+  // weights once per 16 rows beats dequantizing them to bf16 for cuBLAS until about here.
+  static constexpr int64_t kInt8Rows = 64;
 
   std::shared_ptr<Context> ctx_;
   // UNICORN_CUDA_GEMM=f32: every product in f32 (no tensor cores, no int8 activations).
@@ -561,6 +623,8 @@ Tensor CudaBackend::prepare_weight(const Tensor& host) {
     cw->fmt = fmt;
     cw->view.p0 = starts[0];
     cw->view.p1 = starts.size() > 1 ? starts[1] : nullptr;
+    cw->view.p2 = starts.size() > 2 ? starts[2] : nullptr;
+    cw->view.p3 = starts.size() > 3 ? starts[3] : nullptr;
     cw->view.levels = levels;
     cw->view.rows = rows;
     cw->view.cols = cols;
@@ -591,10 +655,28 @@ Tensor CudaBackend::prepare_weight(const Tensor& host) {
                                &starts);
       return with_view(d, q4 ? WFmt::Q4_0 : WFmt::Q8_0, starts, nullptr);
     }
-    case DType::Q4_K:
-    case DType::Q6_K: {
+    case DType::Q4_K: {
       Tensor d = upload_weight(t, host.shape(), {{host.raw(), host.nbytes()}}, &starts);
-      return with_view(d, t == DType::Q4_K ? WFmt::Q4_K : WFmt::Q6_K, starts, nullptr);
+      return with_view(d, WFmt::Q4_K, starts, nullptr);
+    }
+    case DType::Q6_K: {
+      // 210-byte blocks -> ql, qh, scales, d arrays (aligned loads).
+      const int64_t blocks = rows * cols / 256;
+      const auto B = static_cast<size_t>(blocks);
+      std::vector<uint8_t> ql(B * 128), qh(B * 64), sc(B * 16), dd(B * 2);
+      const uint8_t* src = static_cast<const uint8_t*>(host.raw());
+      for (size_t b = 0; b < B; ++b) {
+        const uint8_t* blk = src + b * 210;
+        std::memcpy(&ql[b * 128], blk, 128);
+        std::memcpy(&qh[b * 64], blk + 128, 64);
+        std::memcpy(&sc[b * 16], blk + 192, 16);
+        std::memcpy(&dd[b * 2], blk + 208, 2);
+      }
+      Tensor d = upload_weight(t, host.shape(),
+                               {{ql.data(), blocks * 128}, {qh.data(), blocks * 64}, {sc.data(), blocks * 16},
+                                {dd.data(), blocks * 2}},
+                               &starts);
+      return with_view(d, WFmt::Q6_K, starts, nullptr);
     }
     case DType::NF4: {
       const auto* st = dynamic_cast<const nf4::State*>(host.aux().get());

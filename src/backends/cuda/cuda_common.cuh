@@ -89,18 +89,26 @@ __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int
         out[16 * i + t] = ds * float((words[t / 4] >> (8 * (t % 4) + shift)) & 0xfu) - dm;
     }
   } else if constexpr (F == WFmt::Q6_K) {
-    // ref: ggml dequantize_row_q6_K: two halves of 128, each four quarters of 32.
-    const uint8_t* blk = w.p0 + (row * (w.cols / 256) + chunk / 8) * 210;
+    // ref: ggml dequantize_row_q6_K: two halves of 128, each four quarters of 32; value l of a
+    // quarter is (ql nibble | 2 bits of qh) - 32, times d and the scale of its 16 values.
+    const int64_t blk = row * (w.cols / 256) + chunk / 8;
     const int j = int(chunk % 8), h = j / 4, quarter = j % 4;
-    const uint8_t* ql = blk + 64 * h + (quarter & 1) * 32;
-    const uint8_t* qh = blk + 128 + 32 * h;
-    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192) + 8 * h + 2 * quarter;
-    const float d = __half2float(__ushort_as_half(uint16_t(blk[208] | (blk[209] << 8))));
+    const uint4* ql = reinterpret_cast<const uint4*>(w.p0 + blk * 128 + 64 * h + (quarter & 1) * 32);
+    const uint4* qh = reinterpret_cast<const uint4*>(w.p1 + blk * 64 + 32 * h);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(w.p2 + blk * 16 + 8 * h + 2 * quarter);
+    const float d = __half2float(reinterpret_cast<const __half*>(w.p3)[blk]);
+    const float d0 = d * float(sc[0]), d1 = d * float(sc[1]);
     const int lo_shift = (quarter >> 1) * 4, hi_shift = quarter * 2;
 #pragma unroll
-    for (int l = 0; l < 32; ++l) {
-      const int q = int((ql[l] >> lo_shift) & 0xf) | (int((qh[l] >> hi_shift) & 3) << 4);
-      out[l] = d * float(sc[l / 16]) * float(q - 32);
+    for (int i = 0; i < 2; ++i) {
+      const uint4 lv = ql[i], hv = qh[i];
+      const uint32_t lw[4] = {lv.x, lv.y, lv.z, lv.w}, hw[4] = {hv.x, hv.y, hv.z, hv.w};
+#pragma unroll
+      for (int t = 0; t < 16; ++t) {
+        const uint32_t lo = (lw[t / 4] >> (8 * (t % 4) + lo_shift)) & 0xfu;
+        const uint32_t hi = (hw[t / 4] >> (8 * (t % 4) + hi_shift)) & 0x3u;
+        out[16 * i + t] = (i == 0 ? d0 : d1) * float(int(lo | (hi << 4)) - 32);
+      }
     }
   } else if constexpr (F == WFmt::NF4) {
     const int64_t e = row * w.cols + chunk * 32;

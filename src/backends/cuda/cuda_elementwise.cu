@@ -1,5 +1,7 @@
 // Norms, RoPE, GELU, adds, row moves and the vision tower's reshapes on the GPU. Each matches
 // the CPU backend's definition (ops/backend.h); reductions run in f32 like it does.
+#include <algorithm>
+
 #include "backends/cuda/cuda_common.cuh"
 
 namespace unicorn::cuda {
@@ -32,6 +34,88 @@ __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __rest
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) yr[i] = xr[i] * inv * (1.0f + w[i]);
 }
 
+// One row in registers-and-cache: x's row is read twice and written once.
+__global__ void residual_rms_norm_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post,
+                                         float eps, const float* __restrict__ w_next, float* next, int64_t d) {
+  float* xr = x + int64_t(blockIdx.x) * d;
+  const float* yr = y + int64_t(blockIdx.x) * d;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += yr[i] * yr[i];
+  const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
+  float ss2 = 0.0f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    const float v = xr[i] + yr[i] * inv * (1.0f + w_post[i]);
+    xr[i] = v;
+    ss2 += v * v;
+  }
+  if (!w_next) return;
+  const float inv2 = rsqrtf(block_sum(ss2) / float(d) + eps);
+  float* nr = next + int64_t(blockIdx.x) * d;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) nr[i] = xr[i] * inv2 * (1.0f + w_next[i]);
+}
+
+// Rows of up to kRowValues values held in registers (kPer a thread, blockDim.x threads):
+// every load of the row is issued at once instead of one strided loop trip at a time, which
+// is what a single-row norm waits on.
+constexpr int kPer = 8, kRowValues = 1024 * kPer;
+
+__global__ void rms_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y,
+                                     int64_t d) {
+  const float* xr = x + int64_t(blockIdx.x) * d;
+  float v[kPer];
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    v[j] = i < d ? xr[i] : 0.0f;
+    ss += v[j] * v[j];
+  }
+  const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
+  float* yr = y + int64_t(blockIdx.x) * d;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    if (i < d) yr[i] = v[j] * inv * (1.0f + w[i]);
+  }
+}
+
+__global__ void residual_rms_norm_rows_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post,
+                                              float eps, const float* __restrict__ w_next, float* next, int64_t d) {
+  float* xr = x + int64_t(blockIdx.x) * d;
+  const float* yr = y + int64_t(blockIdx.x) * d;
+  float xv[kPer], yv[kPer];
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    yv[j] = i < d ? yr[i] : 0.0f;
+    xv[j] = i < d ? xr[i] : 0.0f;
+    ss += yv[j] * yv[j];
+  }
+  const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
+  float ss2 = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    if (i < d) {
+      xv[j] += yv[j] * inv * (1.0f + w_post[i]);
+      xr[i] = xv[j];
+      ss2 += xv[j] * xv[j];
+    }
+  }
+  if (!w_next) return;
+  const float inv2 = rsqrtf(block_sum(ss2) / float(d) + eps);
+  float* nr = next + int64_t(blockIdx.x) * d;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    if (i < d) nr[i] = xv[j] * inv2 * (1.0f + w_next[i]);
+  }
+}
+
+// Threads for a row of d values in registers: whole warps, kPer values each.
+int row_threads(int64_t d) { return int(std::max<int64_t>(32, ((d + kPer - 1) / kPer + 31) / 32 * 32)); }
+
 __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __restrict__ w,
                                   const float* __restrict__ b, float eps, float* y, int64_t d) {
   const float* xr = x + int64_t(blockIdx.x) * d;
@@ -58,6 +142,26 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, con
   const float a = v[p], b = v[p + half];
   v[p] = a * c - b * s;
   v[p + half] = b * c + a * s;
+}
+
+// Block (row, head); thread p holds the pair (p, p + half) through the norm and the rotation.
+__global__ void rms_norm_rope_kernel(float* x, const float* __restrict__ w, float eps,
+                                     const int32_t* __restrict__ positions, const float* __restrict__ inv_freq,
+                                     int64_t width, int64_t head_dim) {
+  const int64_t heads = width / head_dim, half = head_dim / 2;
+  const int64_t r = blockIdx.x / heads, h = blockIdx.x % heads;
+  float* v = x + r * width + h * head_dim;
+  const int64_t p = threadIdx.x;
+  const bool active = p < half;
+  const float a = active ? v[p] : 0.0f, b = active ? v[p + half] : 0.0f;
+  const float inv = rsqrtf(block_sum(a * a + b * b) / float(head_dim) + eps);
+  if (!active) return;
+  const float an = a * inv * (1.0f + w[p]), bn = b * inv * (1.0f + w[p + half]);
+  const float angle = float(positions[r]) * inv_freq[p];  // f32 product, as HF
+  float s, c;
+  sincosf(angle, &s, &c);
+  v[p] = an * c - bn * s;
+  v[p + half] = bn * c + an * s;
 }
 
 __global__ void gelu_tanh_mul_kernel(const float* gate, const float* up, float* out, int64_t count) {
@@ -131,7 +235,20 @@ unsigned blocks_for(int64_t count, int threads) { return unsigned((count + threa
 
 void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n, int64_t d, cudaStream_t stream) {
   if (n == 0) return;
-  rms_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, eps, y, d);
+  if (d <= kRowValues)
+    rms_norm_rows_kernel<<<unsigned(n), row_threads(d), 0, stream>>>(x, w, eps, y, d);
+  else
+    rms_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, eps, y, d);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void residual_rms_norm(float* x, const float* y, const float* w_post, float eps, const float* w_next, float* next,
+                       int64_t n, int64_t d, cudaStream_t stream) {
+  if (n == 0) return;
+  if (d <= kRowValues)
+    residual_rms_norm_rows_kernel<<<unsigned(n), row_threads(d), 0, stream>>>(x, y, w_post, eps, w_next, next, d);
+  else
+    residual_rms_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, y, w_post, eps, w_next, next, d);
   UNICORN_CUDA_LAUNCHED();
 }
 
@@ -147,6 +264,15 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n, 
   const int64_t total = n * (width / head_dim) * (head_dim / 2);
   if (total == 0) return;
   rope_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(x, positions, inv_freq, n, width, head_dim);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions, const float* inv_freq, int64_t n,
+                   int64_t width, int64_t head_dim, cudaStream_t stream) {
+  const int64_t blocks = n * (width / head_dim);
+  if (blocks == 0) return;
+  const int threads = int(std::max<int64_t>(32, (head_dim / 2 + 31) / 32 * 32));
+  rms_norm_rope_kernel<<<unsigned(blocks), threads, 0, stream>>>(x, w, eps, positions, inv_freq, width, head_dim);
   UNICORN_CUDA_LAUNCHED();
 }
 

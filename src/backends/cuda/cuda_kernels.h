@@ -20,7 +20,9 @@ void check(cudaError_t e, const char* what, const char* file, int line);
 //   Q4_0: codes then scales: qs [rows * blocks][16 bytes], d [rows * blocks] f16. Split from
 //         ggml's 18-byte blocks so a lane's 16 bytes are one aligned 128-bit load.
 //   Q8_0: qs [rows * blocks][32] int8, then d [rows * blocks] f16.
-//   Q4_K, Q6_K: ggml's super-blocks unchanged (144 and 210 bytes).
+//   Q4_K: ggml's 144-byte super-blocks unchanged.
+//   Q6_K: ggml's 210-byte super-blocks split for aligned loads: ql [blocks][128], then
+//         qh [blocks][64] (p1), scales [blocks][16] int8 (p2), d [blocks] f16 (p3).
 //   NF4: codes [rows * cols / 2] (first value in the high nibble), absmax [rows * cols / 64] f32
 //        (double quantization undone at upload), then the 16 levels f32.
 enum class WFmt : int { F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K, NF4 };
@@ -28,6 +30,8 @@ enum class WFmt : int { F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K, NF4 };
 struct WeightView {
   const uint8_t* p0 = nullptr;  // values / codes / blocks
   const uint8_t* p1 = nullptr;  // scales (Q4_0, Q8_0), absmax (NF4)
+  const uint8_t* p2 = nullptr;  // Q6_K scales
+  const uint8_t* p3 = nullptr;  // Q6_K d
   const float* levels = nullptr;  // NF4
   int64_t rows = 0, cols = 0;
 };
@@ -37,6 +41,12 @@ struct WeightView {
 // ggml's Q8_0) and multiply in integers.
 void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n, bool int8_x,
             cudaStream_t stream);
+// Q4_0 / Q8_0 weights and several rows of x: x quantized to int8 (as linear's int8_x) into
+// `scratch` (linear_int8_rows_scratch bytes), then integer products reading the weights once
+// per 16 rows of x.
+void linear_int8_rows(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
+                      void* scratch, cudaStream_t stream);
+int64_t linear_int8_rows_scratch(int64_t n, int64_t cols);
 // For tensor-core products (cuda_blas.h): x f32 -> bf16; any weight -> bf16 [rows, cols];
 // y [n, m] += bias [m].
 void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream);
@@ -51,6 +61,12 @@ void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float
 void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n, int64_t d, cudaStream_t stream);
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t n, int64_t d,
                 cudaStream_t stream);
+// x += rms_norm(y, w_post); next = rms_norm(x, w_next) when w_next is given. One block a row.
+void residual_rms_norm(float* x, const float* y, const float* w_post, float eps, const float* w_next, float* next,
+                       int64_t n, int64_t d, cudaStream_t stream);
+// Per head of x [n, width]: RMS norm with w [head_dim] (1 + w), then RoPE; one block a head.
+void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions, const float* inv_freq, int64_t n,
+                   int64_t width, int64_t head_dim, cudaStream_t stream);
 // In place, rotate-half layout; inv_freq [head_dim / 2].
 void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n, int64_t width, int64_t head_dim,
           cudaStream_t stream);

@@ -165,6 +165,72 @@ __global__ void __launch_bounds__(kMatvec1Threads) matvec1_kernel(WeightView w, 
   block_store_rows(acc, rows, row0, bias, y);
 }
 
+// 32 values of x as int8 codes packed four to a word (scale amax / 127, rounded half away
+// from zero, as ggml's Q8_0), the scale and the codes' sum.
+__device__ __forceinline__ void quantize_chunk(const float* x, int (&xq)[8], float& d, int& sum) {
+  const float4* p = reinterpret_cast<const float4*>(x);
+  float v[32], amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float4 f = p[i];
+    v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
+    amax = fmaxf(amax, fmaxf(fmaxf(fabsf(f.x), fabsf(f.y)), fmaxf(fabsf(f.z), fabsf(f.w))));
+  }
+  d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  sum = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    int packed = 0;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int q = int(roundf(v[4 * i + j] * id));
+      sum += q;
+      packed |= (q & 0xff) << (8 * j);
+    }
+    xq[i] = packed;
+  }
+}
+
+// Codes (4 words Q4_0, 8 words Q8_0) and scale of chunk c of each of R weight rows from row0
+// (rows past `rows` repeat the last).
+template <WFmt F, int R>
+__device__ __forceinline__ void fetch_int8_rows(const WeightView& w, int64_t row0, int rows, int64_t c,
+                                                uint32_t (&wq)[R][F == WFmt::Q4_0 ? 4 : 8], float (&wd)[R]) {
+  constexpr int kWords = F == WFmt::Q4_0 ? 4 : 8;
+  const int64_t chunks = w.cols / 32;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int64_t b = (row0 + min(r, rows - 1)) * chunks + c;
+    const uint4* p = reinterpret_cast<const uint4*>(w.p0) + b * (kWords / 4);
+#pragma unroll
+    for (int i = 0; i < kWords / 4; ++i) {
+      const uint4 v = p[i];
+      wq[r][4 * i] = v.x, wq[r][4 * i + 1] = v.y, wq[r][4 * i + 2] = v.z, wq[r][4 * i + 3] = v.w;
+    }
+    wd[r] = __half2float(reinterpret_cast<const __half*>(w.p1)[b]);
+  }
+}
+
+// The integer dot product of one chunk: weight codes against x's int8 codes (xsum for Q4_0's
+// offset of 8: byte j holds value j in its low nibble and value j + 16 in its high one).
+template <WFmt F>
+__device__ __forceinline__ int dot_chunk(const uint32_t* wq, const int (&xq)[8], int xsum) {
+  int dot = 0;
+  if constexpr (F == WFmt::Q4_0) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      dot = __dp4a(int(wq[i] & 0x0f0f0f0fu), xq[i], dot);
+      dot = __dp4a(int((wq[i] >> 4) & 0x0f0f0f0fu), xq[i + 4], dot);
+    }
+    return dot - 8 * xsum;
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dot = __dp4a(int(wq[i]), xq[i], dot);
+    return dot;
+  }
+}
+
 // Q4_0 / Q8_0 weights and one row of x (decode): x's 32-value chunk quantized to int8 in
 // registers (scale amax / 127, as ggml's Q8_0), products in 4-way int8 dot products (dp4a),
 // one float multiply per chunk and row. Dequantizing to f32 spends ~4 instructions a weight,
@@ -174,71 +240,98 @@ __global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(WeightVie
                                                                        const float* __restrict__ bias,
                                                                        float* __restrict__ y) {
   static_assert(F == WFmt::Q4_0 || F == WFmt::Q8_0);
-  constexpr int kWords = F == WFmt::Q4_0 ? 4 : 8;  // 32-bit words of codes per chunk
   const int64_t row0 = int64_t(blockIdx.x) * kRowsPerBlock;
   const int64_t chunks = w.cols / 32;
   const int rows = int(min(int64_t(kRowsPerBlock), w.rows - row0));
   float acc[kRowsPerBlock];
 #pragma unroll
   for (int r = 0; r < kRowsPerBlock; ++r) acc[r] = 0.0f;
-  const uint32_t* codes = reinterpret_cast<const uint32_t*>(w.p0);
-  const __half* scales = reinterpret_cast<const __half*>(w.p1);
   for (int64_t c = threadIdx.x; c < chunks; c += kMatvec1Threads) {
     // Every row's codes and scale first: kRowsPerBlock loads in flight per thread.
-    uint32_t wq[kRowsPerBlock][kWords];
+    uint32_t wq[kRowsPerBlock][F == WFmt::Q4_0 ? 4 : 8];
     float wd[kRowsPerBlock];
+    fetch_int8_rows<F, kRowsPerBlock>(w, row0, rows, c, wq, wd);
+    int xq[8], xsum;
+    float d;
+    quantize_chunk(x + c * 32, xq, d, xsum);
 #pragma unroll
-    for (int r = 0; r < kRowsPerBlock; ++r) {
-      const int64_t b = (row0 + min(r, rows - 1)) * chunks + c;  // the last row again past the end
-      const uint4* p = reinterpret_cast<const uint4*>(codes + b * kWords);
-#pragma unroll
-      for (int i = 0; i < kWords / 4; ++i) {
-        const uint4 v = p[i];
-        wq[r][4 * i] = v.x, wq[r][4 * i + 1] = v.y, wq[r][4 * i + 2] = v.z, wq[r][4 * i + 3] = v.w;
-      }
-      wd[r] = __half2float(scales[b]);
-    }
-    float xv[32];
-    const float4* xp = reinterpret_cast<const float4*>(x + c * 32);
-    float amax = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const float4 v = xp[i];
-      xv[4 * i] = v.x, xv[4 * i + 1] = v.y, xv[4 * i + 2] = v.z, xv[4 * i + 3] = v.w;
-      amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
-    }
-    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-    int xq[8], xsum = 0;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      int packed = 0;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int q = int(roundf(xv[4 * i + j] * id));
-        xsum += q;
-        packed |= (q & 0xff) << (8 * j);
-      }
-      xq[i] = packed;
-    }
-#pragma unroll
-    for (int r = 0; r < kRowsPerBlock; ++r) {
-      int dot = 0;
-      if constexpr (F == WFmt::Q4_0) {
-        // Byte j holds value j (low nibble) and value j + 16 (high nibble), stored + 8.
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          dot = __dp4a(int(wq[r][i] & 0x0f0f0f0fu), xq[i], dot);
-          dot = __dp4a(int((wq[r][i] >> 4) & 0x0f0f0f0fu), xq[i + 4], dot);
-        }
-        dot -= 8 * xsum;
-      } else {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) dot = __dp4a(int(wq[r][i]), xq[i], dot);
-      }
-      acc[r] += wd[r] * d * float(dot);
-    }
+    for (int r = 0; r < kRowsPerBlock; ++r) acc[r] += wd[r] * d * float(dot_chunk<F>(wq[r], xq, xsum));
   }
   block_store_rows(acc, rows, row0, bias, y);
+}
+
+// Q4_0 / Q8_0 weights and several rows of x (batched decode, short prompts): x quantized to
+// int8 once (quantize_x_kernel: per 32 values, the scale and the sum of the codes), then each
+// block takes kXRows rows of x against kWRows weight rows, k split among its threads; the
+// weights are read once per kXRows rows of x.
+constexpr int kXRows = 16, kWRows = 4;
+
+__global__ void quantize_x_kernel(const float* __restrict__ x, int8_t* __restrict__ xq, float* __restrict__ xd,
+                                  int* __restrict__ xs, int64_t count_chunks) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // chunk of 32 over all rows
+  if (i >= count_chunks) return;
+  int words[8], sum;
+  float d;
+  quantize_chunk(x + i * 32, words, d, sum);
+  uint4* out = reinterpret_cast<uint4*>(xq + i * 32);
+  out[0] = make_uint4(words[0], words[1], words[2], words[3]);
+  out[1] = make_uint4(words[4], words[5], words[6], words[7]);
+  xd[i] = d;
+  xs[i] = sum;
+}
+
+template <WFmt F>
+__global__ void __launch_bounds__(kMatvec1Threads) matvec_rows_int8_kernel(WeightView w, const int8_t* __restrict__ xq,
+                                                                           const float* __restrict__ xd,
+                                                                           const int* __restrict__ xs,
+                                                                           const float* __restrict__ bias,
+                                                                           float* __restrict__ y, int64_t n) {
+  const int64_t row0 = int64_t(blockIdx.x) * kWRows, x0 = int64_t(blockIdx.y) * kXRows;
+  const int64_t chunks = w.cols / 32;
+  const int rows = int(min(int64_t(kWRows), w.rows - row0));
+  const int xrows = int(min(int64_t(kXRows), n - x0));
+  float acc[kWRows][kXRows];
+#pragma unroll
+  for (int r = 0; r < kWRows; ++r)
+#pragma unroll
+    for (int j = 0; j < kXRows; ++j) acc[r][j] = 0.0f;
+  for (int64_t c = threadIdx.x; c < chunks; c += kMatvec1Threads) {
+    uint32_t wq[kWRows][F == WFmt::Q4_0 ? 4 : 8];
+    float wd[kWRows];
+    fetch_int8_rows<F, kWRows>(w, row0, rows, c, wq, wd);
+#pragma unroll
+    for (int j = 0; j < kXRows; ++j) {
+      if (j >= xrows) break;
+      const int64_t xi = (x0 + j) * chunks + c;
+      const uint4* xp = reinterpret_cast<const uint4*>(xq + xi * 32);
+      const uint4 a = xp[0], b = xp[1];
+      const int xw[8] = {int(a.x), int(a.y), int(a.z), int(a.w), int(b.x), int(b.y), int(b.z), int(b.w)};
+      const float dx = xd[xi];
+#pragma unroll
+      for (int r = 0; r < kWRows; ++r) acc[r][j] += wd[r] * dx * float(dot_chunk<F>(wq[r], xw, xs[xi]));
+    }
+  }
+  __shared__ float partial[kMatvec1Threads / 32][kWRows * kXRows];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int r = 0; r < kWRows; ++r)
+#pragma unroll
+    for (int j = 0; j < kXRows; ++j) {
+      float s = acc[r][j];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (lane == 0) partial[warp][r * kXRows + j] = s;
+    }
+  __syncthreads();
+  for (int t = threadIdx.x; t < kWRows * kXRows; t += kMatvec1Threads) {
+    const int r = t / kXRows, j = t % kXRows;
+    if (r >= rows || j >= xrows) continue;
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kMatvec1Threads / 32; ++i) s += partial[i][t];
+    const int64_t row = row0 + r;
+    y[(x0 + j) * w.rows + row] = s + (bias ? bias[row] : 0.0f);
+  }
 }
 
 constexpr int kTile = 64, kSlice = 32;
@@ -408,16 +501,28 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* _
   if (i < count) out[i] = __float2bfloat16_rn(x[i]);
 }
 
+// Four threads a 32-value chunk, each writing 8 bf16 values as one 16-byte store, so a warp's
+// stores are contiguous (the chunk's decode is repeated; its loads hit L1).
 template <WFmt F>
 __global__ void weight_chunks_to_bf16_kernel(WeightView w, __nv_bfloat16* __restrict__ out) {
   const int64_t chunks = w.cols / 32;
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (row, chunk)
-  if (i >= w.rows * chunks) return;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (row, chunk, quarter)
+  if (i >= w.rows * chunks * 4) return;
+  const int64_t chunk = i / 4;
+  const int part = int(i % 4);
   float v[32];
-  load_chunk<F>(w, i / chunks, i % chunks, v);
-  __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out + i * 32);
+  load_chunk<F>(w, chunk / chunks, chunk % chunks, v);
+  uint32_t words[4] = {0, 0, 0, 0};
 #pragma unroll
-  for (int j = 0; j < 16; ++j) o[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
+  for (int p = 0; p < 4; ++p) {  // static indices keep v in registers
+    if (p != part) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const __nv_bfloat162 pair = __floats2bfloat162_rn(v[8 * p + 2 * j], v[8 * p + 2 * j + 1]);
+      words[j] = *reinterpret_cast<const uint32_t*>(&pair);
+    }
+  }
+  reinterpret_cast<uint4*>(out)[i] = make_uint4(words[0], words[1], words[2], words[3]);
 }
 
 template <WFmt F>
@@ -432,6 +537,24 @@ __global__ void add_bias_kernel(float* y, const float* __restrict__ bias, int64_
 }
 
 }  // namespace
+
+void linear_int8_rows(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
+                      void* scratch, cudaStream_t stream) {
+  const int64_t chunks = w.cols / 32, total = n * chunks;
+  auto* xq = static_cast<int8_t*>(scratch);
+  auto* xd = reinterpret_cast<float*>(xq + total * 32);
+  auto* xs = reinterpret_cast<int*>(xd + total);
+  quantize_x_kernel<<<unsigned((total + 127) / 128), 128, 0, stream>>>(x, xq, xd, xs, total);
+  UNICORN_CUDA_LAUNCHED();
+  const dim3 grid(unsigned((w.rows + kWRows - 1) / kWRows), unsigned((n + kXRows - 1) / kXRows));
+  if (fmt == WFmt::Q4_0)
+    matvec_rows_int8_kernel<WFmt::Q4_0><<<grid, kMatvec1Threads, 0, stream>>>(w, xq, xd, xs, bias, y, n);
+  else
+    matvec_rows_int8_kernel<WFmt::Q8_0><<<grid, kMatvec1Threads, 0, stream>>>(w, xq, xd, xs, bias, y, n);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+int64_t linear_int8_rows_scratch(int64_t n, int64_t cols) { return n * (cols / 32) * (32 + 4 + 4); }
 
 void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
@@ -450,8 +573,8 @@ void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t strea
         weight_elems_to_bf16_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, o);
       }
     } else {
-      const int64_t total = w.rows * (w.cols / 32);
-      weight_chunks_to_bf16_kernel<F><<<unsigned((total + 127) / 128), 128, 0, stream>>>(w, o);
+      const int64_t total = w.rows * (w.cols / 32) * 4;
+      weight_chunks_to_bf16_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, o);
     }
   });
   UNICORN_CUDA_LAUNCHED();

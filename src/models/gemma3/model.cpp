@@ -122,7 +122,7 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   const int64_t n = int64_t(ids.size()), hidden = tc.hidden_size;
 
   // ref: Gemma3TextScaledWordEmbedding: embedding * sqrt(hidden); image features unscaled.
-  Tensor x = eb.alloc(DType::F32, {n, hidden});
+  Tensor x = eb.empty(DType::F32, {n, hidden});
   eb.embed(embed_, ids, float(std::sqrt(double(hidden))), x);
   int64_t offset = 0;
   for (const DecodeItem& it : items) {
@@ -136,9 +136,11 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   }
   x = move(ab, eb, x);
 
+  Tensor normed;
   for (int64_t l = 0; l < tc.num_hidden_layers; ++l) {
-    attention_block(layers_[size_t(l)], l, x, items, steps);
-    ffn_block(layers_[size_t(l)], x);
+    const TextLayer* next = l + 1 < tc.num_hidden_layers ? &layers_[size_t(l + 1)] : nullptr;
+    attention_block(layers_[size_t(l)], l, x, normed, items, steps);
+    ffn_block(layers_[size_t(l)], next, x, normed);
   }
 
   // Final norm and tied LM head on the rows that want logits.
@@ -150,10 +152,10 @@ Tensor Model::decode(std::span<DecodeItem> items) {
     offset += len;
   }
   x = move(lb, ab, x);
-  Tensor sel = lb.alloc(DType::F32, {int64_t(rows.size()), hidden});
+  Tensor sel = lb.empty(DType::F32, {int64_t(rows.size()), hidden});
   lb.gather_rows(x, rows, sel);
   lb.rms_norm(sel, output_norm_, float(tc.rms_norm_eps), sel);
-  Tensor logits = lb.alloc(DType::F32, {int64_t(rows.size()), tc.vocab_size});
+  Tensor logits = lb.empty(DType::F32, {int64_t(rows.size()), tc.vocab_size});
   lb.linear(sel, lm_head_, nullptr, logits);
   Tensor out = lb.to_host(logits);
 
@@ -161,8 +163,8 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   return out;
 }
 
-void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, std::span<DecodeItem> items,
-                            std::vector<KvCache::Step>& steps) {
+void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor& normed,
+                            std::span<DecodeItem> items, std::vector<KvCache::Step>& steps) {
   const TextConfig& tc = config_.text;
   Backend& b = *placement_.attention;
   const int64_t n = x.dim(0), hd = tc.head_dim, nh = tc.num_attention_heads, nkv = tc.num_key_value_heads;
@@ -170,23 +172,23 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, std::s
   const bool sliding = tc.is_sliding(layer);
   const RopeParams& rope = sliding ? tc.rope_sliding : tc.rope_full;
 
-  Tensor h = b.alloc(DType::F32, {n, tc.hidden_size});
-  b.rms_norm(x, w.attn_norm, eps, h);
-  Tensor q = b.alloc(DType::F32, {n, nh * hd}), k = b.alloc(DType::F32, {n, nkv * hd}),
-         v = b.alloc(DType::F32, {n, nkv * hd});
+  Tensor h = normed;
+  if (!h.defined()) {
+    h = b.empty(DType::F32, {n, tc.hidden_size});
+    b.rms_norm(x, w.attn_norm, eps, h);
+  }
+  Tensor q = b.empty(DType::F32, {n, nh * hd}), k = b.empty(DType::F32, {n, nkv * hd}),
+         v = b.empty(DType::F32, {n, nkv * hd});
   b.linear(h, w.q, nullptr, q);
   b.linear(h, w.k, nullptr, k);
   b.linear(h, w.v, nullptr, v);
   // ref: Gemma3Attention: q_norm / k_norm per head, before RoPE.
-  Tensor qh = q.reshaped({n * nh, hd}), kh = k.reshaped({n * nkv, hd});
-  b.rms_norm(qh, w.q_norm, eps, qh);
-  b.rms_norm(kh, w.k_norm, eps, kh);
   std::vector<int32_t> positions;
   for (const auto& s : steps) positions.insert(positions.end(), s.positions.begin(), s.positions.end());
-  b.rope(q, positions, hd, rope.theta, rope.factor);
-  b.rope(k, positions, hd, rope.theta, rope.factor);
+  b.rms_norm_rope(q, w.q_norm, eps, positions, hd, rope.theta, rope.factor);
+  b.rms_norm_rope(k, w.k_norm, eps, positions, hd, rope.theta, rope.factor);
 
-  Tensor attn = b.alloc(DType::F32, {n, nh * hd});
+  Tensor attn = b.empty(DType::F32, {n, nh * hd});
   const AttentionShape shape{nh, nkv, hd, float(1.0 / std::sqrt(tc.query_pre_attn_scalar))};
   int64_t offset = 0;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -203,28 +205,36 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, std::s
                 shape, out_rows);
     offset += len;
   }
-  Tensor o = b.alloc(DType::F32, {n, tc.hidden_size});
+  Tensor o = b.empty(DType::F32, {n, tc.hidden_size});
   b.linear(attn, w.o, nullptr, o);
-  b.rms_norm(o, w.post_attn_norm, eps, o);
-  b.add(x, o, x);
+  // x += post_attn_norm(o), and the FFN's pre-norm of x with it when the FFN runs here too.
+  const bool fuse_next = placement_.ffn == placement_.attention;
+  normed = fuse_next ? b.empty(DType::F32, {n, tc.hidden_size}) : Tensor();
+  b.residual_rms_norm(x, o, w.post_attn_norm, eps, fuse_next ? &w.ffn_norm : nullptr, fuse_next ? &normed : nullptr);
 }
 
-void Model::ffn_block(const TextLayer& w, Tensor& x_att) {
+void Model::ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x_att, Tensor& normed) {
   const TextConfig& tc = config_.text;
   Backend& b = *placement_.ffn;
   Tensor x = move(b, *placement_.attention, x_att);
   const int64_t n = x.dim(0);
   const float eps = float(tc.rms_norm_eps);
-  Tensor h = b.alloc(DType::F32, {n, tc.hidden_size});
-  b.rms_norm(x, w.ffn_norm, eps, h);
-  Tensor g = b.alloc(DType::F32, {n, tc.intermediate_size}), u = b.alloc(DType::F32, {n, tc.intermediate_size});
+  Tensor h = normed;
+  if (!h.defined()) {
+    h = b.empty(DType::F32, {n, tc.hidden_size});
+    b.rms_norm(x, w.ffn_norm, eps, h);
+  }
+  Tensor g = b.empty(DType::F32, {n, tc.intermediate_size}), u = b.empty(DType::F32, {n, tc.intermediate_size});
   b.linear(h, w.gate, nullptr, g);
   b.linear(h, w.up, nullptr, u);
   b.gelu_tanh_mul(g, u, g);  // ref: Gemma3MLP: down(gelu_tanh(gate(x)) * up(x))
-  Tensor d = b.alloc(DType::F32, {n, tc.hidden_size});
+  Tensor d = b.empty(DType::F32, {n, tc.hidden_size});
   b.linear(g, w.down, nullptr, d);
-  b.rms_norm(d, w.post_ffn_norm, eps, d);
-  b.add(x, d, x);
+  // x += post_ffn_norm(d), and the next layer's attention pre-norm with it when it runs here.
+  const bool fuse_next = next && placement_.ffn == placement_.attention;
+  normed = fuse_next ? b.empty(DType::F32, {n, tc.hidden_size}) : Tensor();
+  b.residual_rms_norm(x, d, w.post_ffn_norm, eps, fuse_next ? &next->attn_norm : nullptr,
+                      fuse_next ? &normed : nullptr);
   x_att = move(*placement_.attention, b, x);
 }
 
@@ -234,11 +244,11 @@ Tensor Model::vision_tower(const Tensor& image) {
   const int64_t P = vc.num_patches(), V = vc.hidden_size, p = vc.patch_size, heads = vc.num_attention_heads;
   const float eps = float(vc.layer_norm_eps);
   // ref: SiglipVisionEmbeddings: Conv2d patch embedding (+ bias), + position embedding.
-  Tensor patches = b.alloc(DType::F32, {P, 3 * p * p});
+  Tensor patches = b.empty(DType::F32, {P, 3 * p * p});
   b.patchify(image, p, patches);
-  Tensor x = b.alloc(DType::F32, {P, V});
+  Tensor x = b.empty(DType::F32, {P, V});
   b.linear(patches, patch_w_, &patch_b_, x);
-  Tensor pos = b.alloc(DType::F32, {P, V});
+  Tensor pos = b.empty(DType::F32, {P, V});
   const std::vector<int32_t> all = iota(P), zeros(static_cast<size_t>(P), 0);
   b.embed(pos_embed_, all, 1.0f, pos);
   b.add(x, pos, x);
@@ -246,9 +256,9 @@ Tensor Model::vision_tower(const Tensor& image) {
   // ref: SiglipEncoderLayer: pre-LayerNorm attention and MLP, each with a residual.
   const AttentionShape shape{heads, heads, vc.head_dim(), float(1.0 / std::sqrt(double(vc.head_dim())))};
   const AttentionMask mask{all, zeros, all, zeros, 0, false};
-  Tensor h = b.alloc(DType::F32, {P, V}), q = b.alloc(DType::F32, {P, V}), k = b.alloc(DType::F32, {P, V}),
-         v = b.alloc(DType::F32, {P, V}), a = b.alloc(DType::F32, {P, V}), o = b.alloc(DType::F32, {P, V}),
-         f = b.alloc(DType::F32, {P, vc.intermediate_size});
+  Tensor h = b.empty(DType::F32, {P, V}), q = b.empty(DType::F32, {P, V}), k = b.empty(DType::F32, {P, V}),
+         v = b.empty(DType::F32, {P, V}), a = b.empty(DType::F32, {P, V}), o = b.empty(DType::F32, {P, V}),
+         f = b.empty(DType::F32, {P, vc.intermediate_size});
   for (const VisionLayer& w : vision_layers_) {
     b.layer_norm(x, w.ln1, w.ln1_b, eps, h);
     b.linear(h, w.q, &w.q_b, q);
@@ -285,10 +295,10 @@ Model::ImageOutput Model::encode_images(const Tensor& pixel_values) {
     std::memcpy(out.last_hidden_state.data<float>() + i * P * V, xh.raw(), size_t(P * V) * 4);
     // ref: Gemma3MultiModalProjector: average pool to tokens_per_image, RMSNorm (1 + w) with
     // the vision layer_norm_eps, then matmul by mm_input_projection_weight.
-    Tensor pooled = b.alloc(DType::F32, {T, V});
+    Tensor pooled = b.empty(DType::F32, {T, V});
     b.avg_pool_grid(x, vc.patches_per_side(), config_.pool_kernel(), pooled);
     b.rms_norm(pooled, proj_norm_, float(vc.layer_norm_eps), pooled);
-    Tensor feats = b.alloc(DType::F32, {T, H});
+    Tensor feats = b.empty(DType::F32, {T, H});
     b.linear(pooled, proj_w_, nullptr, feats);
     const Tensor fh = b.to_host(feats);
     std::memcpy(out.features.data<float>() + i * T * H, fh.raw(), size_t(T * H) * 4);

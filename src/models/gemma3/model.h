@@ -67,9 +67,11 @@ class Model {
 
  private:
   Tensor move(Backend& to, Backend& from, const Tensor& t);
-  void attention_block(const TextLayer& w, int64_t layer, Tensor& x, std::span<DecodeItem> items,
+  // Each block starts from `normed` (its pre-norm of x) when the previous block computed it
+  // in its fused residual step, and leaves the next block's there when both run on one backend.
+  void attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor& normed, std::span<DecodeItem> items,
                        std::vector<KvCache::Step>& steps);
-  void ffn_block(const TextLayer& w, Tensor& x);
+  void ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x, Tensor& normed);
   Tensor vision_tower(const Tensor& image);  // [3, S, S] -> [patches, vision_hidden] (vision backend)
 
   Config config_;
