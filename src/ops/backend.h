@@ -65,6 +65,13 @@ class Backend {
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
   // y = x / sqrt(mean(x^2) + eps) * (1 + w), rows of width d     x, y [n, d]; w [d]. y may be x.
   virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) = 0;
+  // Three products of the same x (attention's q, k and v), fused where a backend can.
+  virtual void linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0, Tensor& y1,
+                       Tensor& y2) {
+    linear(x, w0, nullptr, y0);
+    linear(x, w1, nullptr, y1);
+    linear(x, w2, nullptr, y2);
+  }
   // y = (x - mean) / sqrt(var + eps) * w + b                     x, y [n, d]; w, b [d]. y may be x.
   virtual void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) = 0;
   // In-place rotary embedding, rotate-half layout (HF), inv_freq = 1 / (theta^(2i/hd) * factor).
@@ -81,6 +88,14 @@ class Backend {
   }
   // out = gelu_tanh(gate) * up                                   gate, up, out [n, f]. out may alias.
   virtual void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // Gemma's gated FFN input, fused where a backend can:
+  //   out = gelu_tanh(x W_gate^T) * (x W_up^T)                   x [n, k]; w_gate, w_up [f, k]; out [n, f]
+  virtual void gate_up(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out) {
+    Tensor u = empty(DType::F32, out.shape());
+    linear(x, w_gate, nullptr, out);
+    linear(x, w_up, nullptr, u);
+    gelu_tanh_mul(out, u, out);
+  }
   // x = gelu_tanh(x)                                             x [n, f]
   virtual void gelu_tanh(Tensor& x) = 0;
   // out = a + b                                                  same shapes; out may alias a or b.

@@ -117,6 +117,42 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
   }
 }
 
+// The FFN's gate/up/GELU step: fused for one row over Q4_0 / Q8_0 (int8 x), composed else.
+TEST_F(CudaOps, GateUpFusedAndComposed) {
+  for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::BF16}) {
+    for (int64_t n : {1, 3}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n));
+      const int64_t k = 640, f = 200;
+      const Tensor wg = weight(dtype, f, k, 21), wu = weight(dtype, f, k, 22);
+      const Tensor x = random_tensor(DType::F32, {n, k}, 23);
+      const bool int8_x = dtype != DType::BF16;
+      const Tensor x_ref = int8_x ? int8_rounded(x) : x;
+      Tensor want = ref.alloc(DType::F32, {n, f}), got = gpu->alloc(DType::F32, {n, f});
+      ref.gate_up(x_ref, wg, wu, want);
+      gpu->gate_up(up(x), gpu->prepare_weight(wg), gpu->prepare_weight(wu), got);
+      expect_close(down(got), want, 1e-5);
+    }
+  }
+}
+
+// q, k and v in one launch for one row over Q4_0 / Q8_0 (int8 x); one by one else.
+TEST_F(CudaOps, ThreeProductsOfOneRow) {
+  for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::BF16}) {
+    SCOPED_TRACE(std::string(dtype_name(dtype)));
+    const int64_t k = 320;
+    const Tensor w0 = weight(dtype, 72, k, 31), w1 = weight(dtype, 24, k, 32), w2 = weight(dtype, 40, k, 33);
+    const Tensor x = random_tensor(DType::F32, {1, k}, 34);
+    const Tensor x_ref = dtype != DType::BF16 ? int8_rounded(x) : x;
+    Tensor a = ref.alloc(DType::F32, {1, 72}), b = ref.alloc(DType::F32, {1, 24}), c = ref.alloc(DType::F32, {1, 40});
+    ref.linear3(x_ref, w0, w1, w2, a, b, c);
+    Tensor ga = gpu->alloc(DType::F32, {1, 72}), gb = gpu->alloc(DType::F32, {1, 24}), gc = gpu->alloc(DType::F32, {1, 40});
+    gpu->linear3(up(x), gpu->prepare_weight(w0), gpu->prepare_weight(w1), gpu->prepare_weight(w2), ga, gb, gc);
+    expect_close(down(ga), a);
+    expect_close(down(gb), b);
+    expect_close(down(gc), c);
+  }
+}
+
 TEST_F(CudaOps, EmbedOverEveryWeightFormat) {
   const std::vector<int32_t> ids = {0, 7, 3, 7, 15};
   for (DType dtype : {DType::F32, DType::BF16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::NF4}) {

@@ -315,6 +315,38 @@ class CudaBackend final : public Backend {
     cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), n, !exact_f32_, ctx_->stream);
   }
 
+  void linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0, Tensor& y1,
+               Tensor& y2) override {
+    const auto [f0, v0] = weight_of(w0);
+    const auto [f1, v1] = weight_of(w1);
+    const auto [f2, v2] = weight_of(w2);
+    if (exact_f32_ || x.dim(0) != 1 || f0 != f1 || f0 != f2 || (f0 != WFmt::Q4_0 && f0 != WFmt::Q8_0)) {
+      Backend::linear3(x, w0, w1, w2, y0, y1, y2);  // one product at a time
+      return;
+    }
+    ops::check_linear(x, w0, nullptr, y0);
+    ops::check_linear(x, w1, nullptr, y1);
+    ops::check_linear(x, w2, nullptr, y2);
+    OpScope scope(*this, "linear3");
+    const cuda::WeightView views[3] = {v0, v1, v2};
+    float* const outs[3] = {y0.data<float>(), y1.data<float>(), y2.data<float>()};
+    cuda::linear3_int8(f0, views, x.data<const float>(), outs, ctx_->stream);
+  }
+
+  void gate_up(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out) override {
+    const auto [gf, gv] = weight_of(w_gate);
+    const auto [uf, uv] = weight_of(w_up);
+    if (exact_f32_ || x.dim(0) != 1 || gf != uf || (gf != WFmt::Q4_0 && gf != WFmt::Q8_0) || gv.rows != uv.rows ||
+        gv.cols != uv.cols) {
+      Backend::gate_up(x, w_gate, w_up, out);  // the products and GELU one by one
+      return;
+    }
+    ops::check_linear(x, w_gate, nullptr, out);
+    ops::check_linear(x, w_up, nullptr, out);
+    OpScope scope(*this, "gate_up");
+    cuda::gate_up_int8(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream);
+  }
+
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override {
     ops::check_norm("rms_norm", x, w, y);
     OpScope scope(*this, "rms_norm");

@@ -47,6 +47,13 @@ void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, fl
 void linear_int8_rows(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
                       void* scratch, cudaStream_t stream);
 int64_t linear_int8_rows_scratch(int64_t n, int64_t cols);
+// y[i] = x w[i]^T for three weights of one format (Q4_0 or Q8_0) and the same row of x, in
+// one launch.
+void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* const (&y)[3], cudaStream_t stream);
+// out [gate.rows] = gelu_tanh(x gate^T) * (x up^T) for one row of x, Q4_0 or Q8_0 (both the
+// same), int8 x as linear's int8_x.
+void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
+                  cudaStream_t stream);
 // For tensor-core products (cuda_blas.h): x f32 -> bf16; any weight -> bf16 [rows, cols];
 // y [n, m] += bias [m].
 void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream);

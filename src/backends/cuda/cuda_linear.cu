@@ -231,16 +231,27 @@ __device__ __forceinline__ int dot_chunk(const uint32_t* wq, const int (&xq)[8],
   }
 }
 
+// Up to three products of the same row of x in one launch (q, k and v): blocks [first_block[i],
+// first_block[i + 1]) take w[i].
+struct Int8Products {
+  WeightView w[3];
+  const float* bias[3] = {nullptr, nullptr, nullptr};
+  float* y[3] = {nullptr, nullptr, nullptr};
+  int64_t first_block[4] = {0, 0, 0, 0};
+  int count = 0;
+};
+
 // Q4_0 / Q8_0 weights and one row of x (decode): x's 32-value chunk quantized to int8 in
 // registers (scale amax / 127, as ggml's Q8_0), products in 4-way int8 dot products (dp4a),
 // one float multiply per chunk and row. Dequantizing to f32 spends ~4 instructions a weight,
 // which at 4-bit weights costs more than the memory does.
 template <WFmt F>
-__global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(WeightView w, const float* __restrict__ x,
-                                                                       const float* __restrict__ bias,
-                                                                       float* __restrict__ y) {
+__global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(Int8Products p, const float* __restrict__ x) {
   static_assert(F == WFmt::Q4_0 || F == WFmt::Q8_0);
-  const int64_t row0 = int64_t(blockIdx.x) * kRowsPerBlock;
+  int part = 0;
+  while (part + 1 < p.count && int64_t(blockIdx.x) >= p.first_block[part + 1]) ++part;
+  const WeightView& w = p.w[part];
+  const int64_t row0 = (int64_t(blockIdx.x) - p.first_block[part]) * kRowsPerBlock;
   const int64_t chunks = w.cols / 32;
   const int rows = int(min(int64_t(kRowsPerBlock), w.rows - row0));
   float acc[kRowsPerBlock];
@@ -257,7 +268,52 @@ __global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(WeightVie
 #pragma unroll
     for (int r = 0; r < kRowsPerBlock; ++r) acc[r] += wd[r] * d * float(dot_chunk<F>(wq[r], xq, xsum));
   }
-  block_store_rows(acc, rows, row0, bias, y);
+  block_store_rows(acc, rows, row0, p.bias[part], p.y[part]);
+}
+
+// The FFN's gate and up products of one row of x with GELU between, in one pass over both
+// weights (as matvec1_int8_kernel, kRowsPerBlock rows of each).
+template <WFmt F>
+__global__ void __launch_bounds__(kMatvec1Threads) gate_up1_int8_kernel(WeightView wg, WeightView wu,
+                                                                        const float* __restrict__ x,
+                                                                        float* __restrict__ out) {
+  const int64_t row0 = int64_t(blockIdx.x) * kRowsPerBlock;
+  const int64_t chunks = wg.cols / 32;
+  const int rows = int(min(int64_t(kRowsPerBlock), wg.rows - row0));
+  float acc_g[kRowsPerBlock], acc_u[kRowsPerBlock];
+#pragma unroll
+  for (int r = 0; r < kRowsPerBlock; ++r) acc_g[r] = acc_u[r] = 0.0f;
+  for (int64_t c = threadIdx.x; c < chunks; c += kMatvec1Threads) {
+    uint32_t gq[kRowsPerBlock][F == WFmt::Q4_0 ? 4 : 8], uq[kRowsPerBlock][F == WFmt::Q4_0 ? 4 : 8];
+    float gd[kRowsPerBlock], ud[kRowsPerBlock];
+    fetch_int8_rows<F, kRowsPerBlock>(wg, row0, rows, c, gq, gd);
+    fetch_int8_rows<F, kRowsPerBlock>(wu, row0, rows, c, uq, ud);
+    int xq[8], xsum;
+    float d;
+    quantize_chunk(x + c * 32, xq, d, xsum);
+#pragma unroll
+    for (int r = 0; r < kRowsPerBlock; ++r) {
+      acc_g[r] += gd[r] * d * float(dot_chunk<F>(gq[r], xq, xsum));
+      acc_u[r] += ud[r] * d * float(dot_chunk<F>(uq[r], xq, xsum));
+    }
+  }
+  __shared__ float partial[kMatvec1Threads / 32][2 * kRowsPerBlock];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int r = 0; r < 2 * kRowsPerBlock; ++r) {
+    float s = r < kRowsPerBlock ? acc_g[r] : acc_u[r - kRowsPerBlock];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) partial[warp][r] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x < rows) {
+    float g = 0.0f, u = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kMatvec1Threads / 32; ++i) g += partial[i][threadIdx.x], u += partial[i][kRowsPerBlock + threadIdx.x];
+    // ref: torch gelu(approximate="tanh")
+    out[row0 + threadIdx.x] = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g))) * u;
+  }
 }
 
 // Q4_0 / Q8_0 weights and several rows of x (batched decode, short prompts): x quantized to
@@ -403,7 +459,13 @@ void launch_shape(const WeightView& w, const float* x, const float* bias, float*
   const unsigned row_blocks = unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock);
   if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0) {
     if (n == 1 && int8_x) {
-      matvec1_int8_kernel<F><<<row_blocks, kMatvec1Threads, 0, stream>>>(w, x, bias, y);
+      Int8Products p;
+      p.w[0] = w;
+      p.bias[0] = bias;
+      p.y[0] = y;
+      p.first_block[1] = row_blocks;
+      p.count = 1;
+      matvec1_int8_kernel<F><<<row_blocks, kMatvec1Threads, 0, stream>>>(p, x);
       UNICORN_CUDA_LAUNCHED();
       return;
     }
@@ -551,6 +613,31 @@ void linear_int8_rows(WFmt fmt, const WeightView& w, const float* x, const float
     matvec_rows_int8_kernel<WFmt::Q4_0><<<grid, kMatvec1Threads, 0, stream>>>(w, xq, xd, xs, bias, y, n);
   else
     matvec_rows_int8_kernel<WFmt::Q8_0><<<grid, kMatvec1Threads, 0, stream>>>(w, xq, xd, xs, bias, y, n);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
+                  cudaStream_t stream) {
+  const unsigned blocks = unsigned((gate.rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  if (fmt == WFmt::Q4_0)
+    gate_up1_int8_kernel<WFmt::Q4_0><<<blocks, kMatvec1Threads, 0, stream>>>(gate, up, x, out);
+  else
+    gate_up1_int8_kernel<WFmt::Q8_0><<<blocks, kMatvec1Threads, 0, stream>>>(gate, up, x, out);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* const (&y)[3], cudaStream_t stream) {
+  Int8Products p;
+  p.count = 3;
+  for (int i = 0; i < 3; ++i) {
+    p.w[i] = w[i];
+    p.y[i] = y[i];
+    p.first_block[i + 1] = p.first_block[i] + (w[i].rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  }
+  if (fmt == WFmt::Q4_0)
+    matvec1_int8_kernel<WFmt::Q4_0><<<unsigned(p.first_block[3]), kMatvec1Threads, 0, stream>>>(p, x);
+  else
+    matvec1_int8_kernel<WFmt::Q8_0><<<unsigned(p.first_block[3]), kMatvec1Threads, 0, stream>>>(p, x);
   UNICORN_CUDA_LAUNCHED();
 }
 

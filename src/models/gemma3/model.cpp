@@ -179,9 +179,7 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor
   }
   Tensor q = b.empty(DType::F32, {n, nh * hd}), k = b.empty(DType::F32, {n, nkv * hd}),
          v = b.empty(DType::F32, {n, nkv * hd});
-  b.linear(h, w.q, nullptr, q);
-  b.linear(h, w.k, nullptr, k);
-  b.linear(h, w.v, nullptr, v);
+  b.linear3(h, w.q, w.k, w.v, q, k, v);
   // ref: Gemma3Attention: q_norm / k_norm per head, before RoPE.
   std::vector<int32_t> positions;
   for (const auto& s : steps) positions.insert(positions.end(), s.positions.begin(), s.positions.end());
@@ -224,10 +222,8 @@ void Model::ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x_att, 
     h = b.empty(DType::F32, {n, tc.hidden_size});
     b.rms_norm(x, w.ffn_norm, eps, h);
   }
-  Tensor g = b.empty(DType::F32, {n, tc.intermediate_size}), u = b.empty(DType::F32, {n, tc.intermediate_size});
-  b.linear(h, w.gate, nullptr, g);
-  b.linear(h, w.up, nullptr, u);
-  b.gelu_tanh_mul(g, u, g);  // ref: Gemma3MLP: down(gelu_tanh(gate(x)) * up(x))
+  Tensor g = b.empty(DType::F32, {n, tc.intermediate_size});
+  b.gate_up(h, w.gate, w.up, g);  // ref: Gemma3MLP: down(gelu_tanh(gate(x)) * up(x))
   Tensor d = b.empty(DType::F32, {n, tc.hidden_size});
   b.linear(g, w.down, nullptr, d);
   // x += post_ffn_norm(d), and the next layer's attention pre-norm with it when it runs here.
