@@ -148,7 +148,16 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
 }
 
 Tensor SafetensorsFile::tensor(const SafetensorsEntry& e) const {
-  return Tensor::view(e.dtype, e.shape, data_ + e.begin, owner_);
+  const uint8_t* p = data_ + e.begin;
+  // The format does not align tensors (files holding odd-sized uint8 tensors before bf16
+  // ones exist): a misaligned tensor is copied, as reading it in place would be undefined.
+  const auto element = uint64_t(dtype_info(e.dtype).block_bytes);
+  if (element > 1 && (element & (element - 1)) == 0 && reinterpret_cast<uintptr_t>(p) % element != 0) {
+    Tensor copy = Tensor::zeros(e.dtype, e.shape);
+    std::memcpy(copy.raw(), p, size_t(copy.nbytes()));
+    return copy;
+  }
+  return Tensor::view(e.dtype, e.shape, p, owner_);
 }
 
 SafetensorsSet SafetensorsSet::open(const std::string& path) {
@@ -243,11 +252,23 @@ void SafetensorsWriter::add_generated(const std::string& name, DType dtype, Shap
   entries_.push_back({name, dtype, std::move(shape), Tensor(), std::move(fill)});
 }
 
+// As the safetensors library writes: wider elements first (stable within a width), so every
+// tensor starts aligned to its element size.
+std::vector<const SafetensorsWriter::Entry*> SafetensorsWriter::ordered() const {
+  std::vector<const Entry*> out;
+  for (const Entry& e : entries_) out.push_back(&e);
+  std::stable_sort(out.begin(), out.end(), [](const Entry* a, const Entry* b) {
+    return dtype_info(a->dtype).block_bytes > dtype_info(b->dtype).block_bytes;
+  });
+  return out;
+}
+
 std::string SafetensorsWriter::header() const {
   json header = json::object();
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   uint64_t offset = 0;
-  for (const Entry& e : entries_) {
+  for (const Entry* ep : ordered()) {
+    const Entry& e = *ep;
     const uint64_t bytes = uint64_t(e.bytes());
     header[e.name] = {{"dtype", std::string(dtype_to_safetensors(e.dtype))},
                       {"shape", e.shape},
@@ -264,7 +285,8 @@ std::string SafetensorsWriter::header() const {
 
 std::string SafetensorsWriter::serialize() const {
   std::string out = header();
-  for (const Entry& e : entries_) {
+  for (const Entry* ep : ordered()) {
+    const Entry& e = *ep;
     const size_t at = out.size();
     out.resize(at + size_t(e.bytes()));
     if (e.fill) {
@@ -284,7 +306,8 @@ void SafetensorsWriter::write(const std::string& path) const {
     const std::string h = header();
     out.write(h.data(), std::streamsize(h.size()));
     std::vector<char> buffer;
-    for (const Entry& e : entries_) {
+    for (const Entry* ep : ordered()) {
+      const Entry& e = *ep;
       const char* bytes = static_cast<const char*>(e.data.raw());
       if (e.fill) {
         buffer.assign(size_t(e.bytes()), 0);

@@ -75,6 +75,8 @@ class SafetensorsSet {
 // Writes tensors (plain element types) to a safetensors file, in the order added. Tensors
 // may be given as data, or as a shape and a function that fills their bytes when the file is
 // written (so a multi-gigabyte file is streamed, one tensor in memory at a time).
+// Tensors are written wider elements first (stable otherwise), as the safetensors library
+// does, so each starts aligned to its element size.
 class SafetensorsWriter {
  public:
   using Fill = std::function<void(void* bytes)>;
@@ -94,6 +96,7 @@ class SafetensorsWriter {
     int64_t bytes() const { return dtype_bytes(dtype, shape_numel(shape)); }
   };
   std::string header() const;
+  std::vector<const Entry*> ordered() const;
   void check_new(const std::string& name, DType dtype) const;
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;

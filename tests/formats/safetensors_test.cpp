@@ -180,6 +180,35 @@ TEST(Safetensors, TruncatedReferenceFile) {
 
 // The same parser on bytes in memory (what the fuzz target uses): views into the buffer,
 // errors naming the given name.
+// Files may place a bf16 tensor at an odd offset (after an odd-sized uint8 one, as some
+// bitsandbytes checkpoints do): it reads right (copied; the sanitizer pass checks alignment).
+TEST(Safetensors, MisalignedTensorsReadRight) {
+  const std::string header =
+      R"({"codes":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},)"
+      R"("w":{"dtype":"BF16","shape":[2],"data_offsets":[3,7]}})";
+  std::string data = {char(1), char(2), char(3)};
+  for (uint16_t v : {f32_to_bf16(1.5f), f32_to_bf16(-2.0f)}) data += std::string{char(v & 0xff), char(v >> 8)};
+  auto f = SafetensorsFile::open(write_tmp("odd.safetensors", make_file(header, data)));
+  EXPECT_EQ(f->tensor("w").to_f32(), (std::vector<float>{1.5f, -2.0f}));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f->tensor("w").raw()) % 2, 0u);
+}
+
+// The writer puts wider elements first, so it never writes such a file itself.
+TEST(Safetensors, WriterAlignsEveryTensor) {
+  SafetensorsWriter w;
+  w.add("codes", Tensor::zeros(DType::U8, {3}));
+  w.add("w", Tensor::from_f32(std::vector<float>{1, 2}, {2}).converted(DType::BF16));
+  w.add("big", Tensor::from_f32(std::vector<float>{3}, {1}));
+  const std::string bytes = w.serialize();
+  auto f = SafetensorsFile::open_buffer(bytes.data(), bytes.size(), "aligned");
+  for (const char* name : {"codes", "w", "big"}) {
+    const SafetensorsEntry* e = f->find(name);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->begin % uint64_t(dtype_info(e->dtype).block_bytes), 0u) << name;
+  }
+  EXPECT_EQ(f->tensor("w").to_f32(), (std::vector<float>{1, 2}));
+}
+
 TEST(Safetensors, OpenBuffer) {
   SafetensorsWriter w;
   w.add("x", Tensor::from_f32(std::vector<float>{1, 2, 3}, {3}));
