@@ -10,7 +10,9 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build -j "$JOBS"
 (cd build && ctest -j "$JOBS" --output-on-failure --timeout 900)
 
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNICORN_SANITIZE=ON -DUNICORN_BUILD_BENCH=OFF -DUNICORN_CUDA=OFF >/dev/null
+# -O1 -g1: about half the compile time of -O2 -g on two cores, line numbers still in reports.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
+  -DCMAKE_C_FLAGS_DEBUG="-O1 -g1" -DUNICORN_SANITIZE=ON -DUNICORN_BUILD_BENCH=OFF -DUNICORN_CUDA=OFF >/dev/null
 ninja -C build-asan -j "$JOBS" unicorn unicorn_tests
 # Slow end-to-end suites (many generations, browsers, load) run in the Release pass only.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
