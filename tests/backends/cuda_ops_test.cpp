@@ -67,7 +67,8 @@ Tensor int8_rounded(const Tensor& x) {
 }
 
 // Products through both GPU paths: "cuda-f32" (f32 kernels for every n) against the reference
-// on the same values; "cuda" (tensor cores from 16 rows; int8 x up to 64 rows over Q4_0 / Q8_0)
+// on the same values; "cuda" (tensor cores from 16 rows; int8 x up to 64 rows over Q4_0 / Q8_0,
+// one row over Q6_K)
 // against the reference on x and W rounded the same way, so only the accumulation order
 // differs in either case.
 TEST_F(CudaOps, LinearOverEveryWeightFormat) {
@@ -96,7 +97,8 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
         const bool via_f16 = dtype == DType::Q5_K;
         Tensor w_ref = via_f16 ? Tensor::from_f32(w.to_f32(), {m, k}).converted(DType::F16) : w;
         Tensor x_ref = x;
-        const bool int8_x = tensor_cores && n <= 64 && (dtype == DType::Q4_0 || dtype == DType::Q8_0);
+        const bool int8_x = tensor_cores && ((n <= 64 && (dtype == DType::Q4_0 || dtype == DType::Q8_0)) ||
+                                             (n == 1 && dtype == DType::Q6_K));
         if (int8_x) {
           x_ref = int8_rounded(x);
         } else if (tensor_cores && n >= 16) {

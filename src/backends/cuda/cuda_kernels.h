@@ -36,8 +36,8 @@ struct WeightView {
   int64_t rows = 0, cols = 0;
 };
 
-// y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 products of
-// one row quantize x to int8 per 32 values (amax / 127, rounded half away from zero, as
+// y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 / Q6_K products
+// of one row quantize x to int8 per 32 values (amax / 127, rounded half away from zero, as
 // ggml's Q8_0) and multiply in integers.
 void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n, bool int8_x,
             cudaStream_t stream);

@@ -212,6 +212,34 @@ __device__ __forceinline__ void fetch_int8_rows(const WeightView& w, int64_t row
   }
 }
 
+// Q6_K's chunk c of R rows unpacked to int8 values (6-bit codes - 32, four to a word, in value
+// order) and the scales d * sc of its two 16-value halves.
+template <int R>
+__device__ __forceinline__ void fetch_q6k_rows(const WeightView& w, int64_t row0, int rows, int64_t c,
+                                               uint32_t (&wq)[R][8], float (&ws)[R][2]) {
+  const int64_t blocks_per_row = w.cols / 256;
+  const int j = int(c % 8), h = j / 4, quarter = j % 4;
+  const int lo_shift = (quarter >> 1) * 4, hi_shift = quarter * 2;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int64_t blk = (row0 + min(r, rows - 1)) * blocks_per_row + c / 8;
+    const uint4* ql = reinterpret_cast<const uint4*>(w.p0 + blk * 128 + 64 * h + (quarter & 1) * 32);
+    const uint4* qh = reinterpret_cast<const uint4*>(w.p1 + blk * 64 + 32 * h);
+    const uint4 l0 = ql[0], l1 = ql[1], h0 = qh[0], h1 = qh[1];
+    const uint32_t lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
+    const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t q = ((lw[i] >> lo_shift) & 0x0f0f0f0fu) | (((hw[i] >> hi_shift) & 0x03030303u) << 4);
+      wq[r][i] = __vsub4(q, 0x20202020u);  // bytes 0..63 -> -32..31
+    }
+    const int8_t* sc = reinterpret_cast<const int8_t*>(w.p2 + blk * 16 + 8 * h + 2 * quarter);
+    const float d = __half2float(reinterpret_cast<const __half*>(w.p3)[blk]);
+    ws[r][0] = d * float(sc[0]);
+    ws[r][1] = d * float(sc[1]);
+  }
+}
+
 // The integer dot product of one chunk: weight codes against x's int8 codes (xsum for Q4_0's
 // offset of 8: byte j holds value j in its low nibble and value j + 16 in its high one).
 template <WFmt F>
@@ -247,7 +275,7 @@ struct Int8Products {
 // which at 4-bit weights costs more than the memory does.
 template <WFmt F>
 __global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(Int8Products p, const float* __restrict__ x) {
-  static_assert(F == WFmt::Q4_0 || F == WFmt::Q8_0);
+  static_assert(F == WFmt::Q4_0 || F == WFmt::Q8_0 || F == WFmt::Q6_K);
   int part = 0;
   while (part + 1 < p.count && int64_t(blockIdx.x) >= p.first_block[part + 1]) ++part;
   const WeightView& w = p.w[part];
@@ -258,15 +286,33 @@ __global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(Int8Produ
 #pragma unroll
   for (int r = 0; r < kRowsPerBlock; ++r) acc[r] = 0.0f;
   for (int64_t c = threadIdx.x; c < chunks; c += kMatvec1Threads) {
-    // Every row's codes and scale first: kRowsPerBlock loads in flight per thread.
-    uint32_t wq[kRowsPerBlock][F == WFmt::Q4_0 ? 4 : 8];
-    float wd[kRowsPerBlock];
-    fetch_int8_rows<F, kRowsPerBlock>(w, row0, rows, c, wq, wd);
     int xq[8], xsum;
     float d;
-    quantize_chunk(x + c * 32, xq, d, xsum);
+    if constexpr (F == WFmt::Q6_K) {
+      // Values -32..31 with a scale per 16: two partial integer sums a chunk.
+      uint32_t wq[kRowsPerBlock][8];
+      float ws[kRowsPerBlock][2];
+      fetch_q6k_rows<kRowsPerBlock>(w, row0, rows, c, wq, ws);
+      quantize_chunk(x + c * 32, xq, d, xsum);
 #pragma unroll
-    for (int r = 0; r < kRowsPerBlock; ++r) acc[r] += wd[r] * d * float(dot_chunk<F>(wq[r], xq, xsum));
+      for (int r = 0; r < kRowsPerBlock; ++r) {
+        int lo = 0, hi = 0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          lo = __dp4a(int(wq[r][i]), xq[i], lo);
+          hi = __dp4a(int(wq[r][i + 4]), xq[i + 4], hi);
+        }
+        acc[r] += d * (ws[r][0] * float(lo) + ws[r][1] * float(hi));
+      }
+    } else {
+      // Every row's codes and scale first: kRowsPerBlock loads in flight per thread.
+      uint32_t wq[kRowsPerBlock][F == WFmt::Q4_0 ? 4 : 8];
+      float wd[kRowsPerBlock];
+      fetch_int8_rows<F, kRowsPerBlock>(w, row0, rows, c, wq, wd);
+      quantize_chunk(x + c * 32, xq, d, xsum);
+#pragma unroll
+      for (int r = 0; r < kRowsPerBlock; ++r) acc[r] += wd[r] * d * float(dot_chunk<F>(wq[r], xq, xsum));
+    }
   }
   block_store_rows(acc, rows, row0, p.bias[part], p.y[part]);
 }
@@ -457,7 +503,7 @@ template <WFmt F, bool kElem>
 void launch_shape(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, bool int8_x,
                   cudaStream_t stream) {
   const unsigned row_blocks = unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0) {
+  if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0 || F == WFmt::Q6_K) {
     if (n == 1 && int8_x) {
       Int8Products p;
       p.w[0] = w;
