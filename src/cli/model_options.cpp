@@ -95,8 +95,7 @@ void SamplingOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--stop", stop, "Stop when the output contains this text (repeatable)");
 }
 
-void SamplingOptions::validate() const {
-  SamplingParams p;
+void SamplingOptions::apply(SamplingParams& p) const {
   if (temperature) p.temperature = *temperature;
   if (top_k) p.top_k = *top_k;
   if (top_p) p.top_p = *top_p;
@@ -104,6 +103,11 @@ void SamplingOptions::validate() const {
   if (repeat_penalty) p.repetition_penalty = *repeat_penalty;
   if (presence_penalty) p.presence_penalty = *presence_penalty;
   if (frequency_penalty) p.frequency_penalty = *frequency_penalty;
+}
+
+void SamplingOptions::validate() const {
+  SamplingParams p;
+  apply(p);
   p.validate();
 }
 
@@ -111,13 +115,7 @@ GenerateOptions SamplingOptions::resolve(const Engine& engine) const {
   GenerateOptions o;
   SamplingParams& p = o.sampling;
   p = sampling_defaults(engine.config().generation);
-  if (temperature) p.temperature = *temperature;
-  if (top_k) p.top_k = *top_k;
-  if (top_p) p.top_p = *top_p;
-  if (min_p) p.min_p = *min_p;
-  if (repeat_penalty) p.repetition_penalty = *repeat_penalty;
-  if (presence_penalty) p.presence_penalty = *presence_penalty;
-  if (frequency_penalty) p.frequency_penalty = *frequency_penalty;
+  apply(p);
   p.seed = seed;
   p.validate();
   o.max_tokens = max_tokens;

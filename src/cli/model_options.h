@@ -46,6 +46,8 @@ struct SamplingOptions {
   GenerateOptions resolve(const Engine& engine) const;
   // Checks the values given on the command line (before a model is loaded).
   void validate() const;
+  // Copies the values given on the command line over p's.
+  void apply(SamplingParams& p) const;
 };
 
 // The --quant values: "q4_0", "q8_0", "q4_k", "q6_k" (any case); empty or "none": nullopt.
