@@ -1,7 +1,8 @@
 #ifdef UNICORN_HAVE_CUDA
 // The CUDA backend (cuda_backend.h): device memory, weight upload into the layouts of
 // cuda_kernels.h, and the ops of ops/backend.h on one stream per backend. Host code (g++);
-// the kernels are in the .cu files.
+// the kernels are in the .cu files, the device listing in cuda_devices.cpp, the upload ring
+// and the profile in cuda_support.*.
 #include "backends/cuda/cuda_backend.h"
 
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 
 #include "backends/cuda/cuda_blas.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_support.h"
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/nf4.h"
 #include "ops/checks.h"
@@ -27,28 +29,14 @@
 
 namespace unicorn {
 
-namespace cuda {
-
-void check(cudaError_t e, const char* what, const char* file, int line) {
-  if (e == cudaSuccess) return;
-  cudaGetLastError();  // clear a non-sticky error so the next call starts clean
-  fail("CUDA error {} ({}): {} at {}:{}", int(e), cudaGetErrorString(e), what, file, line);
-}
-
-}  // namespace cuda
-
 namespace {
 
+using cuda::OpProfile;
+using cuda::set_device_quietly;
+using cuda::UploadRing;
+using cuda::use_device;
 using cuda::WFmt;
 using cuda::WeightView;
-
-// The device current on this thread as last set here (-1: unknown).
-thread_local int t_current_device = -1;
-
-// For destructors and deleters: no exceptions.
-void set_device_quietly(int device) {
-  if (t_current_device != device && cudaSetDevice(device) == cudaSuccess) t_current_device = device;
-}
 
 // What a prepared weight is on the GPU; activations (plain f32) carry none.
 struct CudaWeight final : TensorAux {
@@ -69,120 +57,13 @@ struct Context {
   }
 };
 
-// Small host arrays (token ids, positions, masks, row indices) go to the GPU through a pinned
-// staging ring, so their copies are queued like kernels instead of waiting for the stream as
-// copies from pageable memory do. A copy that would wrap the ring first waits for the stream:
-// the bytes it overwrites have been copied by then, and the device side is stream-ordered.
-class UploadRing {
- public:
-  static constexpr int64_t kBytes = int64_t(4) << 20;
-  UploadRing() = default;
-  UploadRing(const UploadRing&) = delete;
-  UploadRing& operator=(const UploadRing&) = delete;
-  ~UploadRing() {
-    if (host_) cudaFreeHost(host_);
-    if (device_) cudaFree(device_);
-    cudaGetLastError();
-  }
-  // Device copy of `bytes` bytes at `src`, valid for work queued on `stream` after this call
-  // and before the ring next wraps. nullptr for large arrays (the caller allocates).
-  // Arrays equal to one of the last few put are not copied again: every layer of a step
-  // uploads the same positions and masks.
-  const void* put(const void* src, int64_t bytes, cudaStream_t stream) {
-    if (bytes > kBytes / 4) return nullptr;
-    if (!host_) {
-      UNICORN_CUDA_CHECK(cudaMallocHost(&host_, size_t(kBytes)));
-      UNICORN_CUDA_CHECK(cudaMalloc(&device_, size_t(kBytes)));
-    }
-    for (const Recent& r : recent_)
-      if (r.bytes == bytes && std::memcmp(static_cast<char*>(host_) + r.at, src, size_t(bytes)) == 0)
-        return static_cast<char*>(device_) + r.at;
-    const int64_t size = (bytes + 255) / 256 * 256;
-    if (at_ + size > kBytes) {
-      UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
-      at_ = 0;
-      recent_.clear();
-    }
-    std::memcpy(static_cast<char*>(host_) + at_, src, size_t(bytes));
-    void* dst = static_cast<char*>(device_) + at_;
-    UNICORN_CUDA_CHECK(cudaMemcpyAsync(dst, static_cast<char*>(host_) + at_, size_t(bytes), cudaMemcpyHostToDevice,
-                                       stream));
-    if (recent_.size() == kRecent) recent_.erase(recent_.begin());
-    recent_.push_back({at_, bytes});
-    at_ += size;
-    return dst;
-  }
 
- private:
-  struct Recent {
-    int64_t at, bytes;
-  };
-  static constexpr size_t kRecent = 8;
-  void* host_ = nullptr;
-  void* device_ = nullptr;
-  int64_t at_ = 0;
-  std::vector<Recent> recent_;
-};
-
-// Makes `device` current on this thread (cudaSetDevice only when it changes).
-void use_device(int device) {
-  if (t_current_device == device) return;
-  UNICORN_CUDA_CHECK(cudaSetDevice(device));
-  t_current_device = device;
-}
 
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) { use_device(device); }
 };
 
-// UNICORN_CUDA_PROFILE=1: GPU time of every op by name (CUDA events around each), printed on
-// stderr when the backend goes away, next to the host time the ops spanned.
-class OpProfile {
- public:
-  size_t start(const char* name, cudaStream_t stream) {
-    Record r{name, nullptr, nullptr};
-    UNICORN_CUDA_CHECK(cudaEventCreate(&r.start));
-    UNICORN_CUDA_CHECK(cudaEventCreate(&r.stop));
-    UNICORN_CUDA_CHECK(cudaEventRecord(r.start, stream));
-    if (records_.empty()) first_ = std::chrono::steady_clock::now();
-    records_.push_back(r);
-    return records_.size() - 1;
-  }
-  void stop(size_t index, cudaStream_t stream) { UNICORN_CUDA_CHECK(cudaEventRecord(records_[index].stop, stream)); }
-  void report(cudaStream_t stream) {
-    if (records_.empty()) return;
-    cudaStreamSynchronize(stream);
-    const double host_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - first_).count();
-    std::map<std::string, std::pair<int64_t, double>> by_name;
-    double total = 0;
-    for (const Record& r : records_) {
-      float ms = 0;
-      cudaEventElapsedTime(&ms, r.start, r.stop);
-      by_name[r.name].first += 1;
-      by_name[r.name].second += ms;
-      if (!std::strchr(r.name, ':')) total += ms;  // "op: part" lies inside its op
-      cudaEventDestroy(r.start);
-      cudaEventDestroy(r.stop);
-    }
-    std::vector<std::pair<std::string, std::pair<int64_t, double>>> rows(by_name.begin(), by_name.end());
-    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
-    fmt::print(stderr, "cuda profile: {} ops, {:.1f} ms of GPU time in ops, {:.1f} ms of host time from the first op\n",
-               records_.size(), total, host_ms);
-    for (const auto& [name, v] : rows)
-      fmt::print(stderr, "  {:<16} {:>8} calls {:>10.2f} ms {:>5.1f}%\n", name, v.first, v.second, 100.0 * v.second / total);
-    records_.clear();
-  }
-
- private:
-  struct Record {
-    const char* name;
-    cudaEvent_t start, stop;
-  };
-  std::vector<Record> records_;
-  std::chrono::steady_clock::time_point first_;
-};
 
 WFmt plain_format(DType t) {
   switch (t) {
@@ -740,78 +621,6 @@ Tensor CudaBackend::prepare_weight(const Tensor& host) {
 
 }  // namespace
 
-bool cuda_built() { return true; }
-
-std::vector<CudaDeviceInfo> cuda_devices(std::string* why) {
-  int count = 0;
-  const cudaError_t e = cudaGetDeviceCount(&count);
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    if (why) *why = fmt::format("no usable CUDA driver or GPU ({})", cudaGetErrorString(e));
-    return {};
-  }
-  if (count == 0 && why) *why = "no CUDA GPU found";
-  std::vector<CudaDeviceInfo> out;
-  for (int i = 0; i < count; ++i) {
-    cudaDeviceProp p{};
-    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) {
-      cudaGetLastError();
-      continue;
-    }
-    CudaDeviceInfo d;
-    d.index = i;
-    d.name = p.name;
-    d.total_memory = int64_t(p.totalGlobalMem);
-    d.cc_major = p.major;
-    d.cc_minor = p.minor;
-    d.multiprocessors = p.multiProcessorCount;
-    d.memory_bus_bits = p.memoryBusWidth;
-    int clock = 0;
-    if (cudaDeviceGetAttribute(&clock, cudaDevAttrMemoryClockRate, i) == cudaSuccess) d.memory_clock_khz = clock;
-    cudaGetLastError();
-    size_t free_b = 0, total_b = 0;
-    t_current_device = -1;  // changed below
-    if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
-      d.free_memory = int64_t(free_b);
-    cudaGetLastError();
-    out.push_back(d);
-  }
-  return out;
-}
-
-std::string cuda_gemm_status() {
-  const char* mode = std::getenv("UNICORN_CUDA_GEMM");
-  if (mode && std::string(mode) == "f32") return "f32 kernels (UNICORN_CUDA_GEMM=f32)";
-  const std::string why = cuda::Blas::unavailable_reason();
-  return why.empty() ? "cuBLAS on tensor cores from 16 rows (bf16 inputs; attention TF32); decode over Q4_0 / "
-                       "Q8_0 / Q6_K with int8 activations"
-                     : "f32 kernels: " + why;
-}
-
-double cuda_copy_bandwidth_gbs(int index) {
-  DeviceGuard g(index);
-  const size_t bytes = size_t(1) << 30;
-  void *a = nullptr, *b = nullptr;
-  UNICORN_CUDA_CHECK(cudaMalloc(&a, bytes));
-  UNICORN_CUDA_CHECK(cudaMalloc(&b, bytes));
-  cudaEvent_t start, stop;
-  UNICORN_CUDA_CHECK(cudaEventCreate(&start));
-  UNICORN_CUDA_CHECK(cudaEventCreate(&stop));
-  UNICORN_CUDA_CHECK(cudaMemset(a, 1, bytes));
-  UNICORN_CUDA_CHECK(cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice));  // warm-up
-  const int reps = 5;
-  UNICORN_CUDA_CHECK(cudaEventRecord(start));
-  for (int i = 0; i < reps; ++i) UNICORN_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
-  UNICORN_CUDA_CHECK(cudaEventRecord(stop));
-  UNICORN_CUDA_CHECK(cudaEventSynchronize(stop));
-  float ms = 0;
-  UNICORN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaFree(a);
-  cudaFree(b);
-  return 2.0 * double(bytes) * reps / (double(ms) * 1e-3) / 1e9;
-}
 
 std::unique_ptr<Backend> create_cuda_backend(int index) { return std::make_unique<CudaBackend>(index); }
 

@@ -1,0 +1,82 @@
+#ifdef UNICORN_HAVE_CUDA
+
+#include "backends/cuda/cuda_support.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "core/error.h"
+
+namespace unicorn::cuda {
+
+void check(cudaError_t e, const char* what, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  cudaGetLastError();  // clear a non-sticky error so the next call starts clean
+  fail("CUDA error {} ({}): {} at {}:{}", int(e), cudaGetErrorString(e), what, file, line);
+}
+
+namespace {
+
+// The device current on this thread as last set here (-1: unknown).
+thread_local int t_current_device = -1;
+
+}  // namespace
+
+void use_device(int device) {
+  if (t_current_device == device) return;
+  UNICORN_CUDA_CHECK(cudaSetDevice(device));
+  t_current_device = device;
+}
+
+void set_device_quietly(int device) {
+  if (t_current_device != device && cudaSetDevice(device) == cudaSuccess) t_current_device = device;
+}
+
+void forget_current_device() { t_current_device = -1; }
+
+size_t OpProfile::start(const char* name, cudaStream_t stream) {
+  Record r{name, nullptr, nullptr};
+  UNICORN_CUDA_CHECK(cudaEventCreate(&r.start));
+  UNICORN_CUDA_CHECK(cudaEventCreate(&r.stop));
+  UNICORN_CUDA_CHECK(cudaEventRecord(r.start, stream));
+  if (records_.empty()) first_ = std::chrono::steady_clock::now();
+  records_.push_back(r);
+  return records_.size() - 1;
+}
+
+void OpProfile::stop(size_t index, cudaStream_t stream) {
+  UNICORN_CUDA_CHECK(cudaEventRecord(records_[index].stop, stream));
+}
+
+void OpProfile::report(cudaStream_t stream) {
+  if (records_.empty()) return;
+  cudaStreamSynchronize(stream);
+  const double host_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - first_).count();
+  std::map<std::string, std::pair<int64_t, double>> by_name;
+  double total = 0;
+  for (const Record& r : records_) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, r.start, r.stop);
+    by_name[r.name].first += 1;
+    by_name[r.name].second += ms;
+    if (!std::strchr(r.name, ':')) total += ms;  // "op: part" lies inside its op
+    cudaEventDestroy(r.start);
+    cudaEventDestroy(r.stop);
+  }
+  std::vector<std::pair<std::string, std::pair<int64_t, double>>> rows(by_name.begin(), by_name.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+  fmt::print(stderr, "cuda profile: {} ops, {:.1f} ms of GPU time in ops, {:.1f} ms of host time from the first op\n",
+             records_.size(), total, host_ms);
+  for (const auto& [name, v] : rows)
+    fmt::print(stderr, "  {:<16} {:>8} calls {:>10.2f} ms {:>5.1f}%\n", name, v.first, v.second, 100.0 * v.second / total);
+  records_.clear();
+}
+
+}  // namespace unicorn::cuda
+
+#endif  // UNICORN_HAVE_CUDA

@@ -1,0 +1,96 @@
+// Host-side pieces the CUDA backend's files share: error checks, the current device, the
+// pinned upload ring and the per-op profile. Plain C++ (g++), only in CUDA builds.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "backends/cuda/cuda_kernels.h"
+
+namespace unicorn::cuda {
+
+// Makes `device` current on this thread (cudaSetDevice only when it changes); throws Error.
+void use_device(int device);
+// The same for destructors and deleters: no exceptions.
+void set_device_quietly(int device);
+// After a cudaSetDevice made elsewhere: the next use_device calls it again.
+void forget_current_device();
+
+// Small host arrays (token ids, positions, masks, row indices) go to the GPU through a pinned
+// staging ring, so their copies are queued like kernels instead of waiting for the stream as
+// copies from pageable memory do. A copy that would wrap the ring first waits for the stream:
+// the bytes it overwrites have been copied by then, and the device side is stream-ordered.
+class UploadRing {
+ public:
+  static constexpr int64_t kBytes = int64_t(4) << 20;
+  UploadRing() = default;
+  UploadRing(const UploadRing&) = delete;
+  UploadRing& operator=(const UploadRing&) = delete;
+  ~UploadRing() {
+    if (host_) cudaFreeHost(host_);
+    if (device_) cudaFree(device_);
+    cudaGetLastError();
+  }
+  // Device copy of `bytes` bytes at `src`, valid for work queued on `stream` after this call
+  // and before the ring next wraps. nullptr for large arrays (the caller allocates).
+  // Arrays equal to one of the last few put are not copied again: every layer of a step
+  // uploads the same positions and masks.
+  const void* put(const void* src, int64_t bytes, cudaStream_t stream) {
+    if (bytes > kBytes / 4) return nullptr;
+    if (!host_) {
+      UNICORN_CUDA_CHECK(cudaMallocHost(&host_, size_t(kBytes)));
+      UNICORN_CUDA_CHECK(cudaMalloc(&device_, size_t(kBytes)));
+    }
+    for (const Recent& r : recent_)
+      if (r.bytes == bytes && std::memcmp(static_cast<char*>(host_) + r.at, src, size_t(bytes)) == 0)
+        return static_cast<char*>(device_) + r.at;
+    const int64_t size = (bytes + 255) / 256 * 256;
+    if (at_ + size > kBytes) {
+      UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
+      at_ = 0;
+      recent_.clear();
+    }
+    std::memcpy(static_cast<char*>(host_) + at_, src, size_t(bytes));
+    void* dst = static_cast<char*>(device_) + at_;
+    UNICORN_CUDA_CHECK(cudaMemcpyAsync(dst, static_cast<char*>(host_) + at_, size_t(bytes), cudaMemcpyHostToDevice,
+                                       stream));
+    if (recent_.size() == kRecent) recent_.erase(recent_.begin());
+    recent_.push_back({at_, bytes});
+    at_ += size;
+    return dst;
+  }
+
+ private:
+  struct Recent {
+    int64_t at, bytes;
+  };
+  static constexpr size_t kRecent = 8;
+  void* host_ = nullptr;
+  void* device_ = nullptr;
+  int64_t at_ = 0;
+  std::vector<Recent> recent_;
+};
+
+// UNICORN_CUDA_PROFILE=1: GPU time of every op by name (CUDA events around each), printed on
+// stderr when the backend goes away, next to the host time the ops spanned. Names of the form
+// "op: part" time a part inside an op and are left out of the total.
+class OpProfile {
+ public:
+  size_t start(const char* name, cudaStream_t stream);
+  void stop(size_t index, cudaStream_t stream);
+  void report(cudaStream_t stream);
+
+ private:
+  struct Record {
+    const char* name;
+    cudaEvent_t start, stop;
+  };
+  std::vector<Record> records_;
+  std::chrono::steady_clock::time_point first_;
+};
+
+}  // namespace unicorn::cuda
