@@ -86,6 +86,23 @@ TEST_F(CpuOps, RopeAndEmbed) {
     ref.rope(b, pos, 32, theta, factor);
     expect_close(a, b, 1e-6);
   }
+  // The CPU keeps the last two tables of cos / sin (a step's sliding and global layers): any
+  // mix of positions, head widths and parameters must still rotate by the right angles.
+  const std::vector<int32_t> other = {2, 3, 4, 5, 6}, prefix = {0, 1, 7};
+  struct Call {
+    const std::vector<int32_t>* pos;
+    int64_t hd;
+    double theta;
+  };
+  for (const Call& c : {Call{&pos, 32, 10000.0}, Call{&pos, 32, 1000000.0}, Call{&other, 32, 10000.0},
+                        Call{&pos, 32, 10000.0}, Call{&pos, 16, 10000.0}, Call{&prefix, 32, 10000.0},
+                        Call{&pos, 32, 1000000.0}}) {
+    const int64_t n = int64_t(c.pos->size());
+    Tensor a = random_tensor(DType::F32, {n, 64}, 10), b = a.clone();
+    cpu.rope(a, *c.pos, c.hd, c.theta, 1.0);
+    ref.rope(b, *c.pos, c.hd, c.theta, 1.0);
+    expect_close(a, b, 1e-6);
+  }
   const Tensor table = random_tensor(DType::BF16, {50, 40}, 9);
   const std::vector<int32_t> ids = {3, 0, 49, 3};
   Tensor e1 = cpu.alloc(DType::F32, {4, 40}), e2 = ref.alloc(DType::F32, {4, 40});

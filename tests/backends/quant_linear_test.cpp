@@ -163,6 +163,53 @@ TEST_F(QuantLinear, ManyRowsSplitOverTasksWithBias) {
   }
 }
 
+TEST_F(QuantLinear, FusedProductsEqualSeparateOnes) {
+  // linear3 (q, k, v) and gate_up quantize the activations once and, at decode, stream all the
+  // matrices in one job of shares (a thread walks its own share, then takes passes from the
+  // back of the others'): the same kernels on the same activations, so the same bits as
+  // separate products. Row counts with tails (not a multiple of 16), and more threads than
+  // passes (empty shares).
+  for (int threads : {2, 5}) {
+    CpuBackend be(threads);
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+      const int64_t k = 512;
+      const Tensor w0 = be.prepare_weight(quantize_matrix(random_matrix(1000, k, 21, 0.05f, false), t));
+      const Tensor w1 = be.prepare_weight(quantize_matrix(random_matrix(37, k, 22, 0.05f, false), t));
+      const Tensor w2 = be.prepare_weight(quantize_matrix(random_matrix(64, k, 23, 0.05f, false), t));
+      for (int64_t n : {1, 3}) {
+        SCOPED_TRACE(fmt::format("{} threads={} n={}", dtype_name(t), threads, n));
+        const Tensor x = random_matrix(n, k, 24, 1.0f, true);
+        Tensor y0 = be.alloc(DType::F32, {n, 1000}), y1 = be.alloc(DType::F32, {n, 37}),
+               y2 = be.alloc(DType::F32, {n, 64});
+        be.linear3(x, w0, w1, w2, y0, y1, y2);
+        for (auto [w, y] : {std::pair{&w0, &y0}, {&w1, &y1}, {&w2, &y2}}) {
+          Tensor alone = be.alloc(DType::F32, y->shape());
+          be.linear(x, *w, nullptr, alone);
+          for (int64_t i = 0; i < alone.numel(); ++i) ASSERT_EQ(y->data<float>()[i], alone.data<float>()[i]) << i;
+          expect_within_activation_rounding(x, *w, *y);
+        }
+        const Tensor wu = be.prepare_weight(quantize_matrix(random_matrix(1000, k, 25, 0.05f, false), t));
+        Tensor g = be.alloc(DType::F32, {n, 1000}), gate = be.alloc(DType::F32, {n, 1000}),
+               up = be.alloc(DType::F32, {n, 1000});
+        be.gate_up(x, w0, wu, g);
+        be.linear(x, w0, nullptr, gate);
+        be.linear(x, wu, nullptr, up);
+        be.gelu_tanh_mul(gate, up, gate);
+        for (int64_t i = 0; i < g.numel(); ++i) ASSERT_EQ(g.data<float>()[i], gate.data<float>()[i]) << i;
+      }
+    }
+  }
+  // Weights of different dtypes are not fused, and still right.
+  const Tensor a = cpu.prepare_weight(quantize_matrix(random_matrix(48, 256, 26, 0.05f, false), DType::Q4_0));
+  const Tensor b = cpu.prepare_weight(quantize_matrix(random_matrix(48, 256, 27, 0.05f, false), DType::Q8_0));
+  const Tensor x = random_matrix(1, 256, 28, 1.0f, false);
+  Tensor ya = cpu.alloc(DType::F32, {1, 48}), yb = cpu.alloc(DType::F32, {1, 48}), yc = cpu.alloc(DType::F32, {1, 48});
+  cpu.linear3(x, a, b, a, ya, yb, yc);
+  expect_within_activation_rounding(x, a, ya);
+  expect_within_activation_rounding(x, b, yb);
+  expect_within_activation_rounding(x, a, yc);
+}
+
 TEST_F(QuantLinear, OtherBlockFormatsUseDequantizedRows) {
   // Formats without an integer kernel (GGUF fallbacks) run on dequantized rows: f32-exact.
   ReferenceBackend ref;

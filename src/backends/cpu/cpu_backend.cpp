@@ -162,6 +162,34 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
   add_bias();
 }
 
+bool CpuBackend::quant_fusable(std::initializer_list<const Tensor*> weights) const {
+  const DType t = (*weights.begin())->dtype();
+  if (t == DType::NF4 || !is_block_format(t) || !cpu::quant_linear_supported(t)) return false;
+  for (const Tensor* w : weights)
+    if (w->dtype() != t) return false;
+  return true;
+}
+
+void CpuBackend::linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0,
+                         Tensor& y1, Tensor& y2) {
+  if (!quant_fusable({&w0, &w1, &w2})) return Backend::linear3(x, w0, w1, w2, y0, y1, y2);
+  ops::check_linear(x, w0, nullptr, y0);
+  ops::check_linear(x, w1, nullptr, y1);
+  ops::check_linear(x, w2, nullptr, y2);
+  const cpu::QuantProduct products[] = {{&w0, &y0}, {&w1, &y1}, {&w2, &y2}};
+  cpu::quant_linear(pool_, x, products, quant_kernels_);
+}
+
+void CpuBackend::gate_up(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out) {
+  if (!quant_fusable({&w_gate, &w_up})) return Backend::gate_up(x, w_gate, w_up, out);
+  Tensor up = empty(DType::F32, out.shape());
+  ops::check_linear(x, w_gate, nullptr, out);
+  ops::check_linear(x, w_up, nullptr, up);
+  const cpu::QuantProduct products[] = {{&w_gate, &out}, {&w_up, &up}};
+  cpu::quant_linear(pool_, x, products, quant_kernels_);
+  gelu_tanh_mul(out, up, out);
+}
+
 void CpuBackend::linear_dequantized(const Tensor& x, const Tensor& w, Tensor& y) {
   if (!row_dtype_supported(w.dtype()))
     fail("cpu linear: weights of dtype {} are not supported", dtype_name(w.dtype()));
@@ -187,14 +215,20 @@ void CpuBackend::linear_dequantized(const Tensor& x, const Tensor& w, Tensor& y)
 void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   ops::check_norm("rms_norm", x, w, y);
   const int64_t n = x.dim(0), d = x.dim(1);
-  std::vector<float> w1 = as_f32(w);
-  for (float& v : w1) v += 1.0f;  // ref: Gemma3RMSNorm multiplies by (1 + weight) in f32
+  // Converted per call (a decode step makes ~100 of these; a buffer per thread, no allocation).
+  // (The lambda below runs on the workers too: it must see this thread's buffer through a
+  // pointer, not by naming the thread_local.)
+  thread_local std::vector<float> buffer;
+  buffer.resize(size_t(d));
+  float* const w1 = buffer.data();
+  row_to_f32(w, 0, d, w1);
+  for (int64_t j = 0; j < d; ++j) w1[j] += 1.0f;  // ref: Gemma3RMSNorm multiplies by (1 + weight) in f32
   pool_.parallel_for(n, 32, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* xr = x.data<const float>() + r * d;
       const float ms = cpu::sum_squares_f32(xr, size_t(d)) / float(d);
       const float inv = 1.0f / std::sqrt(ms + eps);
-      cpu::scale_mul_f32(xr, inv, w1.data(), y.data<float>() + r * d, size_t(d));
+      cpu::scale_mul_f32(xr, inv, w1, y.data<float>() + r * d, size_t(d));
     }
   });
 }
@@ -219,25 +253,63 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, f
   });
 }
 
+namespace {
+
+// cos and sin of position x inv_freq for each row and frequency. Every layer of a step rotates
+// the same positions with one of two parameter sets (sliding / global), q then k: the tables
+// are computed once per set and step, not 2 x 26 times (at decode, the sines and cosines were
+// most of the time between the matrix products).
+struct RopeTable {
+  int64_t head_dim = 0;
+  double theta = 0, factor = 0;
+  std::vector<int32_t> positions;
+  std::vector<float> cs, sn;  // [n, head_dim / 2]
+
+  bool matches(std::span<const int32_t> p, int64_t hd, double th, double f) const {
+    return hd == head_dim && th == theta && f == factor && std::equal(p.begin(), p.end(), positions.begin(), positions.end());
+  }
+};
+
+const RopeTable& rope_table(std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) {
+  thread_local RopeTable tables[2];
+  thread_local int last = 0;
+  for (int i : {last, 1 - last})
+    if (tables[i].matches(positions, head_dim, theta, factor)) return tables[last = i];
+  RopeTable& t = tables[last = 1 - last];  // replaces the one used less recently
+  const int64_t half = head_dim / 2, n = int64_t(positions.size());
+  t.head_dim = head_dim;
+  t.theta = theta;
+  t.factor = factor;
+  t.positions.assign(positions.begin(), positions.end());
+  t.cs.resize(size_t(n * half));
+  t.sn.resize(size_t(n * half));
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int64_t p = 0; p < half; ++p) inv_freq[size_t(p)] = ops::rope_inv_freq(p, head_dim, theta, factor);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t p = 0; p < half; ++p) {
+      const float angle = float(positions[size_t(r)]) * inv_freq[size_t(p)];  // f32 product, as HF
+      t.cs[size_t(r * half + p)] = std::cos(angle);
+      t.sn[size_t(r * half + p)] = std::sin(angle);
+    }
+  return t;
+}
+
+}  // namespace
+
 void CpuBackend::rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) {
   ops::check_rope(x, positions, head_dim);
   const int64_t n = x.dim(0), width = x.dim(1), heads = width / head_dim, half = head_dim / 2;
-  std::vector<float> inv(static_cast<size_t>(half));
-  for (int64_t p = 0; p < half; ++p) inv[size_t(p)] = ops::rope_inv_freq(p, head_dim, theta, factor);
+  const RopeTable& table = rope_table(positions, head_dim, theta, factor);
   pool_.parallel_for(n, 4, [&](int64_t r0, int64_t r1) {
-    std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
     for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t p = 0; p < half; ++p) {
-        const float angle = float(positions[size_t(r)]) * inv[size_t(p)];  // f32 product, as HF
-        cs[size_t(p)] = std::cos(angle);
-        sn[size_t(p)] = std::sin(angle);
-      }
+      const float* cs = table.cs.data() + r * half;
+      const float* sn = table.sn.data() + r * half;
       for (int64_t h = 0; h < heads; ++h) {
         float* v = x.data<float>() + r * width + h * head_dim;
         for (int64_t p = 0; p < half; ++p) {
           const float a = v[p], b = v[p + half];
-          v[p] = a * cs[size_t(p)] - b * sn[size_t(p)];
-          v[p + half] = b * cs[size_t(p)] + a * sn[size_t(p)];
+          v[p] = a * cs[p] - b * sn[p];
+          v[p + half] = b * cs[p] + a * sn[p];
         }
       }
     }

@@ -29,6 +29,11 @@ class CpuBackend final : public Backend {
 
   void embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
+  // Block-format weights of one dtype: the activations quantized once, and at decode one job
+  // streaming through all three (or both) matrices. Otherwise the defaults.
+  void linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0, Tensor& y1,
+               Tensor& y2) override;
+  void gate_up(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out) override;
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
   void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override;
   void rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) override;
@@ -45,6 +50,8 @@ class CpuBackend final : public Backend {
  private:
   // y = x W^T for block formats without a quantized kernel: rows dequantized to f32 per task.
   void linear_dequantized(const Tensor& x, const Tensor& w, Tensor& y);
+  // Whether these weights go through one cpu::quant_linear call.
+  bool quant_fusable(std::initializer_list<const Tensor*> weights) const;
 
   ThreadPool pool_;
   cpu::BufferCache buffers_;

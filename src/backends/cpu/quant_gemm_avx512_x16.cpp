@@ -84,7 +84,8 @@ UNICORN_AVX512 void group_tile(const uint8_t* g, int64_t nb, const QuantActs& a,
 template <bool Q8, int NG>
 UNICORN_AVX512 void groups_row(const uint8_t* g, int64_t nb, const QuantActs& a, int64_t c, float* y) {
   constexpr int64_t kGroupBlockBytes = 16 * (Q8 ? 34 : 18);
-  constexpr int64_t kPrefetch = (Q8 ? 2 : 4) * kGroupBlockBytes;  // ~1-1.2 KB ahead: measured best
+  constexpr int64_t kAhead = Q8 ? 2 : 4;  // blocks, ~1-1.2 KB: measured best
+  constexpr int64_t kPrefetch = kAhead * kGroupBlockBytes;
   const int64_t group_bytes = nb * kGroupBlockBytes;
   const __m512i low4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(char(0x80));
   const int8_t* q = a.qs + c * a.row_qs;
@@ -101,8 +102,11 @@ UNICORN_AVX512 void groups_row(const uint8_t* g, int64_t nb, const QuantActs& a,
       const uint8_t* p = g + i * group_bytes + b * kGroupBlockBytes;
       // Software prefetch a few blocks ahead: the hardware prefetchers restart at every page
       // and every op, and decode ops are short (Q4_0 decode +10% on the development VM).
+      // Near the end of the groups it runs on into the next NG groups (the caller's next pass
+      // over consecutive memory), so a thread walking a share never waits for a cold start.
+      const uint8_t* pf = p + kPrefetch + (b + kAhead >= nb ? (NG - 1) * group_bytes : 0);
       for (int64_t o = 0; o < kGroupBlockBytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + o), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
       __m512i s0 = bias, s1 = _mm512_setzero_si512();
       if constexpr (Q8) {

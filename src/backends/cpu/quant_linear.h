@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -19,5 +20,17 @@ enum class QuantKernels {
 // x [n, k] f32, w [m, k] with quant_kernel_supported(w.dtype()), y [n, m] f32. Shapes are
 // checked by the caller (ops::check_linear).
 void quant_linear(ThreadPool& pool, const Tensor& x, const Tensor& w, Tensor& y, QuantKernels kernels);
+
+// Several products of the same x (attention's q, k, v; the FFN's gate and up), weights all of
+// one dtype: the activations are quantized once, and at decode (n = 1) the threads stream
+// through all the weights in one job.
+struct QuantProduct {
+  const Tensor* w;
+  Tensor* y;
+};
+void quant_linear(ThreadPool& pool, const Tensor& x, std::span<const QuantProduct> products, QuantKernels kernels);
+
+// Whether quant_linear takes weights of dtype t (plain or interleaved ggml block formats).
+bool quant_linear_supported(DType t);
 
 }  // namespace unicorn::cpu
