@@ -2,7 +2,8 @@
 # What runs on the GPU machine (see bench/RESULTS.md, CUDA): the CUDA tests, then the
 # benchmarks at real shapes with random weights. Expects .dev/bundle.tar.xz from
 # scripts/device-bundle.sh; writes logs to $OUT (default ./out).
-#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b]   (default: all)
+#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b] [profile] [nf4_27b]
+#   (default: tests bench1b bench27b vision27b)
 set -uo pipefail
 OUT=${OUT:-out}
 mkdir -p "$OUT" /tmp/u
@@ -45,4 +46,14 @@ if [[ $parts == *vision27b* ]]; then
   [[ -d /tmp/r27v ]] || $U random-model --size 27b --layers 1 --out /tmp/r27v >/dev/null
   timeout 300 $U bench -m /tmp/r27v --device cuda -p 0 -n 0 -r 5 --image examples/blue_triangle.png 2>&1 \
     | tee "$OUT/vision27b.txt"
+fi
+if [[ $parts == *nf4_27b* ]]; then
+  # 27B multimodal with every matrix in NF4 (double quantization, embedding included), a KV
+  # cache for 8192 tokens filled by a prompt of 8192 in chunks of 512, then decode and an
+  # image: the GPU memory it holds at the end (bench prints it).
+  [[ -d /tmp/r27nf4 ]] || (time $U random-model --size 27b --nf4 --out /tmp/r27nf4) 2>&1 | tail -4
+  du -sh /tmp/r27nf4
+  # --gpu-memory 16: everything but 16 GiB of the card is held back, as on a 16 GB card.
+  timeout 500 $U bench -m /tmp/r27nf4 --device cuda --gpu-memory 16 --ctx 8192 -p 8192 --chunk 512 -n 32 -r 1 \
+    --image examples/blue_triangle.png 2>&1 | tee "$OUT/nf4_27b.txt"
 fi

@@ -15,6 +15,14 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* why) {
 }
 
 double cuda_copy_bandwidth_gbs(int) { return 0.0; }
+std::shared_ptr<void> cuda_limit_memory(int index, int64_t) {
+  fail("device 'cuda:{}': this build has no CUDA backend", index);
+}
+int64_t cuda_memory_in_use(int, int64_t* total, int64_t* pool_peak) {
+  if (total) *total = 0;
+  if (pool_peak) *pool_peak = 0;
+  return 0;
+}
 std::string cuda_gemm_status() { return "no CUDA backend"; }
 
 std::unique_ptr<Backend> create_cuda_backend(int index) {

@@ -27,7 +27,8 @@ namespace {
 
 struct BenchArgs {
   std::string model, device = "cpu", quant, mmproj, image;
-  int64_t prompt = 512, gen = 128, reps = 3, batch = 1;
+  int64_t prompt = 512, gen = 128, reps = 3, batch = 1, ctx = 0, chunk = 0;
+  double gpu_limit_gib = 0;  // emulate a card of this much memory (0: the whole card)
   int threads = 0;
 };
 
@@ -68,10 +69,21 @@ int run_bench(const BenchArgs& a) {
   EngineOptions opts;
   opts.device = a.device;
   opts.threads = a.threads;
-  opts.context = std::max<int64_t>(a.prompt, a.gen) + 8;
-  opts.max_chunk = std::max<int64_t>(a.prompt, 1);
+  opts.context = std::max<int64_t>(a.ctx, std::max<int64_t>(a.prompt, a.gen) + 8);
+  opts.max_chunk = a.chunk > 0 ? a.chunk : std::max<int64_t>(a.prompt, 1);
   opts.quantize = parse_quant_type(a.quant);
   opts.mmproj = a.mmproj;
+  std::shared_ptr<void> ballast;
+  int64_t ballast_bytes = 0;
+  if (a.gpu_limit_gib > 0) {
+    if (!a.device.starts_with("cuda")) fail("--gpu-memory applies to --device cuda[:N]");
+    const int index = a.device.size() > 5 ? std::stoi(a.device.substr(5)) : 0;
+    int64_t total = 0;
+    const int64_t before = cuda_memory_in_use(index, &total);
+    ballast = cuda_limit_memory(index, int64_t(a.gpu_limit_gib * double(int64_t(1) << 30)));
+    ballast_bytes = cuda_memory_in_use(index, &total) - before;
+    fmt::print("GPU memory limited to {:.2f} GiB in all (the rest held by this process, unused)\n\n", a.gpu_limit_gib);
+  }
   const auto load_start = std::chrono::steady_clock::now();
   auto engine = Engine::load(a.model, opts);
   if (opts.quantize)
@@ -103,6 +115,21 @@ int run_bench(const BenchArgs& a) {
     return s;
   };
 
+  auto memory_report = [&] {
+    if (!a.device.starts_with("cuda")) return;
+    // What the run holds on the GPU at the end: weights, the KV caches, the stream-ordered pool
+    // (it keeps freed scratch for reuse, so this is about the peak), the CUDA context.
+    const int index = a.device.size() > 5 ? std::stoi(a.device.substr(5)) : 0;
+    int64_t total = 0, pool_peak = 0;
+    const int64_t used = cuda_memory_in_use(index, &total, &pool_peak) - ballast_bytes;
+    if (ballast) total -= ballast_bytes;
+    fmt::print("GPU memory in use after the run (all processes): {} of {} (context {} tokens, chunk {}); at most {}"
+               " at once in KV caches, activations and scratch; weights {}\n",
+               human_bytes(used), human_bytes(total), opts.context, opts.max_chunk, human_bytes(pool_peak),
+               human_bytes(weights.stats(gemma3::Component::Text).bytes + weights.stats(gemma3::Component::Vision).bytes +
+                           weights.stats(gemma3::Component::Projector).bytes));
+    ballast.reset();  // the bandwidth probe below needs room
+  };
   if (a.prompt > 0) {
     std::vector<double> tps;
     for (int64_t r = 0; r < a.reps + 1; ++r) {  // the first run warms caches and is dropped
@@ -150,6 +177,7 @@ int run_bench(const BenchArgs& a) {
       if (r > 0) tps.push_back(double(a.gen * a.batch) / seconds_since(t0));
     }
     const Stat s = row(fmt::format("tg{}", a.gen), tps);
+    memory_report();
     const double steps_per_s = s.mean / double(a.batch);
     const double read_gbs = double(step_bytes) * steps_per_s / 1e9;
     if (a.device == "cpu" || a.device == "reference") {
@@ -167,6 +195,8 @@ int run_bench(const BenchArgs& a) {
                  human_bytes(step_bytes), human_bytes(embed_bytes), read_gbs, steps_per_s, bw,
                  100.0 * read_gbs / bw, bw * 1e9 / double(step_bytes));
     }
+  } else {
+    memory_report();
   }
   return 0;
 }
@@ -181,6 +211,13 @@ const CommandRegistration bench_reg(80, [](CLI::App& app, int& exit_code) {
   cmd->add_option("-n,--n-gen", a->gen, "Generated tokens (tgN test; 0 to skip)")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-r,--repetitions", a->reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
   cmd->add_option("--batch", a->batch, "Sequences decoding together in tgN")->check(CLI::Range(1, 4096));
+  cmd->add_option("--ctx", a->ctx, "Context size of each sequence's KV cache (default: what the tests need)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--gpu-memory", a->gpu_limit_gib,
+                  "GiB of GPU memory the run may use in all, CUDA context included (emulates a smaller card)")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--chunk", a->chunk, "Prompt tokens per forward pass in ppN (default: the whole prompt)")
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--device", a->device, kDeviceHelp);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: one per core)");
   add_quant_option(*cmd, a->quant);
@@ -200,7 +237,11 @@ const CommandRegistration random_reg(81, [](CLI::App& app, int& exit_code) {
   cmd->add_option("--gguf", *gguf,
                   "Write a text-only GGUF file (--out names it) in this type instead of a bf16 folder: f16, bf16, "
                   "q8_0, q4_0, q4_k_m or q6_k, with llama-quantize's per-tensor types");
+  cmd->add_flag("--nf4", o->nf4,
+                "Matrices (the embedding too) as bitsandbytes NF4 with double quantization, as `unicorn quantize "
+                "--type nf4 --quantize-embedding` writes them");
   cmd->callback([o, out, gguf, &exit_code] {
+    if (o->nf4 && !gguf->empty()) fail("--nf4 writes a folder; it does not go with --gguf");
     if (gguf->empty()) {
       gemma3::write_random_model(*out, *o);
     } else {

@@ -109,10 +109,15 @@ class Backend {
     add(x, y, x);
     if (w_next) rms_norm(x, *w_next, eps, *next);
   }
+  // The element type of the KV cache (the k, v that attention reads): F32, or F16 on backends
+  // that halve the cache (CUDA).
+  virtual DType kv_dtype() const { return DType::F32; }
   // Softmax attention:                    q [n_q, H * hd], k, v [n_k, KVH * hd], out [n_q, H * hd]
+  // k and v are F32, or F16 on a backend whose kv_dtype() is F16.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                          const AttentionShape& shape, Tensor& out) = 0;
   // dst[rows[i], :] = src[i, :]                                  src [n, d]; dst [cap, d]
+  // dst may be F16 where src is F32 (a KV cache of kv_dtype() F16: the rows are converted).
   virtual void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) = 0;
   // dst[i, :] = src[rows[i], :]                                  src [cap, d]; dst [n, d]
   virtual void gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) = 0;

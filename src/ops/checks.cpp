@@ -51,8 +51,12 @@ void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
 void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                      const AttentionShape& s, const Tensor& out) {
   check_f32_matrix("attention", "q", q);
-  check_f32_matrix("attention", "k", k);
-  check_f32_matrix("attention", "v", v);
+  if (k.dtype() == DType::F16 && v.dtype() == DType::F16 && k.rank() == 2 && v.rank() == 2) {
+    // a half-precision KV cache (backends whose kv_dtype() is F16 take it)
+  } else {
+    check_f32_matrix("attention", "k", k);
+    check_f32_matrix("attention", "v", v);
+  }
   check_f32_matrix("attention", "out", out);
   if (s.n_heads <= 0 || s.n_kv_heads <= 0 || s.head_dim <= 0 || s.n_heads % s.n_kv_heads)
     fail("attention: bad head counts {} / {} x {}", s.n_heads, s.n_kv_heads, s.head_dim);
@@ -68,8 +72,11 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const At
     fail("attention: mask has {} key positions for {} keys", mask.k_pos.size(), k.dim(0));
 }
 
-void check_rows(const char* op, const Tensor& small, std::span<const int32_t> rows, const Tensor& big) {
-  if (small.rank() != 2 || big.rank() != 2 || small.dtype() != big.dtype() || small.dim(1) != big.dim(1))
+void check_rows(const char* op, const Tensor& small, std::span<const int32_t> rows, const Tensor& big,
+                bool f32_to_f16) {
+  const bool types_ok =
+      small.dtype() == big.dtype() || (f32_to_f16 && small.dtype() == DType::F32 && big.dtype() == DType::F16);
+  if (small.rank() != 2 || big.rank() != 2 || !types_ok || small.dim(1) != big.dim(1))
     fail("{}: {} {} and {} {} are not matrices of the same width and type", op, dtype_name(small.dtype()),
          shape_str(small.shape()), dtype_name(big.dtype()), shape_str(big.shape()));
   if (int64_t(rows.size()) != small.dim(0)) fail("{}: {} row indices for {} rows", op, rows.size(), small.dim(0));

@@ -15,7 +15,9 @@ void check_rope(const Tensor& x, std::span<const int32_t> positions, int64_t hea
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
 void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                      const AttentionShape& shape, const Tensor& out);
-void check_rows(const char* op, const Tensor& small, std::span<const int32_t> rows, const Tensor& big);
+// small and big of one dtype, or (f32_to_f16: scatter into a half-precision KV cache) F32 and F16.
+void check_rows(const char* op, const Tensor& small, std::span<const int32_t> rows, const Tensor& big,
+                bool f32_to_f16 = false);
 void check_patchify(const Tensor& image, int64_t patch, const Tensor& out);
 void check_avg_pool(const Tensor& x, int64_t side, int64_t kernel, const Tensor& out);
 // Activations are f32 matrices.

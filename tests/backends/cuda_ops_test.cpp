@@ -119,6 +119,53 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
   }
 }
 
+// Prefill products dequantize a weight into bf16 panels of at most 64 MiB: a matrix of 68 MB
+// goes in two (16384 rows, then 256), each into its columns of y. (Q4_K: Q4_0 would take the
+// int8 path at 16 rows.)
+TEST_F(CudaOps, LinearInPanels) {
+  const int64_t m = 16640, k = 2048, n = 16;
+  const Tensor w = weight(DType::Q4_K, m, k, 41);
+  const Tensor x = random_tensor(DType::F32, {n, k}, 42);
+  Tensor want = ref.alloc(DType::F32, {n, m});
+  ref.linear(bf16_rounded(x), bf16_rounded(Tensor::from_f32(w.to_f32(), {m, k})), nullptr, want);
+  const Tensor dw = gpu->prepare_weight(w);
+  Tensor got = gpu->alloc(DType::F32, {n, m});
+  gpu->linear(up(x), dw, nullptr, got);
+  expect_close(down(got), want);
+}
+
+// NF4 stays as stored on the GPU (codes, 8-bit absmax with its nested scales): with and
+// without double quantization, and blocks of 128, the f32 path matches the reference on the
+// same weights (the absmax is rebuilt exactly as the CPU rebuilds it).
+TEST_F(CudaOps, Nf4AsStored) {
+  auto f32_gpu = test::backend_or_skip("cuda-f32");
+  ASSERT_TRUE(f32_gpu);
+  const int64_t m = 200, k = 640;  // 2000 blocks of 64: 8 nested scales, the last one partial
+  const Tensor f = random_tensor(DType::F32, {m, k}, 31, 0.1f).converted(DType::BF16);
+  for (bool nested : {true, false}) {
+    for (int64_t block : {64, 128}) {
+      SCOPED_TRACE("nested=" + std::to_string(nested) + " block=" + std::to_string(block));
+      Tensor w = nf4::quantize_tensor(f, nested);
+      if (block != 64) {  // the same codes read with one absmax per 128 values
+        auto st = std::make_shared<nf4::State>(nf4::state_of(w));
+        st->blocksize = block;
+        if (nested) st->qabsmax.resize(st->qabsmax.size() / 2);
+        else st->absmax.resize(st->absmax.size() / 2);
+        w = w.with_aux(st);
+      }
+      for (int64_t n : {1, 5}) {
+        const Tensor x = random_tensor(DType::F32, {n, k}, 32);
+        Tensor want = ref.alloc(DType::F32, {n, m});
+        ref.linear(x, w, nullptr, want);
+        const Tensor dw = f32_gpu->prepare_weight(w);
+        Tensor got = f32_gpu->alloc(DType::F32, {n, m});
+        f32_gpu->linear(f32_gpu->from_host(x), dw, nullptr, got);
+        expect_close(f32_gpu->to_host(got), want);
+      }
+    }
+  }
+}
+
 // The FFN's gate/up/GELU step: fused for one row over Q4_0 / Q8_0 (int8 x), composed else.
 TEST_F(CudaOps, GateUpFusedAndComposed) {
   for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::BF16}) {
@@ -273,9 +320,37 @@ TEST_F(CudaOps, AttentionMaskCases) {
         ref.attention(q, k, v, mask, shape, want);
         b->attention(b->from_host(q), b->from_host(k), b->from_host(v), mask, shape, got);
         expect_close(b->to_host(got), want, products ? 5e-3 : 1e-4);
+        if (b != gpu.get()) continue;
+        // The default GPU backend keeps its KV cache in f16: rows written by scatter_rows
+        // (rounded to f16), then read by attention; against the reference on the rounded values.
+        ASSERT_EQ(b->kv_dtype(), DType::F16);
+        const Tensor k16 = k.converted(DType::F16), v16 = v.converted(DType::F16);
+        std::vector<int32_t> all(NK);
+        for (size_t j = 0; j < NK; ++j) all[j] = int32_t(NK - 1 - j);  // reversed: the rows really move
+        Tensor kc = b->alloc(DType::F16, {nk, c.kv_heads * c.hd}), vc = b->alloc(DType::F16, {nk, c.kv_heads * c.hd});
+        Tensor k_rev = ref.alloc(DType::F32, k.shape()), v_rev = ref.alloc(DType::F32, v.shape());
+        ref.gather_rows(k, all, k_rev);  // scattering the reversed rows puts each back in place
+        ref.gather_rows(v, all, v_rev);
+        b->scatter_rows(b->from_host(k_rev), all, kc);
+        b->scatter_rows(b->from_host(v_rev), all, vc);
+        expect_close(b->to_host(kc).converted(DType::F32), k16.converted(DType::F32), 0);
+        ref.attention(q, k16.converted(DType::F32), v16.converted(DType::F32), mask, shape, want);
+        b->attention(b->from_host(q), kc, vc, mask, shape, got);
+        expect_close(b->to_host(got), want, products ? 5e-3 : 1e-4);
       }
     }
   }
+  // The exact path keeps the cache in f32; the CPU and the reference take only f32.
+  EXPECT_EQ(f32_gpu->kv_dtype(), DType::F32);
+  {
+    test::ScopedEnv kv("UNICORN_CUDA_KV", "f32");
+    EXPECT_EQ(test::backend_or_skip("cuda")->kv_dtype(), DType::F32);
+  }
+  const Tensor q1 = random_tensor(DType::F32, {1, 64}, 12), k1 = random_tensor(DType::F16, {3, 64}, 13);
+  const std::vector<int32_t> p1 = {2}, g1 = {-1}, kp = {0, 1, 2}, kg = {-1, -1, -1};
+  Tensor o1 = ref.alloc(DType::F32, {1, 64});
+  EXPECT_THROW(ref.attention(q1, k1, k1, AttentionMask{p1, g1, kp, kg, 0, true}, AttentionShape{1, 1, 64, 1.0f}, o1),
+               Error);
 }
 
 TEST_F(CudaOps, RowsPatchesAndPooling) {

@@ -23,6 +23,11 @@ __device__ __forceinline__ bool visible(const AttentionArgs& a, int64_t i, int64
   return a.q_group[i] >= 0 && a.q_group[i] == a.k_group[j];
 }
 
+__device__ __forceinline__ float as_float(float x) { return x; }
+__device__ __forceinline__ float as_float(__half x) { return __half2float(x); }
+
+// T: the KV cache's element type (float or __half).
+template <class T>
 __global__ void __launch_bounds__(32 * kWarps) attention_kernel(AttentionArgs a) {
   const int64_t i = blockIdx.x / a.heads, h = blockIdx.x % a.heads;
   const int64_t kvh = h / (a.heads / a.kv_heads), hd = a.head_dim;
@@ -39,23 +44,23 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(AttentionArgs a)
   float m = -FLT_MAX, l = 0.0f;
   for (int64_t j = warp; j < a.n_k; j += kWarps) {
     if (!visible(a, i, j)) continue;
-    const float* k = a.k + j * kw + kvh * hd;
+    const T* k = static_cast<const T*>(a.k) + j * kw + kvh * hd;
     float s = 0.0f;
 #pragma unroll
     for (int e = 0; e < kMaxPerLane; ++e) {
       const int64_t d = lane + 32 * e;
-      if (d < hd) s += qv[e] * k[d];
+      if (d < hd) s += qv[e] * as_float(k[d]);
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     const float m_new = fmaxf(m, s);
     const float correction = __expf(m - m_new), p = __expf(s - m_new);
     l = l * correction + p;
-    const float* v = a.v + j * kw + kvh * hd;
+    const T* v = static_cast<const T*>(a.v) + j * kw + kvh * hd;
 #pragma unroll
     for (int e = 0; e < kMaxPerLane; ++e) {
       const int64_t d = lane + 32 * e;
-      acc[e] = acc[e] * correction + (d < hd ? p * v[d] : 0.0f);
+      acc[e] = acc[e] * correction + (d < hd ? p * as_float(v[d]) : 0.0f);
     }
     m = m_new;
   }
@@ -126,7 +131,10 @@ void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t r
 
 void attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.n_q == 0) return;
-  attention_kernel<<<unsigned(a.n_q * a.heads), 32 * kWarps, 0, stream>>>(a);
+  if (a.kv_f16)
+    attention_kernel<__half><<<unsigned(a.n_q * a.heads), 32 * kWarps, 0, stream>>>(a);
+  else
+    attention_kernel<float><<<unsigned(a.n_q * a.heads), 32 * kWarps, 0, stream>>>(a);
   UNICORN_CUDA_LAUNCHED();
 }
 

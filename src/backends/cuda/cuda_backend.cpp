@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -102,6 +103,12 @@ class CudaBackend final : public Backend {
     if (mode && std::string(mode) != "bf16" && std::string(mode) != "f32")
       fail("UNICORN_CUDA_GEMM='{}': expected bf16 (tensor cores, the default) or f32", mode);
     exact_f32_ = mode && std::string(mode) == "f32";
+    // The KV cache in f16 (half the memory and the bytes attention reads; llama.cpp's default),
+    // unless UNICORN_CUDA_KV=f32 or the exact f32 path.
+    const char* kv = std::getenv("UNICORN_CUDA_KV");
+    if (kv && std::string(kv) != "f16" && std::string(kv) != "f32")
+      fail("UNICORN_CUDA_KV='{}': expected f16 (the default) or f32", kv);
+    kv_f16_ = !exact_f32_ && !(kv && std::string(kv) == "f32");
     if (!exact_f32_) blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
     const char* profile = std::getenv("UNICORN_CUDA_PROFILE");
     if (profile && *profile && std::string(profile) != "0") profile_ = std::make_unique<OpProfile>();
@@ -173,19 +180,29 @@ class CudaBackend final : public Backend {
     if (blas_ && n >= kTensorCoreRows) {
       // x and the weight (dequantized, unless already bf16) as bf16 panels into cuBLAS.
       const auto xb = scratch(n * view.cols * 2);
-      std::shared_ptr<void> wb;
-      const void* wp = view.p0;
       {
         OpScope to_bf16(*this, "linear: to bf16");
         cuda::f32_to_bf16(x.data<const float>(), xb.get(), n * view.cols, ctx_->stream);
-        if (fmt != WFmt::BF16) {
-          wb = scratch(view.rows * view.cols * 2);
-          cuda::weight_to_bf16(fmt, view, wb.get(), ctx_->stream);
-          wp = wb.get();
+      }
+      if (fmt == WFmt::BF16) {
+        OpScope product(*this, "linear: cuBLAS");
+        blas_->gemm_bf16(xb.get(), view.p0, y.data<float>(), n, view.rows, view.cols);
+      } else {
+        // Other formats dequantized to bf16 panels of at most kPanelBytes (a 27B FFN matrix
+        // would take 231 MB at once), each multiplied into its columns of y.
+        const int64_t step = std::max<int64_t>(64, kPanelBytes / (view.cols * 2) / 64 * 64);
+        const int64_t panel_rows = std::min(view.rows, step);
+        const auto wb = scratch(panel_rows * view.cols * 2);
+        for (int64_t r0 = 0; r0 < view.rows; r0 += panel_rows) {
+          const int64_t r1 = std::min(view.rows, r0 + panel_rows);
+          {
+            OpScope to_bf16(*this, "linear: to bf16");
+            cuda::weight_to_bf16(fmt, view, wb.get(), ctx_->stream, r0, r1);
+          }
+          OpScope product(*this, "linear: cuBLAS");
+          blas_->gemm_bf16(xb.get(), wb.get(), y.data<float>() + r0, n, r1 - r0, view.cols, view.rows);
         }
       }
-      OpScope product(*this, "linear: cuBLAS");
-      blas_->gemm_bf16(xb.get(), wp, y.data<float>(), n, view.rows, view.cols);
       if (b) cuda::add_bias(y.data<float>(), b, n, view.rows, ctx_->stream);
       return;
     }
@@ -294,6 +311,8 @@ class CudaBackend final : public Backend {
                             next ? next->data<float>() : nullptr, x.dim(0), x.dim(1), ctx_->stream);
   }
 
+  DType kv_dtype() const override { return kv_f16_ ? DType::F16 : DType::F32; }
+
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                  const AttentionShape& shape, Tensor& out) override {
     ops::check_attention(q, k, v, mask, shape, out);
@@ -304,8 +323,9 @@ class CudaBackend final : public Backend {
     const auto k_pos = upload(mask.k_pos), k_group = upload(mask.k_group);
     cuda::AttentionArgs a;
     a.q = q.data<const float>();
-    a.k = k.data<const float>();
-    a.v = v.data<const float>();
+    a.k = k.raw();
+    a.v = v.raw();
+    a.kv_f16 = k.dtype() == DType::F16;
     a.out = out.data<float>();
     a.q_pos = q_pos.get();
     a.q_group = q_group.get();
@@ -327,9 +347,14 @@ class CudaBackend final : public Backend {
   }
 
   void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override {
-    ops::check_rows("scatter_rows", src, rows, dst);
+    ops::check_rows("scatter_rows", src, rows, dst, true);
     OpScope scope(*this, "scatter_rows");
     const auto d_rows = upload(rows);
+    if (src.dtype() != dst.dtype()) {  // f32 rows into a half-precision KV cache
+      cuda::scatter_rows_to_f16(src.data<const float>(), d_rows.get(), dst.raw(), int64_t(rows.size()), src.dim(1),
+                                ctx_->stream);
+      return;
+    }
     cuda::scatter_rows(src.raw(), d_rows.get(), dst.raw(), int64_t(rows.size()), dtype_bytes(src.dtype(), src.dim(1)),
                        ctx_->stream);
   }
@@ -381,10 +406,30 @@ class CudaBackend final : public Backend {
   // Attention of many queries (prefill, the vision tower) as matrix products on tensor cores:
   // per head S = scale Q K^T, the masked softmax over S's rows, O = S V. Query rows go in
   // slices that keep S within kScoresBytes. GQA: batches of one query head per KV head.
-  void attention_by_products(const cuda::AttentionArgs& a) {
-    static constexpr int64_t kScoresBytes = int64_t(512) << 20;
-    const int64_t H = a.heads, KVH = a.kv_heads, hd = a.head_dim, group = H / KVH, nk = a.n_k;
+  void attention_by_products(const cuda::AttentionArgs& args) {
+    // The scores of a slice of query rows: up to 512 MiB (the vision tower's 16 x 4096 x 4096
+    // in two slices) where the GPU has room, down to 64 MiB when free memory is short (27B at
+    // nf4 with 8192 tokens on a 16 GB card: a 512-token chunk's scores against 8192 keys
+    // alone are 512 MiB). Smaller slices cost launches: the vision tower 73 -> 97 ms at 64 MiB.
+    size_t free_b = 0, total_b = 0;
+    UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const int64_t kScoresBytes = std::clamp<int64_t>(int64_t(free_b) / 16, int64_t(64) << 20, int64_t(512) << 20);
+    const int64_t H = args.heads, KVH = args.kv_heads, hd = args.head_dim, group = H / KVH, nk = args.n_k;
     const int64_t qw = H * hd, kw = KVH * hd;
+    // A half-precision cache goes to the f32 products as f32 copies of the rows in use.
+    std::shared_ptr<void> k32, v32;
+    cuda::AttentionArgs a = args;
+    if (a.kv_f16) {
+      k32 = scratch(nk * kw * 4);
+      v32 = scratch(nk * kw * 4);
+      cuda::f16_to_f32(a.k, static_cast<float*>(k32.get()), nk * kw, ctx_->stream);
+      cuda::f16_to_f32(a.v, static_cast<float*>(v32.get()), nk * kw, ctx_->stream);
+      a.k = k32.get();
+      a.v = v32.get();
+      a.kv_f16 = false;
+    }
+    const float* K = static_cast<const float*>(a.k);
+    const float* V = static_cast<const float*>(a.v);
     int64_t slice = a.n_q;
     while (slice > 1 && H * slice * nk * 4 > kScoresBytes) slice = (slice + 1) / 2;
     const auto scores = scratch(H * slice * nk * 4);
@@ -393,13 +438,13 @@ class CudaBackend final : public Backend {
       const int64_t rows = std::min(slice, a.n_q - q0);
       for (int64_t g = 0; g < group; ++g) {
         // Column-major S_h^T [nk, rows] = K_h [nk, hd] Q_h^T [hd, rows], h = b * group + g.
-        blas_->gemm_f32_batched(true, false, nk, rows, hd, a.scale, {a.k, kw, hd},
+        blas_->gemm_f32_batched(true, false, nk, rows, hd, a.scale, {K, kw, hd},
                                 {a.q + q0 * qw + g * hd, qw, group * hd}, S + g * rows * nk, nk, group * rows * nk, KVH);
       }
       cuda::masked_softmax(a, S, q0, rows, ctx_->stream);
       for (int64_t g = 0; g < group; ++g) {
         // Column-major O_h^T [hd, rows] = V_h^T [hd, nk] P_h^T [nk, rows].
-        blas_->gemm_f32_batched(false, false, hd, rows, nk, 1.0f, {a.v, kw, hd}, {S + g * rows * nk, nk, group * rows * nk},
+        blas_->gemm_f32_batched(false, false, hd, rows, nk, 1.0f, {V, kw, hd}, {S + g * rows * nk, nk, group * rows * nk},
                                 a.out + q0 * qw + g * hd, qw, group * hd, KVH);
       }
     }
@@ -473,40 +518,79 @@ class CudaBackend final : public Backend {
     return it->second.data<const float>();
   }
 
-  // A weight buffer of `bytes`, uploaded from host chunks; plain cudaMalloc (weights live as
-  // long as the model and would fragment the stream-ordered pool).
+  // A weight buffer uploaded from host chunks (each part 256-byte aligned). Weights live as
+  // long as the model, so they come from chunks of kArenaBytes (plain cudaMalloc, outside the
+  // stream-ordered pool): one cudaMalloc per weight rounds each up to 2 MiB pages. A chunk is
+  // freed when its last weight is.
   Tensor upload_weight(DType dtype, const Shape& shape, const std::vector<std::pair<const void*, int64_t>>& parts,
                        std::vector<const uint8_t*>* starts) {
     int64_t total = 0;
-    for (const auto& [_, n] : parts) total += (n + 255) / 256 * 256;  // each part 256-byte aligned
-    void* p = nullptr;
-    const cudaError_t e = cudaMalloc(&p, size_t(std::max<int64_t>(total, 1)));
-    if (e != cudaSuccess) {
-      cudaGetLastError();
-      size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo(&free_b, &total_b);
-      fail("cuda:{}: out of GPU memory for a {} weight {} ({:.1f} MiB; {:.2f} of {:.2f} GiB free)", ctx_->device,
-           dtype_name(dtype), shape_str(shape), double(total) / (1 << 20), double(free_b) / (1 << 30),
-           double(total_b) / (1 << 30));
-    }
+    for (const auto& [_, n] : parts) total += (n + 255) / 256 * 256;
+    total = std::max<int64_t>(total, 256);
+    auto [base, owner] = arena_alloc(total, dtype, shape);
     int64_t at = 0;
     for (const auto& [src, n] : parts) {
-      uint8_t* dst = static_cast<uint8_t*>(p) + at;
+      uint8_t* dst = base + at;
       if (starts) starts->push_back(dst);
       UNICORN_CUDA_CHECK(cudaMemcpy(dst, src, size_t(n), cudaMemcpyHostToDevice));
       at += (n + 255) / 256 * 256;
     }
-    const int device = ctx_->device;
-    std::shared_ptr<const void> owner(p, [device](const void* q) {
-      set_device_quietly(device);
-      cudaFree(const_cast<void*>(q));
-    });
-    return Tensor::view(dtype, shape, p, owner);
+    return Tensor::view(dtype, shape, base, std::move(owner));
+  }
+
+  static constexpr int64_t kArenaBytes = int64_t(256) << 20;
+  struct ArenaChunk {
+    uint8_t* base = nullptr;
+    int64_t size = 0, used = 0;
+  };
+
+  std::pair<uint8_t*, std::shared_ptr<const void>> arena_alloc(int64_t bytes, DType dtype, const Shape& shape) {
+    std::lock_guard<std::mutex> lock(arena_mutex_);
+    // First fit over the chunks still alive, so small weights fill the ends of chunks a large
+    // one did not fit (27B's 57 MB FFN matrices left up to 11% of each chunk empty otherwise).
+    std::shared_ptr<ArenaChunk> chunk;
+    for (size_t i = 0; i < arena_.size();) {
+      auto c = arena_[i].lock();
+      if (!c) {
+        arena_.erase(arena_.begin() + int64_t(i));
+        continue;
+      }
+      if (c->size - c->used >= bytes) {
+        chunk = std::move(c);
+        break;
+      }
+      ++i;
+    }
+    if (!chunk) {
+      const int64_t size = std::max(kArenaBytes, bytes);
+      void* p = nullptr;
+      const cudaError_t e = cudaMalloc(&p, size_t(size));
+      if (e != cudaSuccess) {
+        cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        fail("cuda:{}: out of GPU memory for a {} weight {} ({:.1f} MiB; {:.2f} of {:.2f} GiB free)", ctx_->device,
+             dtype_name(dtype), shape_str(shape), double(bytes) / (1 << 20), double(free_b) / (1 << 30),
+             double(total_b) / (1 << 30));
+      }
+      const int device = ctx_->device;
+      chunk = std::shared_ptr<ArenaChunk>(new ArenaChunk{static_cast<uint8_t*>(p), size, 0}, [device](ArenaChunk* c) {
+        set_device_quietly(device);
+        cudaFree(c->base);
+        delete c;
+      });
+      if (size == kArenaBytes) arena_.push_back(chunk);  // a weight larger than a chunk has its own
+    }
+    uint8_t* p = chunk->base + chunk->used;
+    chunk->used += (bytes + 255) / 256 * 256;
+    return {p, std::shared_ptr<const void>(chunk, p)};
   }
 
   // Rows of x from which products go to cuBLAS (below: the matrix-vector kernels, which read
   // each weight once for up to 8 rows, and the f32 tile kernel).
   static constexpr int64_t kTensorCoreRows = 16;
+  // The largest bf16 panel a weight is dequantized into for cuBLAS at once.
+  static constexpr int64_t kPanelBytes = int64_t(64) << 20;
   // Rows of x up to which Q4_0 / Q8_0 products stay in integers (decode batches): reading the
   // weights once per 16 rows beats dequantizing them to bf16 for cuBLAS until about here.
   static constexpr int64_t kInt8Rows = 64;
@@ -514,6 +598,9 @@ class CudaBackend final : public Backend {
   std::shared_ptr<Context> ctx_;
   // UNICORN_CUDA_GEMM=f32: every product in f32 (no tensor cores, no int8 activations).
   bool exact_f32_ = false;
+  bool kv_f16_ = true;
+  std::vector<std::weak_ptr<ArenaChunk>> arena_;  // the chunks weights go into
+  std::mutex arena_mutex_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;
   std::string blas_missing_;
@@ -531,7 +618,8 @@ Tensor CudaBackend::prepare_weight(const Tensor& host) {
     return upload_weight(DType::F32, host.shape(), {{v.data(), int64_t(v.size()) * 4}}, nullptr);
   }
   const int64_t cols = host.dim(-1), rows = host.numel() / cols;
-  auto with_view = [&](Tensor dev, WFmt fmt, const std::vector<const uint8_t*>& starts, const float* levels) {
+  auto with_view = [&](Tensor dev, WFmt fmt, const std::vector<const uint8_t*>& starts, const float* levels,
+                       const std::function<void(WeightView&)>& adjust = nullptr) {
     auto cw = std::make_shared<CudaWeight>();
     cw->fmt = fmt;
     cw->view.p0 = starts[0];
@@ -541,6 +629,7 @@ Tensor CudaBackend::prepare_weight(const Tensor& host) {
     cw->view.levels = levels;
     cw->view.rows = rows;
     cw->view.cols = cols;
+    if (adjust) adjust(cw->view);
     return dev.with_aux(cw);
   };
   std::vector<const uint8_t*> starts;
@@ -595,16 +684,36 @@ Tensor CudaBackend::prepare_weight(const Tensor& host) {
       const auto* st = dynamic_cast<const nf4::State*>(host.aux().get());
       if (!st) fail("cuda: NF4 weight {} without its quantization state", shape_str(host.shape()));
       if (st->blocksize % 64 == 0 && cols % 64 == 0) {
-        // One absmax per 64 values (a larger block's repeated), double quantization undone.
-        const int64_t groups = rows * cols / 64, per = st->blocksize / 64;
-        std::vector<float> absmax(static_cast<size_t>(groups));
-        for (int64_t gi = 0; gi < groups; ++gi) absmax[size_t(gi)] = st->block_absmax(gi / per);
-        std::vector<float> levels(st->quant_map.begin(), st->quant_map.end());
-        if (levels.size() != 16) fail("cuda: NF4 weight {} has {} levels, expected 16", shape_str(host.shape()), levels.size());
-        Tensor d = upload_weight(t, host.shape(),
-                                 {{host.raw(), rows * cols / 2}, {absmax.data(), groups * 4}, {levels.data(), 64}},
-                                 &starts);
-        return with_view(d, WFmt::NF4, starts, reinterpret_cast<const float*>(starts[2]));
+        // Kept as stored (4.13 bits a value with double quantization): the kernels undo the
+        // nested quantization of the absmax as they read it.
+        if (st->quant_map.size() != 16)
+          fail("cuda: NF4 weight {} has {} levels, expected 16", shape_str(host.shape()), st->quant_map.size());
+        std::vector<float> tables(16 + 256 + 1, 0.0f);
+        std::copy(st->quant_map.begin(), st->quant_map.end(), tables.begin());
+        const int64_t blocks = st->blocks();
+        if (blocks * st->blocksize != rows * cols)
+          fail("cuda: NF4 weight {} has {} absmax blocks of {}, expected {} values", shape_str(host.shape()), blocks,
+               st->blocksize, rows * cols);
+        std::vector<std::pair<const void*, int64_t>> parts = {{host.raw(), rows * cols / 2}};
+        if (st->nested) {
+          if (st->nested_code.size() != 256 || st->nested_blocksize <= 0 ||
+              int64_t(st->nested_absmax.size()) * st->nested_blocksize < blocks)
+            fail("cuda: NF4 weight {} has an inconsistent nested quantization state", shape_str(host.shape()));
+          std::copy(st->nested_code.begin(), st->nested_code.end(), tables.begin() + 16);
+          tables[16 + 256] = st->offset;
+          parts.push_back({st->qabsmax.data(), blocks});
+          parts.push_back({st->nested_absmax.data(), int64_t(st->nested_absmax.size()) * 4});
+        } else {
+          parts.push_back({st->absmax.data(), blocks * 4});
+        }
+        parts.push_back({tables.data(), int64_t(tables.size()) * 4});
+        Tensor d = upload_weight(t, host.shape(), parts, &starts);
+        return with_view(d, WFmt::NF4, starts, reinterpret_cast<const float*>(starts.back()), [&](WeightView& v) {
+          v.p2 = st->nested ? starts[2] : nullptr;
+          v.p3 = nullptr;
+          v.nf4_block = st->blocksize;
+          v.nf4_nested = st->nested ? st->nested_blocksize : 1;
+        });
       }
       break;  // other block sizes: f16 below
     }

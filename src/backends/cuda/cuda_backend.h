@@ -37,6 +37,14 @@ std::string cuda_gemm_status();
 // Measured DRAM throughput of GPU `index`: a device-to-device copy of 1 GiB, bytes read +
 // written per second (GB/s). 0 without CUDA.
 double cuda_copy_bandwidth_gbs(int index);
+// Bytes of GPU `index`'s memory in use (by every process: total - free, cudaMemGetInfo), its
+// total in *total, and in *pool_peak the most this process ever had allocated at once from the
+// stream-ordered pool (activations, KV caches, scratch; weights are outside it). 0 without CUDA.
+int64_t cuda_memory_in_use(int index, int64_t* total, int64_t* pool_peak = nullptr);
+// Emulates a smaller card: allocates (and holds until the handle goes) all of GPU `index`'s
+// free memory but what keeps the device's total use at `limit` bytes. Error if more than that
+// is in use already.
+std::shared_ptr<void> cuda_limit_memory(int index, int64_t limit);
 // The backend on GPU `index`; throws Error if it does not exist.
 std::unique_ptr<Backend> create_cuda_backend(int index);
 

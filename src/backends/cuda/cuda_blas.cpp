@@ -89,11 +89,12 @@ Blas::~Blas() {
   if (handle_) api().destroy(static_cast<cublasHandle_t>(handle_));
 }
 
-void Blas::gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
-  // Column-major view: y^T [m, n] = W [m, k] (stored as k x m: transposed) * x^T [k, n].
+void Blas::gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy) {
+  // Column-major view: y^T [m, n] = W [m, k] (stored as k x m: transposed) * x^T [k, n]; rows
+  // of y ldy apart (0: m).
   const float one = 1.0f, zero = 0.0f;
   check_blas(api().gemm_ex(static_cast<cublasHandle_t>(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(m), int(n), int(k),
-                           &one, w, CUDA_R_16BF, int(k), x, CUDA_R_16BF, int(k), &zero, y, CUDA_R_32F, int(m),
+                           &one, w, CUDA_R_16BF, int(k), x, CUDA_R_16BF, int(k), &zero, y, CUDA_R_32F, int(ldy > 0 ? ldy : m),
                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              "GemmEx");
 }

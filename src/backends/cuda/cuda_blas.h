@@ -24,7 +24,7 @@ class Blas {
   static std::string unavailable_reason();
 
   // Row-major y [n, m] = x [n, k] W [m, k]^T: x and W bf16, y f32, f32 accumulation.
-  void gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k);
+  void gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy = 0);
 
   // Column-major C_b = alpha op(A_b) op(B_b) for b < batch (A_b = A + b * stride_a, ...): f32
   // matrices on TF32 tensor cores (10-bit mantissa products, f32 accumulation).

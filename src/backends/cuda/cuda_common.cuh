@@ -111,9 +111,13 @@ __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int
       }
     }
   } else if constexpr (F == WFmt::NF4) {
-    const int64_t e = row * w.cols + chunk * 32;
+    const int64_t e = row * w.cols + chunk * 32, b = e / w.nf4_block;  // 32 values never straddle blocks
     const uint4 v = *reinterpret_cast<const uint4*>(w.p0 + e / 2);
-    const float a = reinterpret_cast<const float*>(w.p1)[e / 64];
+    // As nf4::State::block_absmax, rounding each step (no fused multiply-add), so the values
+    // equal the CPU's.
+    const float a = w.p2 ? __fadd_rn(__fmul_rn(w.levels[16 + w.p1[b]], reinterpret_cast<const float*>(w.p2)[b / w.nf4_nested]),
+                                     w.levels[16 + 256])
+                         : reinterpret_cast<const float*>(w.p1)[b];
     const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int j = 0; j < 16; ++j) {

@@ -10,6 +10,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_blas.h"
 #include "backends/cuda/cuda_support.h"
+#include "core/error.h"
 
 namespace unicorn {
 
@@ -84,6 +85,39 @@ double cuda_copy_bandwidth_gbs(int index) {
   cudaFree(a);
   cudaFree(b);
   return 2.0 * double(bytes) * reps / (double(ms) * 1e-3) / 1e9;
+}
+
+int64_t cuda_memory_in_use(int index, int64_t* total, int64_t* pool_peak) {
+  cuda::use_device(index);
+  size_t free_b = 0, total_b = 0;
+  UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  if (total) *total = int64_t(total_b);
+  if (pool_peak) {
+    cudaMemPool_t pool;
+    uint64_t high = 0;
+    UNICORN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
+    UNICORN_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+    *pool_peak = int64_t(high);
+  }
+  return int64_t(total_b - free_b);
+}
+
+std::shared_ptr<void> cuda_limit_memory(int index, int64_t limit) {
+  cuda::use_device(index);
+  size_t free_b = 0, total_b = 0;
+  UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const int64_t used = int64_t(total_b - free_b);
+  if (used > limit)
+    fail("cuda:{}: {:.2f} GiB already in use, more than the limit of {:.2f} GiB", index, double(used) / (1 << 30),
+         double(limit) / (1 << 30));
+  const int64_t ballast = int64_t(free_b) - (limit - used);
+  if (ballast <= 0) return nullptr;
+  void* p = nullptr;
+  UNICORN_CUDA_CHECK(cudaMalloc(&p, size_t(ballast)));
+  return std::shared_ptr<void>(p, [index](void* q) {
+    cuda::set_device_quietly(index);
+    cudaFree(q);
+  });
 }
 
 }  // namespace unicorn

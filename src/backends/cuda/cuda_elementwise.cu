@@ -206,6 +206,20 @@ void move_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64
   UNICORN_CUDA_LAUNCHED();
 }
 
+// Rows of f32 into a half-precision KV cache: dst[rows[r]][e] = half(src[r][e]).
+__global__ void scatter_rows_to_f16_kernel(const float* __restrict__ src, const int32_t* __restrict__ rows,
+                                           __half* __restrict__ dst, int64_t n, int64_t width) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * width) return;
+  const int64_t r = i / width, e = i % width;
+  dst[int64_t(rows[r]) * width + e] = __float2half_rn(src[i]);
+}
+
+__global__ void f16_to_f32_kernel(const __half* __restrict__ x, float* __restrict__ out, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = __half2float(x[i]);
+}
+
 // image [3, S, S] -> out [(S/p)^2, 3 * p * p], (channel, y, x) order within a patch.
 __global__ void patchify_kernel(const float* __restrict__ image, int64_t size, int64_t patch, float* __restrict__ out) {
   const int64_t side = size / patch, width = 3 * patch * patch;
@@ -294,6 +308,20 @@ void scatter_rows(const void* src, const int32_t* rows, void* dst, int64_t n, in
 
 void gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream) {
   move_rows<false>(src, rows, dst, n, row_bytes, stream);
+}
+
+void scatter_rows_to_f16(const float* src, const int32_t* rows, void* dst, int64_t n, int64_t width,
+                         cudaStream_t stream) {
+  if (n * width == 0) return;
+  scatter_rows_to_f16_kernel<<<blocks_for(n * width, 256), 256, 0, stream>>>(src, rows, static_cast<__half*>(dst), n,
+                                                                              width);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  f16_to_f32_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(static_cast<const __half*>(x), out, count);
+  UNICORN_CUDA_LAUNCHED();
 }
 
 void patchify(const float* image, int64_t size, int64_t patch, float* out, cudaStream_t stream) {

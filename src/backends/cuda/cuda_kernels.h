@@ -23,8 +23,11 @@ void check(cudaError_t e, const char* what, const char* file, int line);
 //   Q4_K: ggml's 144-byte super-blocks unchanged.
 //   Q6_K: ggml's 210-byte super-blocks split for aligned loads: ql [blocks][128], then
 //         qh [blocks][64] (p1), scales [blocks][16] int8 (p2), d [blocks] f16 (p3).
-//   NF4: codes [rows * cols / 2] (first value in the high nibble), absmax [rows * cols / 64] f32
-//        (double quantization undone at upload), then the 16 levels f32.
+//   NF4: codes [rows * cols / 2] (first value in the high nibble), as bitsandbytes stores them:
+//        with double quantization, qabsmax [blocks] uint8 (p1) and nested_absmax
+//        [blocks / nf4_nested] f32 (p2), absmax = code[qabsmax] * nested_absmax + offset;
+//        without, absmax [blocks] f32 (p1) and p2 null. `levels`: the 16 levels, then the 256
+//        nested code values, then the offset (f32).
 enum class WFmt : int { F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K, NF4 };
 
 struct WeightView {
@@ -34,6 +37,8 @@ struct WeightView {
   const uint8_t* p3 = nullptr;  // Q6_K d
   const float* levels = nullptr;  // NF4
   int64_t rows = 0, cols = 0;
+  int64_t nf4_block = 64;   // NF4: values per absmax
+  int64_t nf4_nested = 256;  // NF4: absmax blocks per nested_absmax
 };
 
 // y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 / Q6_K products
@@ -57,7 +62,8 @@ void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const 
 // For tensor-core products (cuda_blas.h): x f32 -> bf16; any weight -> bf16 [rows, cols];
 // y [n, m] += bias [m].
 void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream);
-void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream);
+// weight_to_bf16: rows [r0, r1) (r1 < 0: to the end) into out [r1 - r0, cols].
+void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream, int64_t r0 = 0, int64_t r1 = -1);
 void add_bias(float* y, const float* bias, int64_t n, int64_t m, cudaStream_t stream);
 // out [n, w.cols] = W[ids[i], :] * scale
 void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n,
@@ -83,13 +89,19 @@ void add(const float* a, const float* b, float* out, int64_t count, cudaStream_t
 // dst[rows[i], :] = src[i, :] (scatter) or dst[i, :] = src[rows[i], :] (gather); rows of `bytes`.
 void scatter_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream);
 void gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream);
+// Rows of f32 [n, width] into a half-precision cache: dst[rows[i]] = half(src[i]) (round to nearest).
+void scatter_rows_to_f16(const float* src, const int32_t* rows, void* dst, int64_t n, int64_t width,
+                         cudaStream_t stream);
+// out [count] f32 = x [count] f16.
+void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream);
 void patchify(const float* image, int64_t size, int64_t patch, float* out, cudaStream_t stream);
 void avg_pool_grid(const float* x, int64_t side, int64_t kernel, int64_t channels, float* out, cudaStream_t stream);
 
 struct AttentionArgs {
   const float* q = nullptr;  // [n_q, H * hd]
-  const float* k = nullptr;  // [n_k, KVH * hd]
-  const float* v = nullptr;
+  const void* k = nullptr;  // [n_k, KVH * hd], f32 or (kv_f16) f16
+  const void* v = nullptr;
+  bool kv_f16 = false;
   float* out = nullptr;      // [n_q, H * hd]
   const int32_t* q_pos = nullptr;
   const int32_t* q_group = nullptr;

@@ -611,15 +611,16 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* _
 
 // Four threads a 32-value chunk, each writing 8 bf16 values as one 16-byte store, so a warp's
 // stores are contiguous (the chunk's decode is repeated; its loads hit L1).
+// Rows r0 .. r0 + rows - 1 of w into out [rows, cols].
 template <WFmt F>
-__global__ void weight_chunks_to_bf16_kernel(WeightView w, __nv_bfloat16* __restrict__ out) {
+__global__ void weight_chunks_to_bf16_kernel(WeightView w, int64_t r0, int64_t rows, __nv_bfloat16* __restrict__ out) {
   const int64_t chunks = w.cols / 32;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (row, chunk, quarter)
-  if (i >= w.rows * chunks * 4) return;
+  if (i >= rows * chunks * 4) return;
   const int64_t chunk = i / 4;
   const int part = int(i % 4);
   float v[32];
-  load_chunk<F>(w, chunk / chunks, chunk % chunks, v);
+  load_chunk<F>(w, r0 + chunk / chunks, chunk % chunks, v);
   uint32_t words[4] = {0, 0, 0, 0};
 #pragma unroll
   for (int p = 0; p < 4; ++p) {  // static indices keep v in registers
@@ -634,9 +635,9 @@ __global__ void weight_chunks_to_bf16_kernel(WeightView w, __nv_bfloat16* __rest
 }
 
 template <WFmt F>
-__global__ void weight_elems_to_bf16_kernel(WeightView w, __nv_bfloat16* __restrict__ out) {
+__global__ void weight_elems_to_bf16_kernel(WeightView w, int64_t r0, int64_t rows, __nv_bfloat16* __restrict__ out) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < w.rows * w.cols) out[i] = __float2bfloat16_rn(load_elem<F>(w, i / w.cols, i % w.cols));
+  if (i < rows * w.cols) out[i] = __float2bfloat16_rn(load_elem<F>(w, r0 + i / w.cols, i % w.cols));
 }
 
 __global__ void add_bias_kernel(float* y, const float* __restrict__ bias, int64_t n, int64_t m) {
@@ -695,19 +696,22 @@ void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream) 
   UNICORN_CUDA_LAUNCHED();
 }
 
-void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream) {
+void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream, int64_t r0, int64_t r1) {
+  if (r1 < 0) r1 = w.rows;
+  const int64_t rows = r1 - r0;
+  if (rows <= 0) return;
   auto* o = static_cast<__nv_bfloat16*>(out);
   with_format(fmt, [&](auto f) {
     constexpr WFmt F = decltype(f)::value;
     constexpr bool kPlain = F == WFmt::F32 || F == WFmt::F16 || F == WFmt::BF16;
     if (kPlain && w.cols % 32 != 0) {
       if constexpr (kPlain) {
-        const int64_t total = w.rows * w.cols;
-        weight_elems_to_bf16_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, o);
+        const int64_t total = rows * w.cols;
+        weight_elems_to_bf16_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, r0, rows, o);
       }
     } else {
-      const int64_t total = w.rows * (w.cols / 32) * 4;
-      weight_chunks_to_bf16_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, o);
+      const int64_t total = rows * (w.cols / 32) * 4;
+      weight_chunks_to_bf16_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, r0, rows, o);
     }
   });
   UNICORN_CUDA_LAUNCHED();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,8 @@ using ExportProgress = std::function<void(int64_t, int64_t, const std::string&)>
 // integration loads, which quantizes linear layers only.
 void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, const ExportProgress& progress,
                     bool quantize_embedding = false);
+// config.json's quantization_config for a folder export_bnb_nf4 writes.
+nlohmann::json bnb_nf4_quantization_config(bool quantize_embedding);
 
 // GGUF files as llama.cpp writes Gemma 3 (arch "gemma3", its tensor names and metadata keys,
 // text norm weights in F32 with 1 added, the SentencePiece-style vocabulary built from

@@ -31,6 +31,25 @@ void copy_side_files(const std::string& src, const std::string& out) {
 
 }  // namespace
 
+json bnb_nf4_quantization_config(bool quantize_embedding) {
+  return {
+      {"_load_in_4bit", true},
+      {"_load_in_8bit", false},
+      {"bnb_4bit_compute_dtype", "bfloat16"},
+      {"bnb_4bit_quant_storage", "uint8"},
+      {"bnb_4bit_quant_type", "nf4"},
+      {"bnb_4bit_use_double_quant", true},
+      {"llm_int8_enable_fp32_cpu_offload", false},
+      {"llm_int8_has_fp16_weight", false},
+      {"llm_int8_skip_modules", {"lm_head", "multi_modal_projector"}},
+      {"unicorn_quantized_embedding", quantize_embedding},
+      {"llm_int8_threshold", 6.0},
+      {"load_in_4bit", true},
+      {"load_in_8bit", false},
+      {"quant_method", "bitsandbytes"},
+  };
+}
+
 void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, const ExportProgress& progress,
                     bool quantize_embedding) {
   const Config config = load_config(src_dir);
@@ -62,23 +81,7 @@ void export_bnb_nf4(const std::string& src_dir, const std::string& out_dir, cons
   writer.write((fs::path(out_dir) / "model.safetensors").string());
 
   json cfg = json::parse(read_file((fs::path(src_dir) / "config.json").string()));
-  const std::string compute = "bfloat16";
-  cfg["quantization_config"] = {
-      {"_load_in_4bit", true},
-      {"_load_in_8bit", false},
-      {"bnb_4bit_compute_dtype", compute},
-      {"bnb_4bit_quant_storage", "uint8"},
-      {"bnb_4bit_quant_type", "nf4"},
-      {"bnb_4bit_use_double_quant", true},
-      {"llm_int8_enable_fp32_cpu_offload", false},
-      {"llm_int8_has_fp16_weight", false},
-      {"llm_int8_skip_modules", {"lm_head", "multi_modal_projector"}},
-      {"unicorn_quantized_embedding", quantize_embedding},
-      {"llm_int8_threshold", 6.0},
-      {"load_in_4bit", true},
-      {"load_in_8bit", false},
-      {"quant_method", "bitsandbytes"},
-  };
+  cfg["quantization_config"] = bnb_nf4_quantization_config(quantize_embedding);
   write_file((fs::path(out_dir) / "config.json").string(), cfg.dump(2) + "\n");
   copy_side_files(src_dir, out_dir);
 }

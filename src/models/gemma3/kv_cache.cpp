@@ -15,8 +15,8 @@ KvCache::KvCache(Backend& backend, const TextConfig& config, int64_t context, in
   const int64_t width = config.num_key_value_heads * config.head_dim;
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     const int64_t slots = config.is_sliding(l) ? ring_ : context_;
-    k_.push_back(backend.alloc(DType::F32, {slots, width}));
-    v_.push_back(backend.alloc(DType::F32, {slots, width}));
+    k_.push_back(backend.alloc(backend.kv_dtype(), {slots, width}));
+    v_.push_back(backend.alloc(backend.kv_dtype(), {slots, width}));
   }
   truncate_all();
 }

@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
+#include "core/quant/nf4.h"
+#include "core/thread_pool.h"
+#include "formats/bnb.h"
 #include "core/error.h"
 #include "formats/mapped_file.h"
 #include "formats/safetensors.h"
@@ -50,22 +53,47 @@ void write_random_model(const std::string& dir, const RandomModelOptions& o) {
 
   // Values uniform in [-0.02, 0.02) from a fast xorshift generator: the numbers do not
   // matter for speed, only that they are finite and not all equal.
+  auto fill = [](uint64_t seed, int64_t n, void* bytes) {
+    uint64_t s = seed | 1;
+    auto* out = static_cast<uint16_t*>(bytes);
+    for (int64_t i = 0; i < n; ++i) {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      const float u = float(s >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+      out[i] = f32_to_bf16((u - 0.5f) * 0.04f);
+    }
+  };
   SafetensorsWriter w;
-  uint64_t tensor_index = 0;
-  for (const TensorSpec& spec : tensor_table(config)) {
-    const uint64_t seed = o.seed * 0x9E3779B97F4A7C15ull + ++tensor_index;
-    w.add_generated(hf_prefixes(spec.component, config.multimodal()).front() + spec.inner, DType::BF16, spec.shape,
-                    [seed, n = shape_numel(spec.shape)](void* bytes) {
-                      uint64_t s = seed | 1;
-                      auto* out = static_cast<uint16_t*>(bytes);
-                      for (int64_t i = 0; i < n; ++i) {
-                        s ^= s << 13;
-                        s ^= s >> 7;
-                        s ^= s << 17;
-                        const float u = float(s >> 40) * (1.0f / 16777216.0f);  // [0, 1)
-                        out[i] = f32_to_bf16((u - 0.5f) * 0.04f);
-                      }
-                    });
+  const std::vector<TensorSpec> specs = tensor_table(config);
+  auto seed_of = [&](size_t i) { return o.seed * 0x9E3779B97F4A7C15ull + uint64_t(i) + 1; };
+  auto name_of = [&](const TensorSpec& spec) {
+    return hf_prefixes(spec.component, config.multimodal()).front() + spec.inner;
+  };
+  if (o.nf4) {
+    // Every matrix as NF4 with double quantization (what `unicorn quantize --type nf4
+    // --quantize-embedding` writes), quantized on all cores: at 27B that is most of the work.
+    std::vector<Tensor> made(specs.size());
+    ThreadPool pool;
+    pool.parallel_tasks(int64_t(specs.size()), [&](int64_t i) {
+      const TensorSpec& spec = specs[size_t(i)];
+      Tensor t = Tensor::zeros(DType::BF16, spec.shape);
+      fill(seed_of(size_t(i)), shape_numel(spec.shape), t.raw());
+      made[size_t(i)] = spec.matrix ? nf4::quantize_tensor(t, true) : t;
+    });
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (specs[i].matrix)
+        bnb::add_4bit(w, name_of(specs[i]), made[i]);
+      else
+        w.add(name_of(specs[i]), made[i]);
+    }
+    nlohmann::json c = cfg;
+    c["quantization_config"] = bnb_nf4_quantization_config(true);
+    write_file((std::filesystem::path(dir) / "config.json").string(), c.dump(2) + "\n");
+  } else {
+    for (size_t i = 0; i < specs.size(); ++i)
+      w.add_generated(name_of(specs[i]), DType::BF16, specs[i].shape,
+                      [&fill, seed = seed_of(i), n = shape_numel(specs[i].shape)](void* bytes) { fill(seed, n, bytes); });
   }
   w.set_metadata("format", "pt");
   w.write((std::filesystem::path(dir) / "model.safetensors").string());

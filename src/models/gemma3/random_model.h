@@ -11,10 +11,12 @@ struct RandomModelOptions {
   std::string size = "1b";   // a published size (presets.h)
   int64_t layers = 0;        // 0: as published
   bool text_only = false;    // drop the vision tower of a multimodal size
+  bool nf4 = false;          // matrices (the embedding too) as bitsandbytes NF4, as `unicorn quantize --type nf4 --quantize-embedding`
   uint64_t seed = 1;
 };
 
-// Writes config.json and model.safetensors (bf16, HF hub names) into `dir` (created).
+// Writes config.json and model.safetensors (bf16, HF hub names; or NF4 in bitsandbytes'
+// serialization) into `dir` (created).
 void write_random_model(const std::string& dir, const RandomModelOptions& options);
 // Writes a text-only GGUF file of that shape in a llama.cpp export type (export.h).
 enum class GgufExportType;
