@@ -41,6 +41,20 @@ struct AttentionShape {
   float scale = 1.0f;  // multiplies q.k before the softmax
 };
 
+// One sequence's share of an attention step over several sequences (decode of a batch): its
+// new keys and values go into its own cache at `slots`, then its queries attend to cache rows
+// [0, used) under `mask`.
+struct AttentionJob {
+  Tensor q;                         // [n_q, H * hd]
+  Tensor k_new, v_new;              // [n_q, KVH * hd] f32
+  std::span<const int32_t> slots;   // [n_q] cache rows they go to
+  Tensor* k_cache = nullptr;        // [cap, KVH * hd] in kv_dtype()
+  Tensor* v_cache = nullptr;
+  int64_t used = 0;                 // cache rows read
+  AttentionMask mask;               // over those rows
+  Tensor out;                       // [n_q, H * hd]
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -116,6 +130,16 @@ class Backend {
   // k and v are F32, or F16 on a backend whose kv_dtype() is F16.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                          const AttentionShape& shape, Tensor& out) = 0;
+  // Each job's KV writes and attention, as scatter_rows and attention do them one by one; a
+  // backend may run all the jobs' writes and attention in one launch each.
+  virtual void attention_jobs(std::span<AttentionJob> jobs, const AttentionShape& shape) {
+    for (AttentionJob& j : jobs) {
+      scatter_rows(j.k_new, j.slots, *j.k_cache);
+      scatter_rows(j.v_new, j.slots, *j.v_cache);
+      const Tensor k = j.k_cache->rows(0, j.used), v = j.v_cache->rows(0, j.used);
+      attention(j.q, k, v, j.mask, shape, j.out);
+    }
+  }
   // dst[rows[i], :] = src[i, :]                                  src [n, d]; dst [cap, d]
   // dst may be F16 where src is F32 (a KV cache of kv_dtype() F16: the rows are converted).
   virtual void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) = 0;

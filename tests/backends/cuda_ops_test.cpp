@@ -119,10 +119,12 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
   }
 }
 
-// Prefill products dequantize a weight into bf16 panels of at most 64 MiB: a matrix of 68 MB
-// goes in two (16384 rows, then 256), each into its columns of y. (Q4_K: Q4_0 would take the
-// int8 path at 16 rows.)
+// Prefill products dequantize a weight into bf16 panels of 64 MiB when free memory is short
+// (emulated: all but 1 GiB more than now is held back): a matrix of 68 MB goes in two (16384
+// rows, then 256), each into its columns of y. (Q4_K: Q4_0 would take the int8 path at 16 rows.)
 TEST_F(CudaOps, LinearInPanels) {
+  int64_t total = 0;
+  const auto hold = cuda_limit_memory(0, cuda_memory_in_use(0, &total) + (int64_t(1) << 30));
   const int64_t m = 16640, k = 2048, n = 16;
   const Tensor w = weight(DType::Q4_K, m, k, 41);
   const Tensor x = random_tensor(DType::F32, {n, k}, 42);
@@ -351,6 +353,83 @@ TEST_F(CudaOps, AttentionMaskCases) {
   Tensor o1 = ref.alloc(DType::F32, {1, 64});
   EXPECT_THROW(ref.attention(q1, k1, k1, AttentionMask{p1, g1, kp, kg, 0, true}, AttentionShape{1, 1, 64, 1.0f}, o1),
                Error);
+}
+
+// A decode batch: every sequence's KV writes and attention in one launch each, against the
+// same jobs one by one (Backend::attention_jobs: scatter_rows and attention per sequence).
+// Sequences of different lengths, one with two queries, sliding window on one.
+TEST_F(CudaOps, AttentionJobsBatched) {
+  const AttentionShape shape{8, 2, 64, 0.125f};
+  const int64_t kw = shape.n_kv_heads * shape.head_dim, qw = shape.n_heads * shape.head_dim, cap = 40;
+  struct Seq {
+    int64_t len, n_new, window;
+  };
+  const Seq seqs[] = {{5, 1, 0}, {33, 2, 0}, {17, 1, 4}};
+  const DType kv = gpu->kv_dtype();
+  std::vector<Tensor> caches[2];  // [0]: batched, [1]: one by one; k and v per sequence
+  std::vector<std::vector<int32_t>> slots, q_pos, q_group, k_pos, k_group;
+  for (const Seq& sq : seqs) {
+    for (auto& c : caches) {
+      for (int kv_i = 0; kv_i < 2; ++kv_i) {
+        const Tensor init = random_tensor(DType::F32, {cap, kw}, uint32_t(50 + sq.len + kv_i)).converted(kv);
+        c.push_back(up(init));
+      }
+    }
+    std::vector<int32_t> sl, qp, qg, kp(size_t(cap), -1), kg(size_t(cap), -1);
+    for (int64_t p = 0; p < sq.len + sq.n_new; ++p) kp[size_t(p)] = int32_t(p);
+    for (int64_t t = 0; t < sq.n_new; ++t) {
+      sl.push_back(int32_t(sq.len + t));
+      qp.push_back(int32_t(sq.len + t));
+      qg.push_back(-1);
+    }
+    slots.push_back(sl), q_pos.push_back(qp), q_group.push_back(qg), k_pos.push_back(kp), k_group.push_back(kg);
+  }
+  int64_t n = 0;
+  for (const Seq& sq : seqs) n += sq.n_new;
+  const Tensor q = up(random_tensor(DType::F32, {n, qw}, 60)), k = up(random_tensor(DType::F32, {n, kw}, 61)),
+               v = up(random_tensor(DType::F32, {n, kw}, 62));
+  Tensor outs[2] = {gpu->alloc(DType::F32, {n, qw}), gpu->alloc(DType::F32, {n, qw})};
+  for (int way = 0; way < 2; ++way) {
+    std::vector<AttentionJob> jobs(3);
+    int64_t off = 0;
+    for (size_t i = 0; i < 3; ++i) {
+      const Seq& sq = seqs[i];
+      AttentionJob& j = jobs[i];
+      j.q = q.rows(off, sq.n_new);
+      j.k_new = k.rows(off, sq.n_new);
+      j.v_new = v.rows(off, sq.n_new);
+      j.slots = slots[i];
+      j.k_cache = &caches[way][2 * i];
+      j.v_cache = &caches[way][2 * i + 1];
+      j.used = sq.len + sq.n_new;
+      j.mask = AttentionMask{q_pos[i], q_group[i], std::span(k_pos[i]).first(size_t(j.used)),
+                             std::span(k_group[i]).first(size_t(j.used)), sq.window, true};
+      j.out = outs[way].rows(off, sq.n_new);
+      off += sq.n_new;
+    }
+    if (way == 0)
+      gpu->attention_jobs(jobs, shape);
+    else
+      gpu->Backend::attention_jobs(jobs, shape);
+  }
+  expect_close(down(outs[0]), down(outs[1]), 0);
+  for (size_t c = 0; c < caches[0].size(); ++c) expect_close(down(caches[0][c]), down(caches[1][c]), 0);
+  // And against the reference on the cache contents (f16 on the GPU: the reference reads the
+  // same rounded values back from the batched caches).
+  int64_t off = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    const Seq& sq = seqs[i];
+    const int64_t used = sq.len + sq.n_new;
+    const Tensor kc = down(caches[0][2 * i]).converted(DType::F32).rows(0, used);
+    const Tensor vc = down(caches[0][2 * i + 1]).converted(DType::F32).rows(0, used);
+    Tensor want = ref.alloc(DType::F32, {sq.n_new, qw});
+    ref.attention(down(q).rows(off, sq.n_new), kc, vc,
+                  AttentionMask{q_pos[i], q_group[i], std::span(k_pos[i]).first(size_t(used)),
+                                std::span(k_group[i]).first(size_t(used)), sq.window, true},
+                  shape, want);
+    expect_close(down(outs[0]).rows(off, sq.n_new), want, 1e-4);
+    off += sq.n_new;
+  }
 }
 
 TEST_F(CudaOps, RowsPatchesAndPooling) {

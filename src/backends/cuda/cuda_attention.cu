@@ -26,10 +26,9 @@ __device__ __forceinline__ bool visible(const AttentionArgs& a, int64_t i, int64
 __device__ __forceinline__ float as_float(float x) { return x; }
 __device__ __forceinline__ float as_float(__half x) { return __half2float(x); }
 
-// T: the KV cache's element type (float or __half).
+// Query i, head h, by one block of kWarps warps. T: the KV cache's element type (float or __half).
 template <class T>
-__global__ void __launch_bounds__(32 * kWarps) attention_kernel(AttentionArgs a) {
-  const int64_t i = blockIdx.x / a.heads, h = blockIdx.x % a.heads;
+__device__ __forceinline__ void attend(const AttentionArgs& a, int64_t i, int64_t h) {
   const int64_t kvh = h / (a.heads / a.kv_heads), hd = a.head_dim;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t qw = a.heads * hd, kw = a.kv_heads * hd;
@@ -84,6 +83,20 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(AttentionArgs a)
   }
 }
 
+template <class T>
+__global__ void __launch_bounds__(32 * kWarps) attention_kernel(AttentionArgs a) {
+  attend<T>(a, blockIdx.x / a.heads, blockIdx.x % a.heads);
+}
+
+// Several sequences at once: blockIdx.y picks the sequence's arguments.
+template <class T>
+__global__ void __launch_bounds__(32 * kWarps) attention_multi_kernel(const AttentionArgs* __restrict__ all) {
+  const AttentionArgs a = all[blockIdx.y];
+  const int64_t i = blockIdx.x / a.heads;
+  if (i >= a.n_q) return;  // the whole block: i depends on blockIdx only
+  attend<T>(a, i, blockIdx.x % a.heads);
+}
+
 // Rows of scores [heads][rows][n_k] (query q0 + i): masked softmax in place.
 __global__ void masked_softmax_kernel(AttentionArgs a, float* scores, int64_t q0, int64_t rows) {
   const int64_t i = blockIdx.x % rows;
@@ -126,6 +139,17 @@ __global__ void masked_softmax_kernel(AttentionArgs a, float* scores, int64_t q0
 void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t rows, cudaStream_t stream) {
   if (rows == 0) return;
   masked_softmax_kernel<<<unsigned(a.heads * rows), 256, 0, stream>>>(a, scores, q0, rows);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, int64_t heads, bool kv_f16,
+                     cudaStream_t stream) {
+  if (count == 0 || max_nq == 0) return;
+  const dim3 grid(unsigned(max_nq * heads), unsigned(count));
+  if (kv_f16)
+    attention_multi_kernel<__half><<<grid, 32 * kWarps, 0, stream>>>(args);
+  else
+    attention_multi_kernel<float><<<grid, 32 * kWarps, 0, stream>>>(args);
   UNICORN_CUDA_LAUNCHED();
 }
 

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -188,9 +189,11 @@ class CudaBackend final : public Backend {
         OpScope product(*this, "linear: cuBLAS");
         blas_->gemm_bf16(xb.get(), view.p0, y.data<float>(), n, view.rows, view.cols);
       } else {
-        // Other formats dequantized to bf16 panels of at most kPanelBytes (a 27B FFN matrix
-        // would take 231 MB at once), each multiplied into its columns of y.
-        const int64_t step = std::max<int64_t>(64, kPanelBytes / (view.cols * 2) / 64 * 64);
+        // Other formats dequantized to bf16 panels, each multiplied into its columns of y: the
+        // whole matrix at once where the GPU has room (fewest, largest products), in panels of
+        // down to 64 MiB when free memory is short (a 27B FFN matrix is 231 MB in bf16).
+        const int64_t budget = std::clamp<int64_t>(free_memory() / 16, kPanelBytes, int64_t(1) << 30);
+        const int64_t step = std::max<int64_t>(64, budget / (view.cols * 2) / 64 * 64);
         const int64_t panel_rows = std::min(view.rows, step);
         const auto wb = scratch(panel_rows * view.cols * 2);
         for (int64_t r0 = 0; r0 < view.rows; r0 += panel_rows) {
@@ -346,6 +349,69 @@ class CudaBackend final : public Backend {
     cuda::attention(a, ctx_->stream);
   }
 
+  // A decode batch: every sequence's KV writes in one launch and its attention in another
+  // (one launch per sequence and layer each made 32 sequences host-bound). Jobs with many
+  // queries (prefill chunks) go one by one, to the products path.
+  void attention_jobs(std::span<AttentionJob> jobs, const AttentionShape& shape) override {
+    bool batched = jobs.size() > 1 && shape.head_dim <= cuda::kMaxAttentionHeadDim;
+    int64_t max_nq = 0;
+    for (const AttentionJob& j : jobs) {
+      if (blas_ && j.q.dim(0) >= kTensorCoreRows) batched = false;
+      max_nq = std::max(max_nq, j.q.dim(0));
+    }
+    if (!batched) return Backend::attention_jobs(jobs, shape);
+    OpScope scope(*this, "attention (batch)");
+    const DType kv = jobs[0].k_cache->dtype();
+    // The jobs' index arrays in one upload: slots, then q_pos, q_group, k_pos, k_group.
+    std::vector<int32_t> ints;
+    std::vector<std::array<size_t, 5>> at(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      AttentionJob& j = jobs[i];
+      ops::check_rows("scatter_rows", j.k_new, j.slots, *j.k_cache, true);
+      ops::check_rows("scatter_rows", j.v_new, j.slots, *j.v_cache, true);
+      if (j.k_cache->dtype() != kv || j.v_cache->dtype() != kv || j.used > j.k_cache->dim(0))
+        fail("cuda attention: a batch's caches differ in type, or {} rows used of {}", j.used, j.k_cache->dim(0));
+      ops::check_attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out);
+      const std::span<const int32_t> parts[5] = {j.slots, j.mask.q_pos, j.mask.q_group, j.mask.k_pos, j.mask.k_group};
+      for (int p = 0; p < 5; ++p) {
+        at[i][size_t(p)] = ints.size();
+        ints.insert(ints.end(), parts[p].begin(), parts[p].end());
+      }
+    }
+    const auto d_ints = upload(std::span<const int32_t>(ints));
+    std::vector<cuda::RowScatter> writes;
+    std::vector<cuda::AttentionArgs> args(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      AttentionJob& j = jobs[i];
+      const int32_t* base = d_ints.get();
+      writes.push_back({j.k_new.data<const float>(), base + at[i][0], j.k_cache->raw(), j.k_new.dim(0)});
+      writes.push_back({j.v_new.data<const float>(), base + at[i][0], j.v_cache->raw(), j.v_new.dim(0)});
+      cuda::AttentionArgs& a = args[i];
+      a.q = j.q.data<const float>();
+      a.k = j.k_cache->raw();
+      a.v = j.v_cache->raw();
+      a.kv_f16 = kv == DType::F16;
+      a.out = j.out.data<float>();
+      a.q_pos = base + at[i][1];
+      a.q_group = base + at[i][2];
+      a.k_pos = base + at[i][3];
+      a.k_group = base + at[i][4];
+      a.n_q = j.q.dim(0);
+      a.n_k = j.used;
+      a.heads = shape.n_heads;
+      a.kv_heads = shape.n_kv_heads;
+      a.head_dim = shape.head_dim;
+      a.window = j.mask.window;
+      a.causal = j.mask.causal;
+      a.scale = shape.scale;
+    }
+    const auto d_writes = upload(std::span<const cuda::RowScatter>(writes));
+    const auto d_args = upload(std::span<const cuda::AttentionArgs>(args));
+    cuda::scatter_rows_multi(d_writes.get(), int64_t(writes.size()), max_nq, jobs[0].k_new.dim(1), kv == DType::F16,
+                             ctx_->stream);
+    cuda::attention_multi(d_args.get(), int64_t(args.size()), max_nq, shape.n_heads, kv == DType::F16, ctx_->stream);
+  }
+
   void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override {
     ops::check_rows("scatter_rows", src, rows, dst, true);
     OpScope scope(*this, "scatter_rows");
@@ -411,9 +477,7 @@ class CudaBackend final : public Backend {
     // in two slices) where the GPU has room, down to 64 MiB when free memory is short (27B at
     // nf4 with 8192 tokens on a 16 GB card: a 512-token chunk's scores against 8192 keys
     // alone are 512 MiB). Smaller slices cost launches: the vision tower 73 -> 97 ms at 64 MiB.
-    size_t free_b = 0, total_b = 0;
-    UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const int64_t kScoresBytes = std::clamp<int64_t>(int64_t(free_b) / 16, int64_t(64) << 20, int64_t(512) << 20);
+    const int64_t kScoresBytes = std::clamp<int64_t>(free_memory() / 16, int64_t(64) << 20, int64_t(512) << 20);
     const int64_t H = args.heads, KVH = args.kv_heads, hd = args.head_dim, group = H / KVH, nk = args.n_k;
     const int64_t qw = H * hd, kw = KVH * hd;
     // A half-precision cache goes to the f32 products as f32 copies of the rows in use.
@@ -448,6 +512,19 @@ class CudaBackend final : public Backend {
                                 a.out + q0 * qw + g * hd, qw, group * hd, KVH);
       }
     }
+  }
+
+  // The GPU's free memory (cudaMemGetInfo), asked at most every 50 ms: it sizes scratch, and
+  // asking for every product of a prefill cost several percent of it.
+  int64_t free_memory() {
+    const auto now = std::chrono::steady_clock::now();
+    if (free_checked_ == std::chrono::steady_clock::time_point() || now - free_checked_ > std::chrono::milliseconds(50)) {
+      size_t free_b = 0, total_b = 0;
+      UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+      free_bytes_ = int64_t(free_b);
+      free_checked_ = now;
+    }
+    return free_bytes_;
   }
 
   // Stream-ordered device memory (the pool keeps freed blocks for reuse).
@@ -589,7 +666,8 @@ class CudaBackend final : public Backend {
   // Rows of x from which products go to cuBLAS (below: the matrix-vector kernels, which read
   // each weight once for up to 8 rows, and the f32 tile kernel).
   static constexpr int64_t kTensorCoreRows = 16;
-  // The largest bf16 panel a weight is dequantized into for cuBLAS at once.
+  // The smallest budget for the bf16 panel a weight is dequantized into for cuBLAS at once
+  // (when free memory is short; more where there is room).
   static constexpr int64_t kPanelBytes = int64_t(64) << 20;
   // Rows of x up to which Q4_0 / Q8_0 products stay in integers (decode batches): reading the
   // weights once per 16 rows beats dequantizing them to bf16 for cuBLAS until about here.
@@ -600,6 +678,8 @@ class CudaBackend final : public Backend {
   bool exact_f32_ = false;
   bool kv_f16_ = true;
   std::vector<std::weak_ptr<ArenaChunk>> arena_;  // the chunks weights go into
+  std::chrono::steady_clock::time_point free_checked_;
+  int64_t free_bytes_ = 0;
   std::mutex arena_mutex_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;

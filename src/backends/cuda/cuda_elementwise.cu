@@ -215,6 +215,18 @@ __global__ void scatter_rows_to_f16_kernel(const float* __restrict__ src, const 
   dst[int64_t(rows[r]) * width + e] = __float2half_rn(src[i]);
 }
 
+template <bool kToF16>
+__global__ void scatter_rows_multi_kernel(const RowScatter* __restrict__ jobs, int64_t width) {
+  const RowScatter j = jobs[blockIdx.y];
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= j.n * width) return;
+  const int64_t at = int64_t(j.rows[i / width]) * width + i % width;
+  if constexpr (kToF16)
+    static_cast<__half*>(j.dst)[at] = __float2half_rn(j.src[i]);
+  else
+    static_cast<float*>(j.dst)[at] = j.src[i];
+}
+
 __global__ void f16_to_f32_kernel(const __half* __restrict__ x, float* __restrict__ out, int64_t count) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = __half2float(x[i]);
@@ -315,6 +327,17 @@ void scatter_rows_to_f16(const float* src, const int32_t* rows, void* dst, int64
   if (n * width == 0) return;
   scatter_rows_to_f16_kernel<<<blocks_for(n * width, 256), 256, 0, stream>>>(src, rows, static_cast<__half*>(dst), n,
                                                                               width);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void scatter_rows_multi(const RowScatter* jobs, int64_t count, int64_t max_n, int64_t width, bool to_f16,
+                        cudaStream_t stream) {
+  if (count == 0 || max_n * width == 0) return;
+  const dim3 grid(blocks_for(max_n * width, 256), unsigned(count));
+  if (to_f16)
+    scatter_rows_multi_kernel<true><<<grid, 256, 0, stream>>>(jobs, width);
+  else
+    scatter_rows_multi_kernel<false><<<grid, 256, 0, stream>>>(jobs, width);
   UNICORN_CUDA_LAUNCHED();
 }
 

@@ -92,6 +92,16 @@ void gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int
 // Rows of f32 [n, width] into a half-precision cache: dst[rows[i]] = half(src[i]) (round to nearest).
 void scatter_rows_to_f16(const float* src, const int32_t* rows, void* dst, int64_t n, int64_t width,
                          cudaStream_t stream);
+// Rows of several sequences into their caches in one launch: jobs [count] in device memory,
+// each dst[rows[i]] = src[i] for i < n, rows of `width` f32 (to_f16: into an f16 cache).
+struct RowScatter {
+  const float* src = nullptr;
+  const int32_t* rows = nullptr;
+  void* dst = nullptr;
+  int64_t n = 0;
+};
+void scatter_rows_multi(const RowScatter* jobs, int64_t count, int64_t max_n, int64_t width, bool to_f16,
+                        cudaStream_t stream);
 // out [count] f32 = x [count] f16.
 void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream);
 void patchify(const float* image, int64_t size, int64_t patch, float* out, cudaStream_t stream);
@@ -114,6 +124,10 @@ struct AttentionArgs {
 // head_dim at most kMaxAttentionHeadDim.
 constexpr int64_t kMaxAttentionHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t stream);
+// Several sequences' attention in one launch (a decode batch): `args` [count] in device
+// memory, all with `heads` heads and the same KV type; max_nq: the most queries any has.
+void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, int64_t heads, bool kv_f16,
+                     cudaStream_t stream);
 // For attention through matrix products: scores [heads][rows][n_k] of queries q0..q0+rows-1
 // (already scaled) -> softmax over the visible keys, in place (masked ones 0).
 void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t rows, cudaStream_t stream);

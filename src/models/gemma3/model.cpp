@@ -188,21 +188,28 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor
 
   Tensor attn = b.empty(DType::F32, {n, nh * hd});
   const AttentionShape shape{nh, nkv, hd, float(1.0 / std::sqrt(tc.query_pre_attn_scalar))};
+  // Each sequence writes its keys and values into its own cache and attends to it; the
+  // backend may do all sequences at once (one launch each on a GPU, not three per sequence).
+  std::vector<AttentionJob> jobs(items.size());
   int64_t offset = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     KvCache& cache = *items[i].cache;
     const KvCache::Step& step = steps[i];
     const int64_t len = int64_t(step.positions.size());
-    const auto& slots = sliding ? step.sliding_slots : step.full_slots;
-    b.scatter_rows(k.rows(offset, len), slots, cache.keys(layer));
-    b.scatter_rows(v.rows(offset, len), slots, cache.values(layer));
     const KvCache::SlotView sv = cache.slots_after(sliding, step);
-    AttentionMask mask{step.positions, step.groups, sv.pos, sv.group, sliding ? tc.sliding_window : 0, true};
-    Tensor out_rows = attn.rows(offset, len);
-    b.attention(q.rows(offset, len), cache.keys(layer).rows(0, sv.used), cache.values(layer).rows(0, sv.used), mask,
-                shape, out_rows);
+    AttentionJob& j = jobs[i];
+    j.q = q.rows(offset, len);
+    j.k_new = k.rows(offset, len);
+    j.v_new = v.rows(offset, len);
+    j.slots = sliding ? step.sliding_slots : step.full_slots;
+    j.k_cache = &cache.keys(layer);
+    j.v_cache = &cache.values(layer);
+    j.used = sv.used;
+    j.mask = AttentionMask{step.positions, step.groups, sv.pos, sv.group, sliding ? tc.sliding_window : 0, true};
+    j.out = attn.rows(offset, len);
     offset += len;
   }
+  b.attention_jobs(jobs, shape);
   Tensor o = b.empty(DType::F32, {n, tc.hidden_size});
   b.linear(attn, w.o, nullptr, o);
   // x += post_attn_norm(o), and the FFN's pre-norm of x with it when the FFN runs here too.
