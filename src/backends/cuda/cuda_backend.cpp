@@ -17,7 +17,6 @@
 #include <cstring>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <tuple>
 #include <vector>
 
@@ -38,6 +37,7 @@ using cuda::set_device_quietly;
 using cuda::UploadRing;
 using cuda::use_device;
 using cuda::WFmt;
+using cuda::WeightArena;
 using cuda::WeightView;
 
 // What a prepared weight is on the GPU; activations (plain f32) carry none.
@@ -88,6 +88,7 @@ class CudaBackend final : public Backend {
     if (index < 0 || index >= count)
       fail("device 'cuda:{}' does not exist: this machine has {} CUDA GPU{}", index, count, count == 1 ? "" : "s");
     ctx_->device = index;
+    arena_ = std::make_unique<WeightArena>(index);
     DeviceGuard g(index);
     UNICORN_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx_->stream, cudaStreamNonBlocking));
     // Freed activation memory stays in the pool for the next step instead of going back to
@@ -595,16 +596,13 @@ class CudaBackend final : public Backend {
     return it->second.data<const float>();
   }
 
-  // A weight buffer uploaded from host chunks (each part 256-byte aligned). Weights live as
-  // long as the model, so they come from chunks of kArenaBytes (plain cudaMalloc, outside the
-  // stream-ordered pool): one cudaMalloc per weight rounds each up to 2 MiB pages. A chunk is
-  // freed when its last weight is.
+  // A weight buffer uploaded from host chunks, each part 256-byte aligned (WeightArena).
   Tensor upload_weight(DType dtype, const Shape& shape, const std::vector<std::pair<const void*, int64_t>>& parts,
                        std::vector<const uint8_t*>* starts) {
     int64_t total = 0;
     for (const auto& [_, n] : parts) total += (n + 255) / 256 * 256;
     total = std::max<int64_t>(total, 256);
-    auto [base, owner] = arena_alloc(total, dtype, shape);
+    auto [base, owner] = arena_->alloc(total, fmt::format("a {} weight {}", dtype_name(dtype), shape_str(shape)));
     int64_t at = 0;
     for (const auto& [src, n] : parts) {
       uint8_t* dst = base + at;
@@ -613,54 +611,6 @@ class CudaBackend final : public Backend {
       at += (n + 255) / 256 * 256;
     }
     return Tensor::view(dtype, shape, base, std::move(owner));
-  }
-
-  static constexpr int64_t kArenaBytes = int64_t(256) << 20;
-  struct ArenaChunk {
-    uint8_t* base = nullptr;
-    int64_t size = 0, used = 0;
-  };
-
-  std::pair<uint8_t*, std::shared_ptr<const void>> arena_alloc(int64_t bytes, DType dtype, const Shape& shape) {
-    std::lock_guard<std::mutex> lock(arena_mutex_);
-    // First fit over the chunks still alive, so small weights fill the ends of chunks a large
-    // one did not fit (27B's 57 MB FFN matrices left up to 11% of each chunk empty otherwise).
-    std::shared_ptr<ArenaChunk> chunk;
-    for (size_t i = 0; i < arena_.size();) {
-      auto c = arena_[i].lock();
-      if (!c) {
-        arena_.erase(arena_.begin() + int64_t(i));
-        continue;
-      }
-      if (c->size - c->used >= bytes) {
-        chunk = std::move(c);
-        break;
-      }
-      ++i;
-    }
-    if (!chunk) {
-      const int64_t size = std::max(kArenaBytes, bytes);
-      void* p = nullptr;
-      const cudaError_t e = cudaMalloc(&p, size_t(size));
-      if (e != cudaSuccess) {
-        cudaGetLastError();
-        size_t free_b = 0, total_b = 0;
-        cudaMemGetInfo(&free_b, &total_b);
-        fail("cuda:{}: out of GPU memory for a {} weight {} ({:.1f} MiB; {:.2f} of {:.2f} GiB free)", ctx_->device,
-             dtype_name(dtype), shape_str(shape), double(bytes) / (1 << 20), double(free_b) / (1 << 30),
-             double(total_b) / (1 << 30));
-      }
-      const int device = ctx_->device;
-      chunk = std::shared_ptr<ArenaChunk>(new ArenaChunk{static_cast<uint8_t*>(p), size, 0}, [device](ArenaChunk* c) {
-        set_device_quietly(device);
-        cudaFree(c->base);
-        delete c;
-      });
-      if (size == kArenaBytes) arena_.push_back(chunk);  // a weight larger than a chunk has its own
-    }
-    uint8_t* p = chunk->base + chunk->used;
-    chunk->used += (bytes + 255) / 256 * 256;
-    return {p, std::shared_ptr<const void>(chunk, p)};
   }
 
   // Rows of x from which products go to cuBLAS (below: the matrix-vector kernels, which read
@@ -677,10 +627,9 @@ class CudaBackend final : public Backend {
   // UNICORN_CUDA_GEMM=f32: every product in f32 (no tensor cores, no int8 activations).
   bool exact_f32_ = false;
   bool kv_f16_ = true;
-  std::vector<std::weak_ptr<ArenaChunk>> arena_;  // the chunks weights go into
+  std::unique_ptr<WeightArena> arena_;
   std::chrono::steady_clock::time_point free_checked_;
   int64_t free_bytes_ = 0;
-  std::mutex arena_mutex_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;
   std::string blas_missing_;

@@ -19,6 +19,45 @@ void check(cudaError_t e, const char* what, const char* file, int line) {
   fail("CUDA error {} ({}): {} at {}:{}", int(e), cudaGetErrorString(e), what, file, line);
 }
 
+std::pair<uint8_t*, std::shared_ptr<const void>> WeightArena::alloc(int64_t bytes, const std::string& what) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::shared_ptr<Chunk> chunk;
+  for (size_t i = 0; i < chunks_.size();) {
+    auto c = chunks_[i].lock();
+    if (!c) {
+      chunks_.erase(chunks_.begin() + int64_t(i));
+      continue;
+    }
+    if (c->size - c->used >= bytes) {
+      chunk = std::move(c);
+      break;
+    }
+    ++i;
+  }
+  if (!chunk) {
+    const int64_t size = std::max(kChunkBytes, bytes);
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, size_t(size));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      fail("cuda:{}: out of GPU memory for {} ({:.1f} MiB; {:.2f} of {:.2f} GiB free)", device_, what,
+           double(bytes) / (1 << 20), double(free_b) / (1 << 30), double(total_b) / (1 << 30));
+    }
+    const int device = device_;
+    chunk = std::shared_ptr<Chunk>(new Chunk{static_cast<uint8_t*>(p), size, 0}, [device](Chunk* c) {
+      set_device_quietly(device);
+      cudaFree(c->base);
+      delete c;
+    });
+    if (size == kChunkBytes) chunks_.push_back(chunk);
+  }
+  uint8_t* p = chunk->base + chunk->used;
+  chunk->used += (bytes + 255) / 256 * 256;
+  return {p, std::shared_ptr<const void>(chunk, p)};
+}
+
 namespace {
 
 // The device current on this thread as last set here (-1: unknown).

@@ -1,5 +1,5 @@
 // Host-side pieces the CUDA backend's files share: error checks, the current device, the
-// pinned upload ring and the per-op profile. Plain C++ (g++), only in CUDA builds.
+// pinned upload ring, the weight arena and the per-op profile. Plain C++ (g++), only in CUDA builds.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -7,6 +7,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/cuda_kernels.h"
@@ -19,6 +23,28 @@ void use_device(int device);
 void set_device_quietly(int device);
 // After a cudaSetDevice made elsewhere: the next use_device calls it again.
 void forget_current_device();
+
+// Device memory for weights. They live as long as the model, so they come from chunks of
+// kChunkBytes (plain cudaMalloc, outside the stream-ordered pool), first fit, so small weights
+// fill the ends of chunks a large one did not fit: one cudaMalloc per weight rounds each up to
+// 2 MiB pages. A chunk is freed when its last weight is; a weight larger than a chunk has its own.
+class WeightArena {
+ public:
+  static constexpr int64_t kChunkBytes = int64_t(256) << 20;
+  explicit WeightArena(int device) : device_(device) {}
+  // `bytes` of device memory (256-byte aligned) and the owner keeping them; Error naming
+  // `what` when the GPU is out of memory.
+  std::pair<uint8_t*, std::shared_ptr<const void>> alloc(int64_t bytes, const std::string& what);
+
+ private:
+  struct Chunk {
+    uint8_t* base = nullptr;
+    int64_t size = 0, used = 0;
+  };
+  int device_;
+  std::mutex mutex_;
+  std::vector<std::weak_ptr<Chunk>> chunks_;
+};
 
 // Small host arrays (token ids, positions, masks, row indices) go to the GPU through a pinned
 // staging ring, so their copies are queued like kernels instead of waiting for the stream as
