@@ -8,10 +8,12 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/registry.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "core/error.h"
@@ -73,15 +75,15 @@ int run_bench(const BenchArgs& a) {
   opts.max_chunk = a.chunk > 0 ? a.chunk : std::max<int64_t>(a.prompt, 1);
   opts.quantize = parse_quant_type(a.quant);
   opts.mmproj = a.mmproj;
+  const std::optional<int> gpu = cuda_device_index(a.device);
   std::shared_ptr<void> ballast;
   int64_t ballast_bytes = 0;
   if (a.gpu_limit_gib > 0) {
-    if (!a.device.starts_with("cuda")) fail("--gpu-memory applies to --device cuda[:N]");
-    const int index = a.device.size() > 5 ? std::stoi(a.device.substr(5)) : 0;
+    if (!gpu) fail("--gpu-memory applies to --device cuda[:N]");
     int64_t total = 0;
-    const int64_t before = cuda_memory_in_use(index, &total);
-    ballast = cuda_limit_memory(index, int64_t(a.gpu_limit_gib * double(int64_t(1) << 30)));
-    ballast_bytes = cuda_memory_in_use(index, &total) - before;
+    const int64_t before = cuda_memory_in_use(*gpu, &total);
+    ballast = cuda_limit_memory(*gpu, int64_t(a.gpu_limit_gib * double(int64_t(1) << 30)));
+    ballast_bytes = cuda_memory_in_use(*gpu, &total) - before;
     fmt::print("GPU memory limited to {:.2f} GiB in all (the rest held by this process, unused)\n\n", a.gpu_limit_gib);
   }
   const auto load_start = std::chrono::steady_clock::now();
@@ -116,12 +118,11 @@ int run_bench(const BenchArgs& a) {
   };
 
   auto memory_report = [&] {
-    if (!a.device.starts_with("cuda")) return;
+    if (!gpu) return;
     // What the run holds on the GPU at the end: weights, the KV caches, the stream-ordered pool
     // (it keeps freed scratch for reuse, so this is about the peak), the CUDA context.
-    const int index = a.device.size() > 5 ? std::stoi(a.device.substr(5)) : 0;
     int64_t total = 0, pool_peak = 0;
-    const int64_t used = cuda_memory_in_use(index, &total, &pool_peak) - ballast_bytes;
+    const int64_t used = cuda_memory_in_use(*gpu, &total, &pool_peak) - ballast_bytes;
     if (ballast) total -= ballast_bytes;
     fmt::print("GPU memory in use after the run (all processes): {} of {} (context {} tokens, chunk {}); at most {}"
                " at once in KV caches, activations and scratch; weights {}\n",
@@ -185,11 +186,10 @@ int run_bench(const BenchArgs& a) {
       fmt::print("\ndecode reads {} of weights per step ({} of it the tied LM head): {:.1f} GB/s at {:.2f} steps/s;"
                  " host memcpy bandwidth {:.1f} GB/s\n",
                  human_bytes(step_bytes), human_bytes(embed_bytes), read_gbs, steps_per_s, bw);
-    } else if (a.device.starts_with("cuda")) {
+    } else if (gpu) {
       // The floor: every weight byte read once per step at the card's measured DRAM rate (a
       // device-to-device copy, bytes read + written).
-      const int index = a.device.size() > 5 ? std::stoi(a.device.substr(5)) : 0;
-      const double bw = cuda_copy_bandwidth_gbs(index);
+      const double bw = cuda_copy_bandwidth_gbs(*gpu);
       fmt::print("\ndecode reads {} of weights per step ({} of it the tied LM head): {:.1f} GB/s at {:.2f} steps/s;"
                  " GPU copy bandwidth {:.0f} GB/s (read + write): {:.0f}% of the weight-read floor of {:.1f} steps/s\n",
                  human_bytes(step_bytes), human_bytes(embed_bytes), read_gbs, steps_per_s, bw,

@@ -49,11 +49,10 @@ void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
-                     const AttentionShape& s, const Tensor& out) {
+                     const AttentionShape& s, const Tensor& out, bool f16_kv) {
   check_f32_matrix("attention", "q", q);
-  if (k.dtype() == DType::F16 && v.dtype() == DType::F16 && k.rank() == 2 && v.rank() == 2) {
-    // a half-precision KV cache (backends whose kv_dtype() is F16 take it)
-  } else {
+  const bool half = f16_kv && k.dtype() == DType::F16 && v.dtype() == DType::F16 && k.rank() == 2 && v.rank() == 2;
+  if (!half) {
     check_f32_matrix("attention", "k", k);
     check_f32_matrix("attention", "v", v);
   }

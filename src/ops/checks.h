@@ -13,8 +13,9 @@ void check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Te
 void check_norm(const char* op, const Tensor& x, const Tensor& w, const Tensor& y);
 void check_rope(const Tensor& x, std::span<const int32_t> positions, int64_t head_dim);
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
+// k and v f32, or both f16 where f16_kv (a backend whose kv_dtype() is F16).
 void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
-                     const AttentionShape& shape, const Tensor& out);
+                     const AttentionShape& shape, const Tensor& out, bool f16_kv = false);
 // small and big of one dtype, or (f32_to_f16: scatter into a half-precision KV cache) F32 and F16.
 void check_rows(const char* op, const Tensor& small, std::span<const int32_t> rows, const Tensor& big,
                 bool f32_to_f16 = false);

@@ -317,32 +317,40 @@ class CudaBackend final : public Backend {
 
   DType kv_dtype() const override { return kv_f16_ ? DType::F16 : DType::F32; }
 
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
-                 const AttentionShape& shape, Tensor& out) override {
-    ops::check_attention(q, k, v, mask, shape, out);
-    if (shape.head_dim > cuda::kMaxAttentionHeadDim)
-      fail("cuda attention: head_dim {} exceeds {}", shape.head_dim, cuda::kMaxAttentionHeadDim);
-    OpScope scope(*this, "attention");
-    const auto q_pos = upload(mask.q_pos), q_group = upload(mask.q_group);
-    const auto k_pos = upload(mask.k_pos), k_group = upload(mask.k_group);
+  // The kernel arguments of attention over the first n_k rows of k and v; the caller sets the
+  // mask arrays (device copies of mask's).
+  static cuda::AttentionArgs attention_args(const Tensor& q, const Tensor& k, int64_t n_k, const Tensor& v,
+                                            const AttentionMask& mask, const AttentionShape& shape, Tensor& out) {
     cuda::AttentionArgs a;
     a.q = q.data<const float>();
     a.k = k.raw();
     a.v = v.raw();
     a.kv_f16 = k.dtype() == DType::F16;
     a.out = out.data<float>();
-    a.q_pos = q_pos.get();
-    a.q_group = q_group.get();
-    a.k_pos = k_pos.get();
-    a.k_group = k_group.get();
     a.n_q = q.dim(0);
-    a.n_k = k.dim(0);
+    a.n_k = n_k;
     a.heads = shape.n_heads;
     a.kv_heads = shape.n_kv_heads;
     a.head_dim = shape.head_dim;
     a.window = mask.window;
     a.causal = mask.causal;
     a.scale = shape.scale;
+    return a;
+  }
+
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
+                 const AttentionShape& shape, Tensor& out) override {
+    ops::check_attention(q, k, v, mask, shape, out, true);
+    if (shape.head_dim > cuda::kMaxAttentionHeadDim)
+      fail("cuda attention: head_dim {} exceeds {}", shape.head_dim, cuda::kMaxAttentionHeadDim);
+    OpScope scope(*this, "attention");
+    const auto q_pos = upload(mask.q_pos), q_group = upload(mask.q_group);
+    const auto k_pos = upload(mask.k_pos), k_group = upload(mask.k_group);
+    cuda::AttentionArgs a = attention_args(q, k, k.dim(0), v, mask, shape, out);
+    a.q_pos = q_pos.get();
+    a.q_group = q_group.get();
+    a.k_pos = k_pos.get();
+    a.k_group = k_group.get();
     if (blas_ && a.n_q >= kTensorCoreRows) {
       attention_by_products(a);
       return;
@@ -372,7 +380,7 @@ class CudaBackend final : public Backend {
       ops::check_rows("scatter_rows", j.v_new, j.slots, *j.v_cache, true);
       if (j.k_cache->dtype() != kv || j.v_cache->dtype() != kv || j.used > j.k_cache->dim(0))
         fail("cuda attention: a batch's caches differ in type, or {} rows used of {}", j.used, j.k_cache->dim(0));
-      ops::check_attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out);
+      ops::check_attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out, true);
       const std::span<const int32_t> parts[5] = {j.slots, j.mask.q_pos, j.mask.q_group, j.mask.k_pos, j.mask.k_group};
       for (int p = 0; p < 5; ++p) {
         at[i][size_t(p)] = ints.size();
@@ -388,23 +396,11 @@ class CudaBackend final : public Backend {
       writes.push_back({j.k_new.data<const float>(), base + at[i][0], j.k_cache->raw(), j.k_new.dim(0)});
       writes.push_back({j.v_new.data<const float>(), base + at[i][0], j.v_cache->raw(), j.v_new.dim(0)});
       cuda::AttentionArgs& a = args[i];
-      a.q = j.q.data<const float>();
-      a.k = j.k_cache->raw();
-      a.v = j.v_cache->raw();
-      a.kv_f16 = kv == DType::F16;
-      a.out = j.out.data<float>();
+      a = attention_args(j.q, *j.k_cache, j.used, *j.v_cache, j.mask, shape, j.out);
       a.q_pos = base + at[i][1];
       a.q_group = base + at[i][2];
       a.k_pos = base + at[i][3];
       a.k_group = base + at[i][4];
-      a.n_q = j.q.dim(0);
-      a.n_k = j.used;
-      a.heads = shape.n_heads;
-      a.kv_heads = shape.n_kv_heads;
-      a.head_dim = shape.head_dim;
-      a.window = j.mask.window;
-      a.causal = j.mask.causal;
-      a.scale = shape.scale;
     }
     const auto d_writes = upload(std::span<const cuda::RowScatter>(writes));
     const auto d_args = upload(std::span<const cuda::AttentionArgs>(args));
@@ -515,17 +511,11 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // The GPU's free memory (cudaMemGetInfo), asked at most every 50 ms: it sizes scratch, and
-  // asking for every product of a prefill cost several percent of it.
-  int64_t free_memory() {
-    const auto now = std::chrono::steady_clock::now();
-    if (free_checked_ == std::chrono::steady_clock::time_point() || now - free_checked_ > std::chrono::milliseconds(50)) {
-      size_t free_b = 0, total_b = 0;
-      UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-      free_bytes_ = int64_t(free_b);
-      free_checked_ = now;
-    }
-    return free_bytes_;
+  // The GPU's free memory now (cudaMemGetInfo): it sizes prefill scratch.
+  static int64_t free_memory() {
+    size_t free_b = 0, total_b = 0;
+    UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return int64_t(free_b);
   }
 
   // Stream-ordered device memory (the pool keeps freed blocks for reuse).
@@ -628,8 +618,6 @@ class CudaBackend final : public Backend {
   bool exact_f32_ = false;
   bool kv_f16_ = true;
   std::unique_ptr<WeightArena> arena_;
-  std::chrono::steady_clock::time_point free_checked_;
-  int64_t free_bytes_ = 0;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;
   std::string blas_missing_;

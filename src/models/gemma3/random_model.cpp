@@ -4,10 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/quant/nf4.h"
 #include "core/thread_pool.h"
 #include "formats/bnb.h"
-#include "core/error.h"
 #include "formats/mapped_file.h"
 #include "formats/safetensors.h"
 #include "models/gemma3/config.h"
@@ -46,8 +46,9 @@ void write_random_gguf(const std::string& path, const RandomModelOptions& o, Ggu
 }
 
 void write_random_model(const std::string& dir, const RandomModelOptions& o) {
-  const nlohmann::json cfg = random_config(o);
+  nlohmann::json cfg = random_config(o);
   const Config config = parse_config(cfg, "random model config");
+  if (o.nf4) cfg["quantization_config"] = bnb_nf4_quantization_config(true);
   std::filesystem::create_directories(dir);
   write_file((std::filesystem::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
 
@@ -87,9 +88,6 @@ void write_random_model(const std::string& dir, const RandomModelOptions& o) {
       else
         w.add(name_of(specs[i]), made[i]);
     }
-    nlohmann::json c = cfg;
-    c["quantization_config"] = bnb_nf4_quantization_config(true);
-    write_file((std::filesystem::path(dir) / "config.json").string(), c.dump(2) + "\n");
   } else {
     for (size_t i = 0; i < specs.size(); ++i)
       w.add_generated(name_of(specs[i]), DType::BF16, specs[i].shape,
