@@ -2,7 +2,7 @@
 # What runs on the GPU machine (see bench/RESULTS.md, CUDA): the CUDA tests, then the
 # benchmarks at real shapes with random weights. Expects .dev/bundle.tar.xz from
 # scripts/device-bundle.sh; writes logs to $OUT (default ./out).
-#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b] [profile] [nf4_27b]
+#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b] [profile] [nf4_27b] [ab27b]
 #   (default: tests bench1b bench27b vision27b)
 set -uo pipefail
 OUT=${OUT:-out}
@@ -19,7 +19,7 @@ $U devices | tee "$OUT/devices.txt"
 
 if [[ $parts == *tests* ]]; then
   UNICORN_TEST_ROOT=$PWD UNICORN_TEST_BINARY=$U UNICORN_REQUIRE_CUDA=1 timeout 600 /tmp/u/unicorn_tests \
-    --gtest_filter='CudaOps*:CudaDevices*:*cuda*:Formats/DemoModelSlow.*/4:Formats/DemoModelSlow.*/5:Formats/DemoModelSlow.*/6' \
+    --gtest_filter='CudaOps*:CudaDevices*:CudaGraphs*:*cuda*:Formats/DemoModelSlow.*/4:Formats/DemoModelSlow.*/5:Formats/DemoModelSlow.*/6' \
     2>&1 | tee "$OUT/tests.txt" | grep -E '^\[  (FAILED|PASSED|SKIPPED)|Failure|diff|demo model|on cuda'
 fi
 if [[ $parts == *bench1b* ]]; then
@@ -32,6 +32,21 @@ if [[ $parts == *bench27b* ]]; then
   [[ -f /tmp/r27b-q4_0.gguf ]] || (time $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf) 2>&1 | tail -4
   timeout 400 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 512 -n 128 -r 3 2>&1 | tee -a "$OUT/bench27b.txt"
   timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 2 --batch 32 2>&1 | tee -a "$OUT/bench27b.txt" | grep -E 'tg'
+fi
+if [[ $parts == *ab27b* ]]; then
+  # A/B in alternation on one card: decode with and without CUDA graphs, 32 sequences on the
+  # int8 tensor cores and on dp4a.
+  [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
+  for i in 1 2; do
+    for g in 1 0; do
+      echo "UNICORN_CUDA_GRAPHS=$g" | tee -a "$OUT/ab27b.txt"
+      UNICORN_CUDA_GRAPHS=$g timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 128 -r 3 2>&1 | tee -a "$OUT/ab27b.txt" | grep -E 'tg'
+    done
+    for m in 1 0; do
+      echo "UNICORN_CUDA_MMA=$m" | tee -a "$OUT/ab27b.txt"
+      UNICORN_CUDA_MMA=$m timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 2 --batch 32 2>&1 | tee -a "$OUT/ab27b.txt" | grep -E 'tg'
+    done
+  done
 fi
 if [[ $parts == *profile* ]]; then
   [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null

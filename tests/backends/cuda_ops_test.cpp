@@ -204,6 +204,33 @@ TEST_F(CudaOps, ThreeProductsOfOneRow) {
   }
 }
 
+// Decode batches over Q4_0 / Q8_0 (2..64 rows of x, int8): the tensor-core kernel (the
+// default) and the dp4a one (UNICORN_CUDA_MMA=0) against the reference on the same int8 x.
+// 65 blocks of k (shares of 9 over 8 warps, the last of 2), 200 weight rows (a partial tile of
+// 16), rows of x that fill no tile of 8 and all 8 tiles.
+TEST_F(CudaOps, Int8RowsOnBothKernels) {
+  const int64_t m = 200, k = 65 * 32;
+  for (const char* mma : {"1", "0"}) {
+    test::ScopedEnv env("UNICORN_CUDA_MMA", mma);
+    auto b = test::backend_or_skip("cuda");
+    for (DType dtype : {DType::Q4_0, DType::Q8_0}) {
+      const Tensor w = weight(dtype, m, k, 51);
+      const Tensor dw = b->prepare_weight(w), bias = random_tensor(DType::F32, {m}, 52);
+      const Tensor db = b->prepare_weight(bias);
+      for (int64_t n : {2, 7, 24, 41, 64}) {
+        SCOPED_TRACE(std::string("UNICORN_CUDA_MMA=") + mma + " " + std::string(dtype_name(dtype)) + " n=" + std::to_string(n));
+        const Tensor x = random_tensor(DType::F32, {n, k}, 53 + uint32_t(n));
+        Tensor want = ref.alloc(DType::F32, {n, m}), got = b->alloc(DType::F32, {n, m});
+        ref.linear(int8_rounded(x), w, &bias, want);
+        b->linear(b->from_host(x), dw, &db, got);
+        expect_close(b->to_host(got), want);
+      }
+    }
+  }
+  test::ScopedEnv bad("UNICORN_CUDA_MMA", "yes");
+  EXPECT_THROW(test::backend_or_skip("cuda"), Error);
+}
+
 TEST_F(CudaOps, EmbedOverEveryWeightFormat) {
   const std::vector<int32_t> ids = {0, 7, 3, 7, 15};
   for (DType dtype : {DType::F32, DType::BF16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::NF4}) {

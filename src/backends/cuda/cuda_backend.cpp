@@ -23,6 +23,7 @@
 #include "backends/cuda/cuda_blas.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_support.h"
+#include "backends/cuda/cuda_weights.h"
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/nf4.h"
 #include "ops/checks.h"
@@ -39,12 +40,8 @@ using cuda::use_device;
 using cuda::WFmt;
 using cuda::WeightArena;
 using cuda::WeightView;
-
-// What a prepared weight is on the GPU; activations (plain f32) carry none.
-struct CudaWeight final : TensorAux {
-  WFmt fmt = WFmt::F32;
-  WeightView view;
-};
+using cuda::CudaWeight;
+using cuda::plain_format;
 
 // The stream and device of one backend, kept alive by every tensor allocated on it.
 struct Context {
@@ -59,22 +56,11 @@ struct Context {
   }
 };
 
-
-
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) { use_device(device); }
 };
 
-
-WFmt plain_format(DType t) {
-  switch (t) {
-    case DType::F32: return WFmt::F32;
-    case DType::F16: return WFmt::F16;
-    case DType::BF16: return WFmt::BF16;
-    default: fail("cuda: internal: {} is not a plain float type", dtype_name(t));
-  }
-}
 
 class CudaBackend final : public Backend {
  public:
@@ -112,8 +98,22 @@ class CudaBackend final : public Backend {
       fail("UNICORN_CUDA_KV='{}': expected f16 (the default) or f32", kv);
     kv_f16_ = !exact_f32_ && !(kv && std::string(kv) == "f32");
     if (!exact_f32_) blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
+    // Decode batches over Q4_0 / Q8_0 on the int8 tensor cores (Ampere and later), unless
+    // UNICORN_CUDA_MMA=0 asks for the dp4a kernel (for comparison).
+    int cc_major = 0;
+    UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, index));
+    const char* mma = std::getenv("UNICORN_CUDA_MMA");
+    if (mma && std::string(mma) != "0" && std::string(mma) != "1")
+      fail("UNICORN_CUDA_MMA='{}': expected 1 (int8 tensor cores, the default where the GPU has them) or 0", mma);
+    mma_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) && !(mma && std::string(mma) == "0");
     const char* profile = std::getenv("UNICORN_CUDA_PROFILE");
     if (profile && *profile && std::string(profile) != "0") profile_ = std::make_unique<OpProfile>();
+    // Decode steps as CUDA graphs unless UNICORN_CUDA_GRAPHS=0 (or profiling: per-op timing
+    // needs the ops launched one by one).
+    const char* graphs = std::getenv("UNICORN_CUDA_GRAPHS");
+    if (graphs && std::string(graphs) != "0" && std::string(graphs) != "1")
+      fail("UNICORN_CUDA_GRAPHS='{}': expected 1 (decode steps as CUDA graphs, the default) or 0", graphs);
+    graphs_on_ = !profile_ && !(graphs && std::string(graphs) == "0");
   }
 
   ~CudaBackend() override {
@@ -125,16 +125,15 @@ class CudaBackend final : public Backend {
   Tensor alloc(DType dtype, Shape shape) override {
     DeviceGuard g(ctx_->device);
     const int64_t bytes = dtype_bytes(dtype, shape_numel(shape));
-    void* p = device_alloc(bytes);
+    auto [p, owner] = device_block(bytes);
     UNICORN_CUDA_CHECK(cudaMemsetAsync(p, 0, size_t(bytes), ctx_->stream));
-    return Tensor::view(dtype, std::move(shape), p, owner_of(p));
+    return Tensor::view(dtype, std::move(shape), p, std::move(owner));
   }
 
   Tensor empty(DType dtype, Shape shape) override {
     use_device(ctx_->device);
-    const int64_t bytes = dtype_bytes(dtype, shape_numel(shape));
-    void* p = device_alloc(bytes);
-    return Tensor::view(dtype, std::move(shape), p, owner_of(p));
+    auto [p, owner] = device_block(dtype_bytes(dtype, shape_numel(shape)));
+    return Tensor::view(dtype, std::move(shape), p, std::move(owner));
   }
 
   Tensor prepare_weight(const Tensor& host) override;
@@ -144,6 +143,10 @@ class CudaBackend final : public Backend {
       fail("cuda: internal: to_host of a prepared weight (its GPU layout is not the host one)");
     DeviceGuard g(ctx_->device);
     Tensor out = Tensor::zeros(t.dtype(), t.shape());
+    if (graphs_.recording()) {  // a recording cannot wait for its results
+      graphs_.spoil(false);
+      return out;
+    }
     UNICORN_CUDA_CHECK(cudaMemcpyAsync(out.raw(), t.raw(), size_t(t.nbytes()), cudaMemcpyDeviceToHost, ctx_->stream));
     UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
     return out;
@@ -152,9 +155,12 @@ class CudaBackend final : public Backend {
   Tensor from_host(const Tensor& host) override {
     if (host.aux()) fail("cuda: from_host takes plain tensors; weights go through prepare_weight");
     DeviceGuard g(ctx_->device);
-    void* p = device_alloc(host.nbytes());
-    UNICORN_CUDA_CHECK(cudaMemcpyAsync(p, host.raw(), size_t(host.nbytes()), cudaMemcpyHostToDevice, ctx_->stream));
-    return Tensor::view(host.dtype(), host.shape(), p, owner_of(p));
+    auto [p, owner] = device_block(host.nbytes());
+    if (graphs_.recording())  // a copy from pageable memory cannot be recorded
+      graphs_.spoil(true);
+    else
+      UNICORN_CUDA_CHECK(cudaMemcpyAsync(p, host.raw(), size_t(host.nbytes()), cudaMemcpyHostToDevice, ctx_->stream));
+    return Tensor::view(host.dtype(), host.shape(), p, std::move(owner));
   }
 
   void embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) override {
@@ -174,12 +180,19 @@ class CudaBackend final : public Backend {
     const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
     const int64_t n = x.dim(0);
     if (!exact_f32_ && n > 1 && n <= kInt8Rows && (fmt == WFmt::Q4_0 || fmt == WFmt::Q8_0)) {
+      if (mma_) {
+        OpScope part(*this, "linear: int8 mma");
+        const auto s = scratch(cuda::linear_int8_mma_scratch(n, view.cols));
+        cuda::linear_int8_mma(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
+        return;
+      }
       OpScope part(*this, "linear: int8 rows");
       const auto s = scratch(cuda::linear_int8_rows_scratch(n, view.cols));
       cuda::linear_int8_rows(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
       return;
     }
     if (blas_ && n >= kTensorCoreRows) {
+      if (graphs_.recording()) return graphs_.spoil(false);  // cuBLAS is not recorded here
       // x and the weight (dequantized, unless already bf16) as bf16 panels into cuBLAS.
       const auto xb = scratch(n * view.cols * 2);
       {
@@ -352,6 +365,7 @@ class CudaBackend final : public Backend {
     a.k_pos = k_pos.get();
     a.k_group = k_group.get();
     if (blas_ && a.n_q >= kTensorCoreRows) {
+      if (graphs_.recording()) return graphs_.spoil(false);
       attention_by_products(a);
       return;
     }
@@ -444,8 +458,25 @@ class CudaBackend final : public Backend {
 
   void synchronize() override {
     DeviceGuard g(ctx_->device);
+    if (graphs_.recording()) return graphs_.spoil(false);
     UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
   }
+
+  bool begin_graph(int64_t key) override {
+    if (!graphs_on_) return false;
+    DeviceGuard g(ctx_->device);
+    ring_.make_room(UploadRing::kBytes / 2, ctx_->stream);  // a recording's uploads must not wrap it
+    return graphs_.begin(key, ctx_->stream);
+  }
+
+  bool end_graph(bool run) override {
+    DeviceGuard g(ctx_->device);
+    const bool ran = graphs_.end(run);
+    if (!ran) ring_.forget_recent();
+    return ran;
+  }
+
+  int64_t graph_launches() const override { return graphs_.launches(); }
 
  private:
   // Around each op: the device made current, and the op timed when profiling.
@@ -532,10 +563,21 @@ class CudaBackend final : public Backend {
     return p;
   }
 
-  // Stream-ordered scratch memory, freed (on the stream) when the last owner lets go.
-  std::shared_ptr<void> scratch(int64_t bytes) {
+  // Device memory and its owner: stream-ordered (freed on the stream when the owner goes), or
+  // while a step is recorded, from the step arena (the same addresses every step).
+  std::pair<void*, std::shared_ptr<const void>> device_block(int64_t bytes) {
+    if (graphs_.recording()) {
+      void* p = graphs_.alloc(bytes);
+      return {p, std::shared_ptr<const void>(p, [](const void*) {})};
+    }
     void* p = device_alloc(bytes);
-    return std::shared_ptr<void>(owner_of(p), p);
+    return {p, owner_of(p)};
+  }
+
+  // Scratch memory, freed (on the stream) when the last owner lets go.
+  std::shared_ptr<void> scratch(int64_t bytes) {
+    auto [p, owner] = device_block(bytes);
+    return std::shared_ptr<void>(std::move(owner), p);
   }
 
   // Frees on the backend's stream once queued work is done with the memory.
@@ -551,12 +593,15 @@ class CudaBackend final : public Backend {
   template <class T>
   std::shared_ptr<const T> upload(std::span<const T> values) {
     if (values.empty()) return nullptr;
-    if (const void* staged = ring_.put(values.data(), int64_t(values.size_bytes()), ctx_->stream))
+    const int64_t bytes = int64_t(values.size_bytes());
+    if (const void* staged = ring_.put(values.data(), bytes, ctx_->stream, !graphs_.recording()))
       return std::shared_ptr<const T>(std::shared_ptr<const void>(), static_cast<const T*>(staged));
-    void* p = device_alloc(int64_t(values.size_bytes()));
-    UNICORN_CUDA_CHECK(cudaMemcpyAsync(p, values.data(), values.size_bytes(), cudaMemcpyHostToDevice, ctx_->stream));
-    std::shared_ptr<const void> owner = owner_of(p);
-    return std::shared_ptr<const T>(owner, static_cast<const T*>(p));
+    auto [p, owner] = device_block(bytes);
+    if (graphs_.recording())  // too large for the ring (a long context), or it would wrap
+      graphs_.spoil(bytes <= UploadRing::kBytes / 4);
+    else
+      UNICORN_CUDA_CHECK(cudaMemcpyAsync(p, values.data(), values.size_bytes(), cudaMemcpyHostToDevice, ctx_->stream));
+    return std::shared_ptr<const T>(std::move(owner), static_cast<const T*>(p));
   }
 
   std::pair<WFmt, WeightView> weight_of(const Tensor& w) const {
@@ -578,6 +623,10 @@ class CudaBackend final : public Backend {
   const float* inv_freq(int64_t head_dim, double theta, double factor) {
     const auto key = std::make_tuple(head_dim, theta, factor);
     auto it = inv_freq_.find(key);
+    if (it == inv_freq_.end() && graphs_.recording()) {  // made and kept by the step run again
+      graphs_.spoil(true);
+      return static_cast<const float*>(device_block(head_dim / 2 * 4).first);
+    }
     if (it == inv_freq_.end()) {
       std::vector<float> inv(static_cast<size_t>(head_dim / 2));
       for (int64_t p = 0; p < head_dim / 2; ++p) inv[size_t(p)] = ops::rope_inv_freq(p, head_dim, theta, factor);
@@ -587,7 +636,7 @@ class CudaBackend final : public Backend {
   }
 
   // A weight buffer uploaded from host chunks, each part 256-byte aligned (WeightArena).
-  Tensor upload_weight(DType dtype, const Shape& shape, const std::vector<std::pair<const void*, int64_t>>& parts,
+  Tensor upload_weight(DType dtype, const Shape& shape, const cuda::UploadParts& parts,
                        std::vector<const uint8_t*>* starts) {
     int64_t total = 0;
     for (const auto& [_, n] : parts) total += (n + 255) / 256 * 256;
@@ -617,132 +666,23 @@ class CudaBackend final : public Backend {
   // UNICORN_CUDA_GEMM=f32: every product in f32 (no tensor cores, no int8 activations).
   bool exact_f32_ = false;
   bool kv_f16_ = true;
+  bool mma_ = false;  // int8 tensor-core products for decode batches
   std::unique_ptr<WeightArena> arena_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;
   std::string blas_missing_;
   UploadRing ring_;  // after ctx_: destroyed first, while the stream still exists
+  cuda::StepGraphs graphs_;  // likewise
+  bool graphs_on_ = true;
   std::map<std::tuple<int64_t, double, double>, Tensor> inv_freq_;
 };
 
 Tensor CudaBackend::prepare_weight(const Tensor& host) {
   DeviceGuard g(ctx_->device);
-  const DType t = host.dtype();
-  // Vectors (norms, biases) become f32: the kernels read them as such.
-  if (!dtype_info(t).is_float) fail("cuda: cannot use a {} tensor {} as a weight", dtype_name(t), shape_str(host.shape()));
-  if (host.rank() <= 1) {
-    const std::vector<float> v = host.to_f32();
-    return upload_weight(DType::F32, host.shape(), {{v.data(), int64_t(v.size()) * 4}}, nullptr);
-  }
-  const int64_t cols = host.dim(-1), rows = host.numel() / cols;
-  auto with_view = [&](Tensor dev, WFmt fmt, const std::vector<const uint8_t*>& starts, const float* levels,
-                       const std::function<void(WeightView&)>& adjust = nullptr) {
-    auto cw = std::make_shared<CudaWeight>();
-    cw->fmt = fmt;
-    cw->view.p0 = starts[0];
-    cw->view.p1 = starts.size() > 1 ? starts[1] : nullptr;
-    cw->view.p2 = starts.size() > 2 ? starts[2] : nullptr;
-    cw->view.p3 = starts.size() > 3 ? starts[3] : nullptr;
-    cw->view.levels = levels;
-    cw->view.rows = rows;
-    cw->view.cols = cols;
-    if (adjust) adjust(cw->view);
-    return dev.with_aux(cw);
-  };
-  std::vector<const uint8_t*> starts;
-  switch (t) {
-    case DType::F32:
-    case DType::F16:
-    case DType::BF16: {
-      Tensor d = upload_weight(t, host.shape(), {{host.raw(), host.nbytes()}}, &starts);
-      return with_view(d, plain_format(t), starts, nullptr);
-    }
-    case DType::Q4_0:
-    case DType::Q8_0: {
-      // ggml blocks -> codes then scales.
-      const bool q4 = t == DType::Q4_0;
-      const int64_t blocks = rows * cols / 32, code_bytes = q4 ? 16 : 32;
-      std::vector<uint8_t> codes(static_cast<size_t>(blocks * code_bytes));
-      std::vector<uint16_t> scales(static_cast<size_t>(blocks));
-      const uint8_t* src = static_cast<const uint8_t*>(host.raw());
-      const int64_t block_bytes = 2 + code_bytes;
-      for (int64_t b = 0; b < blocks; ++b) {
-        std::memcpy(&scales[size_t(b)], src + b * block_bytes, 2);
-        std::memcpy(&codes[size_t(b * code_bytes)], src + b * block_bytes + 2, size_t(code_bytes));
-      }
-      Tensor d = upload_weight(t, host.shape(), {{codes.data(), int64_t(codes.size())}, {scales.data(), blocks * 2}},
-                               &starts);
-      return with_view(d, q4 ? WFmt::Q4_0 : WFmt::Q8_0, starts, nullptr);
-    }
-    case DType::Q4_K: {
-      Tensor d = upload_weight(t, host.shape(), {{host.raw(), host.nbytes()}}, &starts);
-      return with_view(d, WFmt::Q4_K, starts, nullptr);
-    }
-    case DType::Q6_K: {
-      // 210-byte blocks -> ql, qh, scales, d arrays (aligned loads).
-      const int64_t blocks = rows * cols / 256;
-      const auto B = static_cast<size_t>(blocks);
-      std::vector<uint8_t> ql(B * 128), qh(B * 64), sc(B * 16), dd(B * 2);
-      const uint8_t* src = static_cast<const uint8_t*>(host.raw());
-      for (size_t b = 0; b < B; ++b) {
-        const uint8_t* blk = src + b * 210;
-        std::memcpy(&ql[b * 128], blk, 128);
-        std::memcpy(&qh[b * 64], blk + 128, 64);
-        std::memcpy(&sc[b * 16], blk + 192, 16);
-        std::memcpy(&dd[b * 2], blk + 208, 2);
-      }
-      Tensor d = upload_weight(t, host.shape(),
-                               {{ql.data(), blocks * 128}, {qh.data(), blocks * 64}, {sc.data(), blocks * 16},
-                                {dd.data(), blocks * 2}},
-                               &starts);
-      return with_view(d, WFmt::Q6_K, starts, nullptr);
-    }
-    case DType::NF4: {
-      const auto* st = dynamic_cast<const nf4::State*>(host.aux().get());
-      if (!st) fail("cuda: NF4 weight {} without its quantization state", shape_str(host.shape()));
-      if (st->blocksize % 64 == 0 && cols % 64 == 0) {
-        // Kept as stored (4.13 bits a value with double quantization): the kernels undo the
-        // nested quantization of the absmax as they read it.
-        if (st->quant_map.size() != 16)
-          fail("cuda: NF4 weight {} has {} levels, expected 16", shape_str(host.shape()), st->quant_map.size());
-        std::vector<float> tables(16 + 256 + 1, 0.0f);
-        std::copy(st->quant_map.begin(), st->quant_map.end(), tables.begin());
-        const int64_t blocks = st->blocks();
-        if (blocks * st->blocksize != rows * cols)
-          fail("cuda: NF4 weight {} has {} absmax blocks of {}, expected {} values", shape_str(host.shape()), blocks,
-               st->blocksize, rows * cols);
-        std::vector<std::pair<const void*, int64_t>> parts = {{host.raw(), rows * cols / 2}};
-        if (st->nested) {
-          if (st->nested_code.size() != 256 || st->nested_blocksize <= 0 ||
-              int64_t(st->nested_absmax.size()) * st->nested_blocksize < blocks)
-            fail("cuda: NF4 weight {} has an inconsistent nested quantization state", shape_str(host.shape()));
-          std::copy(st->nested_code.begin(), st->nested_code.end(), tables.begin() + 16);
-          tables[16 + 256] = st->offset;
-          parts.push_back({st->qabsmax.data(), blocks});
-          parts.push_back({st->nested_absmax.data(), int64_t(st->nested_absmax.size()) * 4});
-        } else {
-          parts.push_back({st->absmax.data(), blocks * 4});
-        }
-        parts.push_back({tables.data(), int64_t(tables.size()) * 4});
-        Tensor d = upload_weight(t, host.shape(), parts, &starts);
-        return with_view(d, WFmt::NF4, starts, reinterpret_cast<const float*>(starts.back()), [&](WeightView& v) {
-          v.p2 = st->nested ? starts[2] : nullptr;
-          v.p3 = nullptr;
-          v.nf4_block = st->blocksize;
-          v.nf4_nested = st->nested ? st->nested_blocksize : 1;
-        });
-      }
-      break;  // other block sizes: f16 below
-    }
-    default: break;
-  }
-  // Formats without a kernel here (Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1, IQ4_NL, NF4 with small
-  // blocks: llama-quantize's fallbacks for a few tensors): dequantized once to f16.
-  const std::vector<float> v = host.to_f32();
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  Tensor d = upload_weight(DType::F16, host.shape(), {{h.data(), int64_t(h.size()) * 2}}, &starts);
-  return with_view(d, WFmt::F16, starts, nullptr);
+  return cuda::prepare_weight(host, [this](DType dtype, const Shape& shape, const cuda::UploadParts& parts,
+                                           std::vector<const uint8_t*>* starts) {
+    return upload_weight(dtype, shape, parts, starts);
+  });
 }
 
 }  // namespace

@@ -128,4 +128,31 @@ __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int
   }
 }
 
+// 32 values of x as int8 codes packed four to a word (scale amax / 127, rounded half away
+// from zero, as ggml's Q8_0), the scale and the codes' sum.
+__device__ __forceinline__ void quantize_chunk(const float* x, int (&xq)[8], float& d, int& sum) {
+  const float4* p = reinterpret_cast<const float4*>(x);
+  float v[32], amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float4 f = p[i];
+    v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
+    amax = fmaxf(amax, fmaxf(fmaxf(fabsf(f.x), fabsf(f.y)), fmaxf(fabsf(f.z), fabsf(f.w))));
+  }
+  d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  sum = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    int packed = 0;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int q = int(roundf(v[4 * i + j] * id));
+      sum += q;
+      packed |= (q & 0xff) << (8 * j);
+    }
+    xq[i] = packed;
+  }
+}
+
 }  // namespace unicorn::cuda

@@ -77,6 +77,89 @@ void set_device_quietly(int device) {
 
 void forget_current_device() { t_current_device = -1; }
 
+StepGraphs::~StepGraphs() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  for (auto& [key, exec] : execs_) cudaGraphExecDestroy(exec);
+  if (arena_) cudaFree(arena_);
+  cudaGetLastError();
+}
+
+bool StepGraphs::begin(int64_t key, cudaStream_t stream) {
+  if (recording_) fail("cuda: internal: a graph recording started inside another");
+  if (std::find(given_up_.begin(), given_up_.end(), key) != given_up_.end()) return false;
+  stream_ = stream;
+  key_ = key;
+  spoiled_ = give_up_ = false;
+  used_ = 0;
+  // Relaxed: cudaMalloc stays allowed (the arena's overflow) and other threads are unaffected.
+  UNICORN_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+  recording_ = true;
+  return true;
+}
+
+void* StepGraphs::alloc(int64_t bytes) {
+  const int64_t at = used_;
+  used_ += (std::max<int64_t>(bytes, 1) + 255) / 256 * 256;
+  if (used_ <= arena_bytes_) return arena_ + at;
+  // Too small: real memory for the rest of this recording (which will not run), freed at end().
+  spoil(true);
+  void* p = nullptr;
+  UNICORN_CUDA_CHECK(cudaMalloc(&p, size_t(std::max<int64_t>(bytes, 1))));
+  overflow_.push_back(p);
+  return p;
+}
+
+bool StepGraphs::end(bool run) {
+  if (!recording_) fail("cuda: internal: a graph recording ended that never started");
+  recording_ = false;
+  cudaGraph_t graph = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  for (void* p : overflow_) cudaFree(p);  // only recorded work used them, and it never runs
+  overflow_.clear();
+  if (e != cudaSuccess || !graph || spoiled_ || !run) {
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    if (e != cudaSuccess || give_up_) given_up_.push_back(key_);
+    if (used_ > arena_bytes_ && !give_up_) {
+      // Grow the arena for the next recording, once the graphs using the old one are done.
+      UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      if (arena_) UNICORN_CUDA_CHECK(cudaFree(arena_));
+      arena_ = nullptr;
+      arena_bytes_ = 0;
+      const int64_t bytes = used_ + used_ / 4;
+      void* p = nullptr;
+      if (cudaMalloc(&p, size_t(bytes)) == cudaSuccess) {
+        arena_ = static_cast<uint8_t*>(p);
+        arena_bytes_ = bytes;
+      } else {
+        cudaGetLastError();
+        given_up_.push_back(key_);  // no room: this key runs without graphs
+      }
+    }
+    return false;
+  }
+  auto it = std::find_if(execs_.begin(), execs_.end(), [&](const auto& p) { return p.first == key_; });
+  if (it == execs_.end()) it = execs_.insert(execs_.end(), {key_, nullptr});
+  if (it->second) {
+    cudaGraphExecUpdateResultInfo info{};
+    if (cudaGraphExecUpdate(it->second, graph, &info) != cudaSuccess) {
+      cudaGetLastError();  // another topology (a different copy pattern): instantiate anew
+      cudaGraphExecDestroy(it->second);
+      it->second = nullptr;
+    }
+  }
+  cudaError_t ok = cudaSuccess;
+  if (!it->second) {
+    ok = cudaGraphInstantiate(&it->second, graph, 0);
+    if (ok != cudaSuccess) it->second = nullptr;
+  }
+  cudaGraphDestroy(graph);
+  UNICORN_CUDA_CHECK(ok);
+  UNICORN_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  ++launches_;
+  return true;
+}
+
 size_t OpProfile::start(const char* name, cudaStream_t stream) {
   Record r{name, nullptr, nullptr};
   UNICORN_CUDA_CHECK(cudaEventCreate(&r.start));

@@ -65,7 +65,9 @@ class UploadRing {
   // and before the ring next wraps. nullptr for large arrays (the caller allocates).
   // Arrays equal to one of the last few put are not copied again: every layer of a step
   // uploads the same positions and masks.
-  const void* put(const void* src, int64_t bytes, cudaStream_t stream) {
+  // While a stream is being recorded into a graph (may_wait false), a put that would wrap
+  // returns nullptr instead of waiting (a recording cannot wait).
+  const void* put(const void* src, int64_t bytes, cudaStream_t stream, bool may_wait = true) {
     if (bytes > kBytes / 4) return nullptr;
     if (!host_) {
       UNICORN_CUDA_CHECK(cudaMallocHost(&host_, size_t(kBytes)));
@@ -76,6 +78,7 @@ class UploadRing {
         return static_cast<char*>(device_) + r.at;
     const int64_t size = (bytes + 255) / 256 * 256;
     if (at_ + size > kBytes) {
+      if (!may_wait) return nullptr;
       UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
       at_ = 0;
       recent_.clear();
@@ -89,6 +92,15 @@ class UploadRing {
     at_ += size;
     return dst;
   }
+  // Before a recording: room for `bytes` without wrapping (waits for the stream if need be).
+  void make_room(int64_t bytes, cudaStream_t stream) {
+    if (at_ + bytes <= kBytes) return;
+    UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    at_ = 0;
+    recent_.clear();
+  }
+  // After a recording that never ran: its copies did not happen, so nothing may reuse them.
+  void forget_recent() { recent_.clear(); }
 
  private:
   struct Recent {
@@ -99,6 +111,48 @@ class UploadRing {
   void* device_ = nullptr;
   int64_t at_ = 0;
   std::vector<Recent> recent_;
+};
+
+// CUDA graphs for decode steps (Backend::begin_graph / end_graph): the step's launches and
+// copies are recorded from the stream, and a recording of the same shape (key: the number of
+// sequences) updates the executable graph of the last one in place (cudaGraphExecUpdate:
+// same kernels, new arguments) instead of instantiating it again; the step then costs one
+// launch. Memory the step allocates comes from a step arena, so every step of a shape gets the
+// same addresses. An op that cannot be recorded spoils the recording: end() then runs nothing
+// and the caller runs the step again without a graph; a key whose recording cannot work
+// (cuBLAS, a wait) is not recorded again.
+class StepGraphs {
+ public:
+  StepGraphs() = default;
+  StepGraphs(const StepGraphs&) = delete;
+  StepGraphs& operator=(const StepGraphs&) = delete;
+  ~StepGraphs();
+  // Starts recording `stream` (false: this key is not recorded).
+  bool begin(int64_t key, cudaStream_t stream);
+  bool recording() const { return recording_; }
+  // `bytes` of the step arena (256-byte aligned); when it is too small, the recording is
+  // spoiled (the next one gets a larger arena) and the block is plain memory for the rest of it.
+  void* alloc(int64_t bytes);
+  // The recording cannot run; `retry`: a later step of this key may record (the arena grew, a
+  // table was cached), else the key is given up.
+  void spoil(bool retry) {
+    spoiled_ = true;
+    give_up_ = give_up_ || !retry;
+  }
+  // Ends the recording; launches it when `run` and nothing spoiled it (returns whether it ran).
+  bool end(bool run);
+  int64_t launches() const { return launches_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  int64_t key_ = 0;
+  bool recording_ = false, spoiled_ = false, give_up_ = false;
+  std::vector<std::pair<int64_t, cudaGraphExec_t>> execs_;
+  std::vector<int64_t> given_up_;
+  std::vector<void*> overflow_;
+  uint8_t* arena_ = nullptr;
+  int64_t arena_bytes_ = 0, used_ = 0;
+  int64_t launches_ = 0;
 };
 
 // UNICORN_CUDA_PROFILE=1: GPU time of every op by name (CUDA events around each), printed on

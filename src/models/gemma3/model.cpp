@@ -136,11 +136,31 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   }
   x = move(ab, eb, x);
 
-  Tensor normed;
-  for (int64_t l = 0; l < tc.num_hidden_layers; ++l) {
-    const TextLayer* next = l + 1 < tc.num_hidden_layers ? &layers_[size_t(l + 1)] : nullptr;
-    attention_block(layers_[size_t(l)], l, x, normed, items, steps);
-    ffn_block(layers_[size_t(l)], next, x, normed);
+  auto layers = [&] {
+    Tensor normed;
+    for (int64_t l = 0; l < tc.num_hidden_layers; ++l) {
+      const TextLayer* next = l + 1 < tc.num_hidden_layers ? &layers_[size_t(l + 1)] : nullptr;
+      attention_block(layers_[size_t(l)], l, x, normed, items, steps);
+      ffn_block(layers_[size_t(l)], next, x, normed);
+    }
+  };
+  // A plain decode step (one new token per sequence, every layer on one backend) may run as one
+  // recorded graph, keyed by the number of sequences; the layers only change device memory, so
+  // when the recording could not run they simply run again.
+  bool plain = placement_.ffn == placement_.attention;
+  for (const DecodeItem& it : items) plain = plain && it.tokens.size() == 1 && it.groups[0] < 0;
+  if (plain && ab.begin_graph(int64_t(items.size()))) {
+    bool ran = false;
+    try {
+      layers();
+      ran = ab.end_graph(true);
+    } catch (...) {
+      ab.end_graph(false);
+      throw;
+    }
+    if (!ran) layers();
+  } else {
+    layers();
   }
 
   // Final norm and tied LM head on the rows that want logits.

@@ -1,0 +1,143 @@
+#ifdef UNICORN_HAVE_CUDA
+// Weights into the GPU layouts of cuda_kernels.h (cuda_weights.h).
+#include "backends/cuda/cuda_weights.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/quant/nf4.h"
+
+namespace unicorn::cuda {
+
+WFmt plain_format(DType t) {
+  switch (t) {
+    case DType::F32: return WFmt::F32;
+    case DType::F16: return WFmt::F16;
+    case DType::BF16: return WFmt::BF16;
+    default: fail("cuda: internal: {} is not a plain float type", dtype_name(t));
+  }
+}
+
+Tensor prepare_weight(const Tensor& host, const UploadWeight& upload_weight) {
+  const DType t = host.dtype();
+  // Vectors (norms, biases) become f32: the kernels read them as such.
+  if (!dtype_info(t).is_float) fail("cuda: cannot use a {} tensor {} as a weight", dtype_name(t), shape_str(host.shape()));
+  if (host.rank() <= 1) {
+    const std::vector<float> v = host.to_f32();
+    return upload_weight(DType::F32, host.shape(), {{v.data(), int64_t(v.size()) * 4}}, nullptr);
+  }
+  const int64_t cols = host.dim(-1), rows = host.numel() / cols;
+  auto with_view = [&](Tensor dev, WFmt fmt, const std::vector<const uint8_t*>& starts, const float* levels,
+                       const std::function<void(WeightView&)>& adjust = nullptr) {
+    auto cw = std::make_shared<CudaWeight>();
+    cw->fmt = fmt;
+    cw->view.p0 = starts[0];
+    cw->view.p1 = starts.size() > 1 ? starts[1] : nullptr;
+    cw->view.p2 = starts.size() > 2 ? starts[2] : nullptr;
+    cw->view.p3 = starts.size() > 3 ? starts[3] : nullptr;
+    cw->view.levels = levels;
+    cw->view.rows = rows;
+    cw->view.cols = cols;
+    if (adjust) adjust(cw->view);
+    return dev.with_aux(cw);
+  };
+  std::vector<const uint8_t*> starts;
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16: {
+      Tensor d = upload_weight(t, host.shape(), {{host.raw(), host.nbytes()}}, &starts);
+      return with_view(d, plain_format(t), starts, nullptr);
+    }
+    case DType::Q4_0:
+    case DType::Q8_0: {
+      // ggml blocks -> codes then scales.
+      const bool q4 = t == DType::Q4_0;
+      const int64_t blocks = rows * cols / 32, code_bytes = q4 ? 16 : 32;
+      std::vector<uint8_t> codes(static_cast<size_t>(blocks * code_bytes));
+      std::vector<uint16_t> scales(static_cast<size_t>(blocks));
+      const uint8_t* src = static_cast<const uint8_t*>(host.raw());
+      const int64_t block_bytes = 2 + code_bytes;
+      for (int64_t b = 0; b < blocks; ++b) {
+        std::memcpy(&scales[size_t(b)], src + b * block_bytes, 2);
+        std::memcpy(&codes[size_t(b * code_bytes)], src + b * block_bytes + 2, size_t(code_bytes));
+      }
+      Tensor d = upload_weight(t, host.shape(), {{codes.data(), int64_t(codes.size())}, {scales.data(), blocks * 2}},
+                               &starts);
+      return with_view(d, q4 ? WFmt::Q4_0 : WFmt::Q8_0, starts, nullptr);
+    }
+    case DType::Q4_K: {
+      Tensor d = upload_weight(t, host.shape(), {{host.raw(), host.nbytes()}}, &starts);
+      return with_view(d, WFmt::Q4_K, starts, nullptr);
+    }
+    case DType::Q6_K: {
+      // 210-byte blocks -> ql, qh, scales, d arrays (aligned loads).
+      const int64_t blocks = rows * cols / 256;
+      const auto B = static_cast<size_t>(blocks);
+      std::vector<uint8_t> ql(B * 128), qh(B * 64), sc(B * 16), dd(B * 2);
+      const uint8_t* src = static_cast<const uint8_t*>(host.raw());
+      for (size_t b = 0; b < B; ++b) {
+        const uint8_t* blk = src + b * 210;
+        std::memcpy(&ql[b * 128], blk, 128);
+        std::memcpy(&qh[b * 64], blk + 128, 64);
+        std::memcpy(&sc[b * 16], blk + 192, 16);
+        std::memcpy(&dd[b * 2], blk + 208, 2);
+      }
+      Tensor d = upload_weight(t, host.shape(),
+                               {{ql.data(), blocks * 128}, {qh.data(), blocks * 64}, {sc.data(), blocks * 16},
+                                {dd.data(), blocks * 2}},
+                               &starts);
+      return with_view(d, WFmt::Q6_K, starts, nullptr);
+    }
+    case DType::NF4: {
+      const auto* st = dynamic_cast<const nf4::State*>(host.aux().get());
+      if (!st) fail("cuda: NF4 weight {} without its quantization state", shape_str(host.shape()));
+      if (st->blocksize % 64 == 0 && cols % 64 == 0) {
+        // Kept as stored (4.13 bits a value with double quantization): the kernels undo the
+        // nested quantization of the absmax as they read it.
+        if (st->quant_map.size() != 16)
+          fail("cuda: NF4 weight {} has {} levels, expected 16", shape_str(host.shape()), st->quant_map.size());
+        std::vector<float> tables(16 + 256 + 1, 0.0f);
+        std::copy(st->quant_map.begin(), st->quant_map.end(), tables.begin());
+        const int64_t blocks = st->blocks();
+        if (blocks * st->blocksize != rows * cols)
+          fail("cuda: NF4 weight {} has {} absmax blocks of {}, expected {} values", shape_str(host.shape()), blocks,
+               st->blocksize, rows * cols);
+        std::vector<std::pair<const void*, int64_t>> parts = {{host.raw(), rows * cols / 2}};
+        if (st->nested) {
+          if (st->nested_code.size() != 256 || st->nested_blocksize <= 0 ||
+              int64_t(st->nested_absmax.size()) * st->nested_blocksize < blocks)
+            fail("cuda: NF4 weight {} has an inconsistent nested quantization state", shape_str(host.shape()));
+          std::copy(st->nested_code.begin(), st->nested_code.end(), tables.begin() + 16);
+          tables[16 + 256] = st->offset;
+          parts.push_back({st->qabsmax.data(), blocks});
+          parts.push_back({st->nested_absmax.data(), int64_t(st->nested_absmax.size()) * 4});
+        } else {
+          parts.push_back({st->absmax.data(), blocks * 4});
+        }
+        parts.push_back({tables.data(), int64_t(tables.size()) * 4});
+        Tensor d = upload_weight(t, host.shape(), parts, &starts);
+        return with_view(d, WFmt::NF4, starts, reinterpret_cast<const float*>(starts.back()), [&](WeightView& v) {
+          v.p2 = st->nested ? starts[2] : nullptr;
+          v.p3 = nullptr;
+          v.nf4_block = st->blocksize;
+          v.nf4_nested = st->nested ? st->nested_blocksize : 1;
+        });
+      }
+      break;  // other block sizes: f16 below
+    }
+    default: break;
+  }
+  // Formats without a kernel here (Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1, IQ4_NL, NF4 with small
+  // blocks: llama-quantize's fallbacks for a few tensors): dequantized once to f16.
+  const std::vector<float> v = host.to_f32();
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  Tensor d = upload_weight(DType::F16, host.shape(), {{h.data(), int64_t(h.size()) * 2}}, &starts);
+  return with_view(d, WFmt::F16, starts, nullptr);
+}
+
+}  // namespace unicorn::cuda
+
+#endif  // UNICORN_HAVE_CUDA

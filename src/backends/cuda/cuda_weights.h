@@ -1,0 +1,36 @@
+// Weights onto the GPU (cuda_weights.cpp): host tensors in the engine's layouts into the
+// layouts of cuda_kernels.h (ggml blocks split into codes and scales for aligned loads, NF4
+// as stored, vectors as f32). Plain C++, only in CUDA builds.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "backends/cuda/cuda_kernels.h"
+#include "core/tensor.h"
+
+namespace unicorn::cuda {
+
+// What a prepared weight is on the GPU; activations (plain f32) carry none.
+struct CudaWeight final : TensorAux {
+  WFmt fmt = WFmt::F32;
+  WeightView view;
+};
+
+// The GPU format of a plain float type (F32, F16, BF16).
+WFmt plain_format(DType t);
+
+// Host buffers (pointer, bytes) that make one weight on the GPU, one after another.
+using UploadParts = std::vector<std::pair<const void*, int64_t>>;
+// Uploads the parts into one device tensor of `dtype` and `shape`, each part 256-byte
+// aligned; the device address of each part into *starts when given.
+using UploadWeight =
+    std::function<Tensor(DType dtype, const Shape& shape, const UploadParts& parts, std::vector<const uint8_t*>* starts)>;
+
+// The GPU form of a host weight (CudaWeight in its aux); formats without a kernel (Q5_K, Q3_K,
+// ..., NF4 with small blocks) dequantized once to f16.
+Tensor prepare_weight(const Tensor& host, const UploadWeight& upload_weight);
+
+}  // namespace unicorn::cuda
