@@ -152,21 +152,24 @@ class Backend {
   virtual void avg_pool_grid(const Tensor& x, int64_t side, int64_t kernel, Tensor& out) = 0;
   // Waits for queued work (a no-op on the CPU).
   virtual void synchronize() {}
-  // A recorded step (CUDA graphs): a backend may record the ops called between begin_graph and
-  // end_graph instead of running them, and run the recording as one launch at end_graph
-  // (replaying an earlier recording of the same `key` with the new arguments). begin_graph
-  // returns false where nothing is recorded (the ops run as called). end_graph(true) returns
-  // whether the recorded ops ran; false: none of them did (an op could not be recorded) and the
-  // caller calls them again. end_graph(false) drops the recording (after an exception).
-  virtual bool begin_graph(int64_t key) {
+  // Recorded groups of ops (CUDA graphs): a backend may record the ops called between
+  // begin_graph and end_graph instead of running them, and run the recording as one launch at
+  // end_graph (replaying an earlier recording of the same `key` with the new arguments).
+  // begin_graph returns false where nothing is recorded (the ops run as called); new_step: the
+  // first recording of a decode step. Tensors a recording makes stay valid through the next
+  // recording (one group's output is the next one's input), not longer. end_graph(true) returns whether
+  // the recorded ops ran; false: none of them did (an op could not be recorded) and the caller
+  // calls them again. end_graph(false) drops the recording (after an exception).
+  virtual bool begin_graph(int64_t key, bool new_step) {
     (void)key;
+    (void)new_step;
     return false;
   }
   virtual bool end_graph(bool run) {
     (void)run;
     return false;
   }
-  // Steps that ran as recordings so far.
+  // Recordings that ran so far.
   virtual int64_t graph_launches() const { return 0; }
 };
 

@@ -67,8 +67,8 @@ Tensor int8_rounded(const Tensor& x) {
 }
 
 // Products through both GPU paths: "cuda-f32" (f32 kernels for every n) against the reference
-// on the same values; "cuda" (tensor cores from 16 rows; int8 x up to 64 rows over Q4_0 / Q8_0,
-// one row over Q6_K)
+// on the same values; "cuda" (tensor cores from 16 rows; int8 x up to 64 rows over Q4_0 / Q8_0 /
+// Q6_K: dp4a for one row, int8 tensor cores for more)
 // against the reference on x and W rounded the same way, so only the accumulation order
 // differs in either case.
 TEST_F(CudaOps, LinearOverEveryWeightFormat) {
@@ -97,8 +97,8 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
         const bool via_f16 = dtype == DType::Q5_K;
         Tensor w_ref = via_f16 ? Tensor::from_f32(w.to_f32(), {m, k}).converted(DType::F16) : w;
         Tensor x_ref = x;
-        const bool int8_x = tensor_cores && ((n <= 64 && (dtype == DType::Q4_0 || dtype == DType::Q8_0)) ||
-                                             (n == 1 && dtype == DType::Q6_K));
+        const bool int8_x =
+            tensor_cores && n <= 64 && (dtype == DType::Q4_0 || dtype == DType::Q8_0 || dtype == DType::Q6_K);
         if (int8_x) {
           x_ref = int8_rounded(x);
         } else if (tensor_cores && n >= 16) {
@@ -168,7 +168,8 @@ TEST_F(CudaOps, Nf4AsStored) {
   }
 }
 
-// The FFN's gate/up/GELU step: fused for one row over Q4_0 / Q8_0 (int8 x), composed else.
+// The FFN's gate/up/GELU step: fused for one row over Q4_0 / Q8_0 (int8 x), x quantized once for
+// both tensor-core products of a batch (3 rows), composed else.
 TEST_F(CudaOps, GateUpFusedAndComposed) {
   for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::BF16}) {
     for (int64_t n : {1, 3}) {
@@ -186,34 +187,40 @@ TEST_F(CudaOps, GateUpFusedAndComposed) {
   }
 }
 
-// q, k and v in one launch for one row over Q4_0 / Q8_0 (int8 x); one by one else.
+// q, k and v in one launch for one row over Q4_0 / Q8_0 (int8 x), and for a decode batch of 5
+// rows with x quantized once for the three tensor-core products; one by one else.
 TEST_F(CudaOps, ThreeProductsOfOneRow) {
   for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::BF16}) {
-    SCOPED_TRACE(std::string(dtype_name(dtype)));
-    const int64_t k = 320;
-    const Tensor w0 = weight(dtype, 72, k, 31), w1 = weight(dtype, 24, k, 32), w2 = weight(dtype, 40, k, 33);
-    const Tensor x = random_tensor(DType::F32, {1, k}, 34);
-    const Tensor x_ref = dtype != DType::BF16 ? int8_rounded(x) : x;
-    Tensor a = ref.alloc(DType::F32, {1, 72}), b = ref.alloc(DType::F32, {1, 24}), c = ref.alloc(DType::F32, {1, 40});
-    ref.linear3(x_ref, w0, w1, w2, a, b, c);
-    Tensor ga = gpu->alloc(DType::F32, {1, 72}), gb = gpu->alloc(DType::F32, {1, 24}), gc = gpu->alloc(DType::F32, {1, 40});
-    gpu->linear3(up(x), gpu->prepare_weight(w0), gpu->prepare_weight(w1), gpu->prepare_weight(w2), ga, gb, gc);
-    expect_close(down(ga), a);
-    expect_close(down(gb), b);
-    expect_close(down(gc), c);
+    for (int64_t n : {1, 5}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n));
+      const int64_t k = 320;
+      const Tensor w0 = weight(dtype, 72, k, 31), w1 = weight(dtype, 24, k, 32), w2 = weight(dtype, 40, k, 33);
+      const Tensor x = random_tensor(DType::F32, {n, k}, 34);
+      const Tensor x_ref = dtype != DType::BF16 ? int8_rounded(x) : x;
+      Tensor a = ref.alloc(DType::F32, {n, 72}), b = ref.alloc(DType::F32, {n, 24}), c = ref.alloc(DType::F32, {n, 40});
+      ref.linear3(x_ref, w0, w1, w2, a, b, c);
+      Tensor ga = gpu->alloc(DType::F32, {n, 72}), gb = gpu->alloc(DType::F32, {n, 24}),
+             gc = gpu->alloc(DType::F32, {n, 40});
+      gpu->linear3(up(x), gpu->prepare_weight(w0), gpu->prepare_weight(w1), gpu->prepare_weight(w2), ga, gb, gc);
+      expect_close(down(ga), a);
+      expect_close(down(gb), b);
+      expect_close(down(gc), c);
+    }
   }
 }
 
-// Decode batches over Q4_0 / Q8_0 (2..64 rows of x, int8): the tensor-core kernel (the
-// default) and the dp4a one (UNICORN_CUDA_MMA=0) against the reference on the same int8 x.
-// 65 blocks of k (shares of 9 over 8 warps, the last of 2), 200 weight rows (a partial tile of
-// 16), rows of x that fill no tile of 8 and all 8 tiles.
+// Decode batches over Q4_0 / Q8_0 / Q6_K (2..64 rows of x, int8): the tensor-core kernel (the
+// default) and the dp4a one (UNICORN_CUDA_MMA=0; Q4_0 / Q8_0) against the reference on the
+// same int8 x. 65 blocks of k (k split over 4 blocks of 8 warps, shares of 3 and the last of 2),
+// 200 weight rows (a partial tile), rows of x that fill no tile of 8 and all 8 tiles.
 TEST_F(CudaOps, Int8RowsOnBothKernels) {
-  const int64_t m = 200, k = 65 * 32;
+  const int64_t m = 200;
   for (const char* mma : {"1", "0"}) {
     test::ScopedEnv env("UNICORN_CUDA_MMA", mma);
     auto b = test::backend_or_skip("cuda");
-    for (DType dtype : {DType::Q4_0, DType::Q8_0}) {
+    for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K}) {
+      if (dtype == DType::Q6_K && std::string(mma) == "0") continue;  // no dp4a kernel for several rows
+      const int64_t k = dtype == DType::Q6_K ? 9 * 256 : 65 * 32;
       const Tensor w = weight(dtype, m, k, 51);
       const Tensor dw = b->prepare_weight(w), bias = random_tensor(DType::F32, {m}, 52);
       const Tensor db = b->prepare_weight(bias);

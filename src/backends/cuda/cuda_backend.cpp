@@ -118,6 +118,8 @@ class CudaBackend final : public Backend {
 
   ~CudaBackend() override {
     if (profile_) profile_->report(ctx_->stream);
+    const char* stats = std::getenv("UNICORN_CUDA_GRAPH_STATS");
+    if (stats && *stats && std::string(stats) != "0") fmt::print(stderr, "{}\n", graphs_.summary());
   }
 
   std::string name() const override { return fmt::format("cuda:{}", ctx_->device); }
@@ -142,10 +144,18 @@ class CudaBackend final : public Backend {
     if (dynamic_cast<const CudaWeight*>(t.aux().get()))
       fail("cuda: internal: to_host of a prepared weight (its GPU layout is not the host one)");
     DeviceGuard g(ctx_->device);
-    Tensor out = Tensor::zeros(t.dtype(), t.shape());
     if (graphs_.recording()) {  // a recording cannot wait for its results
       graphs_.spoil(false);
-      return out;
+      return Tensor::zeros(t.dtype(), t.shape());
+    }
+    // Results up to 64 MiB (a decode batch's logits) into pinned memory: a copy at the bus's
+    // speed, no zero fill; larger ones (all logits of a long prompt) into plain memory.
+    Tensor out;
+    if (t.nbytes() <= kPinnedResultBytes) {
+      auto [p, owner] = pinned_.get(t.nbytes());
+      out = Tensor::view(t.dtype(), t.shape(), p, std::move(owner));
+    } else {
+      out = Tensor::zeros(t.dtype(), t.shape());
     }
     UNICORN_CUDA_CHECK(cudaMemcpyAsync(out.raw(), t.raw(), size_t(t.nbytes()), cudaMemcpyDeviceToHost, ctx_->stream));
     UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
@@ -179,13 +189,14 @@ class CudaBackend final : public Backend {
     const auto [fmt, view] = weight_of(w);
     const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
     const int64_t n = x.dim(0);
+    // Decode batches (2..64 rows) over Q4_0 / Q8_0 / Q6_K: int8 tensor cores, or dp4a.
+    if (mma_ && n > 1 && n <= cuda::kMmaMaxRows && mma_format(fmt)) {
+      OpScope part(*this, "linear: int8 mma");
+      const auto s = scratch(cuda::linear_int8_mma_scratch(n, view.rows, view.cols));
+      cuda::linear_int8_mma(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
+      return;
+    }
     if (!exact_f32_ && n > 1 && n <= kInt8Rows && (fmt == WFmt::Q4_0 || fmt == WFmt::Q8_0)) {
-      if (mma_) {
-        OpScope part(*this, "linear: int8 mma");
-        const auto s = scratch(cuda::linear_int8_mma_scratch(n, view.cols));
-        cuda::linear_int8_mma(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
-        return;
-      }
       OpScope part(*this, "linear: int8 rows");
       const auto s = scratch(cuda::linear_int8_rows_scratch(n, view.cols));
       cuda::linear_int8_rows(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
@@ -235,7 +246,22 @@ class CudaBackend final : public Backend {
     const auto [f0, v0] = weight_of(w0);
     const auto [f1, v1] = weight_of(w1);
     const auto [f2, v2] = weight_of(w2);
-    if (exact_f32_ || x.dim(0) != 1 || f0 != f1 || f0 != f2 || (f0 != WFmt::Q4_0 && f0 != WFmt::Q8_0)) {
+    const int64_t n = x.dim(0);
+    if (mma_ && n > 1 && n <= cuda::kMmaMaxRows && f0 == f1 && f0 == f2 && mma_format(f0)) {
+      // A decode batch: x quantized once for the three products.
+      ops::check_linear(x, w0, nullptr, y0);
+      ops::check_linear(x, w1, nullptr, y1);
+      ops::check_linear(x, w2, nullptr, y2);
+      OpScope scope(*this, "linear3");
+      const auto s = scratch(std::max({cuda::linear_int8_mma_scratch(n, v0.rows, v0.cols),
+                                       cuda::linear_int8_mma_scratch(n, v1.rows, v1.cols),
+                                       cuda::linear_int8_mma_scratch(n, v2.rows, v2.cols)}));
+      cuda::linear_int8_mma(f0, v0, x.data<const float>(), nullptr, y0.data<float>(), n, s.get(), ctx_->stream);
+      cuda::linear_int8_mma(f0, v1, x.data<const float>(), nullptr, y1.data<float>(), n, s.get(), ctx_->stream, true);
+      cuda::linear_int8_mma(f0, v2, x.data<const float>(), nullptr, y2.data<float>(), n, s.get(), ctx_->stream, true);
+      return;
+    }
+    if (exact_f32_ || n != 1 || f0 != f1 || f0 != f2 || (f0 != WFmt::Q4_0 && f0 != WFmt::Q8_0)) {
       Backend::linear3(x, w0, w1, w2, y0, y1, y2);  // one product at a time
       return;
     }
@@ -251,7 +277,22 @@ class CudaBackend final : public Backend {
   void gate_up(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out) override {
     const auto [gf, gv] = weight_of(w_gate);
     const auto [uf, uv] = weight_of(w_up);
-    if (exact_f32_ || x.dim(0) != 1 || gf != uf || (gf != WFmt::Q4_0 && gf != WFmt::Q8_0) || gv.rows != uv.rows ||
+    const int64_t n = x.dim(0);
+    if (mma_ && n > 1 && n <= cuda::kMmaMaxRows && gf == uf && mma_format(gf)) {
+      // A decode batch: x quantized once, the two products, then GELU(gate) * up.
+      ops::check_linear(x, w_gate, nullptr, out);
+      ops::check_linear(x, w_up, nullptr, out);
+      OpScope scope(*this, "gate_up");
+      const auto s = scratch(std::max(cuda::linear_int8_mma_scratch(n, gv.rows, gv.cols),
+                                      cuda::linear_int8_mma_scratch(n, uv.rows, uv.cols)));
+      const auto g = scratch(out.nbytes());
+      float* gp = static_cast<float*>(g.get());
+      cuda::linear_int8_mma(gf, gv, x.data<const float>(), nullptr, gp, n, s.get(), ctx_->stream);
+      cuda::linear_int8_mma(gf, uv, x.data<const float>(), nullptr, out.data<float>(), n, s.get(), ctx_->stream, true);
+      cuda::gelu_tanh_mul(gp, out.data<const float>(), out.data<float>(), out.numel(), ctx_->stream);
+      return;
+    }
+    if (exact_f32_ || n != 1 || gf != uf || (gf != WFmt::Q4_0 && gf != WFmt::Q8_0) || gv.rows != uv.rows ||
         gv.cols != uv.cols) {
       Backend::gate_up(x, w_gate, w_up, out);  // the products and GELU one by one
       return;
@@ -462,11 +503,11 @@ class CudaBackend final : public Backend {
     UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
   }
 
-  bool begin_graph(int64_t key) override {
+  bool begin_graph(int64_t key, bool new_step) override {
     if (!graphs_on_) return false;
     DeviceGuard g(ctx_->device);
     ring_.make_room(UploadRing::kBytes / 2, ctx_->stream);  // a recording's uploads must not wrap it
-    return graphs_.begin(key, ctx_->stream);
+    return graphs_.begin(key, new_step, ctx_->stream);
   }
 
   bool end_graph(bool run) override {
@@ -541,6 +582,8 @@ class CudaBackend final : public Backend {
       }
     }
   }
+
+  static bool mma_format(WFmt f) { return f == WFmt::Q4_0 || f == WFmt::Q8_0 || f == WFmt::Q6_K; }
 
   // The GPU's free memory now (cudaMemGetInfo): it sizes prefill scratch.
   static int64_t free_memory() {
@@ -661,6 +704,7 @@ class CudaBackend final : public Backend {
   // Rows of x up to which Q4_0 / Q8_0 products stay in integers (decode batches): reading the
   // weights once per 16 rows beats dequantizing them to bf16 for cuBLAS until about here.
   static constexpr int64_t kInt8Rows = 64;
+  static constexpr int64_t kPinnedResultBytes = int64_t(64) << 20;
 
   std::shared_ptr<Context> ctx_;
   // UNICORN_CUDA_GEMM=f32: every product in f32 (no tensor cores, no int8 activations).
@@ -673,6 +717,7 @@ class CudaBackend final : public Backend {
   std::string blas_missing_;
   UploadRing ring_;  // after ctx_: destroyed first, while the stream still exists
   cuda::StepGraphs graphs_;  // likewise
+  cuda::PinnedPool pinned_;
   bool graphs_on_ = true;
   std::map<std::tuple<int64_t, double, double>, Tensor> inv_freq_;
 };

@@ -52,14 +52,15 @@ void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, fl
 void linear_int8_rows(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
                       void* scratch, cudaStream_t stream);
 int64_t linear_int8_rows_scratch(int64_t n, int64_t cols);
-// The same products on the int8 tensor cores (mma.m16n8k32, sm_80 and later; cuda_mma.cu):
-// x quantized to int8 as above into `scratch` (linear_int8_mma_scratch bytes), 1..kMmaMaxRows
-// rows of x, the weights read once per launch.
+// The same products on the int8 tensor cores (mma.m16n8k32, sm_80 and later; cuda_mma.cu), for
+// Q4_0, Q8_0 and Q6_K weights: x quantized to int8 as above into `scratch`
+// (linear_int8_mma_scratch bytes), 1..kMmaMaxRows rows of x, the weights read once. x_ready:
+// scratch already holds this x, quantized by the last call (products of the same x).
 constexpr int64_t kMmaMaxRows = 64;
 bool linear_int8_mma_supported(int cc_major);
-int64_t linear_int8_mma_scratch(int64_t n, int64_t cols);
+int64_t linear_int8_mma_scratch(int64_t n, int64_t rows, int64_t cols);
 void linear_int8_mma(WFmt fmt, const WeightView& w, const float* x, const float* bias, float* y, int64_t n,
-                     void* scratch, cudaStream_t stream);
+                     void* scratch, cudaStream_t stream, bool x_ready = false);
 // y[i] = x w[i]^T for three weights of one format (Q4_0 or Q8_0) and the same row of x, in
 // one launch.
 void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* const (&y)[3], cudaStream_t stream);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -77,65 +78,142 @@ void set_device_quietly(int device) {
 
 void forget_current_device() { t_current_device = -1; }
 
+struct PinnedPool::State {
+  static constexpr size_t kKeep = 4;  // free blocks kept for reuse
+  std::mutex mutex;
+  std::vector<std::pair<void*, int64_t>> free;  // (block, bytes)
+  ~State() {
+    for (auto& [p, n] : free) cudaFreeHost(p);
+    cudaGetLastError();
+  }
+};
+
+PinnedPool::PinnedPool() : state_(std::make_shared<State>()) {}
+
+std::pair<void*, std::shared_ptr<const void>> PinnedPool::get(int64_t bytes) {
+  bytes = std::max<int64_t>(bytes, 64);
+  void* block = nullptr;
+  int64_t size = 0;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    auto& f = state_->free;
+    for (size_t i = 0; i < f.size(); ++i) {
+      if (f[i].second >= bytes && f[i].second <= 2 * bytes) {
+        std::tie(block, size) = f[i];
+        f.erase(f.begin() + int64_t(i));
+        break;
+      }
+    }
+  }
+  if (!block) {
+    UNICORN_CUDA_CHECK(cudaMallocHost(&block, size_t(bytes)));
+    size = bytes;
+  }
+  std::shared_ptr<State> state = state_;
+  std::shared_ptr<const void> owner(block, [state, size](const void* p) {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    if (state->free.size() >= State::kKeep) {
+      cudaFreeHost(const_cast<void*>(state->free.front().first));
+      state->free.erase(state->free.begin());
+    }
+    state->free.emplace_back(const_cast<void*>(p), size);
+  });
+  return {block, std::move(owner)};
+}
+
 StepGraphs::~StepGraphs() {
   if (stream_) cudaStreamSynchronize(stream_);
   for (auto& [key, exec] : execs_) cudaGraphExecDestroy(exec);
-  if (arena_) cudaFree(arena_);
+  for (void* p : retired_) cudaFree(p);
+  for (Arena& a : arenas_)
+    if (a.base) cudaFree(a.base);
   cudaGetLastError();
 }
 
-bool StepGraphs::begin(int64_t key, cudaStream_t stream) {
+bool StepGraphs::begin(int64_t key, bool new_step, cudaStream_t stream) {
   if (recording_) fail("cuda: internal: a graph recording started inside another");
   if (std::find(given_up_.begin(), given_up_.end(), key) != given_up_.end()) return false;
+  if (new_step) {
+    // The last step's recordings are done with (the caller waited for its results).
+    if (!retired_.empty()) {
+      UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
+      for (void* p : retired_) UNICORN_CUDA_CHECK(cudaFree(p));
+      retired_.clear();
+    }
+    parity_ = 0;
+  } else {
+    parity_ ^= 1;
+  }
+  used_ = 0;
   stream_ = stream;
   key_ = key;
   spoiled_ = give_up_ = false;
-  used_ = 0;
   // Relaxed: cudaMalloc stays allowed (the arena's overflow) and other threads are unaffected.
   UNICORN_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
   recording_ = true;
+  ++recordings_;
+  began_ = std::chrono::steady_clock::now();
   return true;
 }
 
 void* StepGraphs::alloc(int64_t bytes) {
-  const int64_t at = used_;
-  used_ += (std::max<int64_t>(bytes, 1) + 255) / 256 * 256;
-  if (used_ <= arena_bytes_) return arena_ + at;
-  // Too small: real memory for the rest of this recording (which will not run), freed at end().
+  bytes = (std::max<int64_t>(bytes, 1) + 255) / 256 * 256;
+  Arena& a = arenas_[parity_];
+  if (used_ + bytes <= a.bytes) {
+    used_ += bytes;
+    return a.base + used_ - bytes;
+  }
+  // Too small: plain memory for the rest of this recording (which will not run; freed at end),
+  // and a larger arena for the next one.
   spoil(true);
+  used_ += bytes;
+  a.want = std::max(a.want, used_);
   void* p = nullptr;
-  UNICORN_CUDA_CHECK(cudaMalloc(&p, size_t(std::max<int64_t>(bytes, 1))));
+  UNICORN_CUDA_CHECK(cudaMalloc(&p, size_t(bytes)));
   overflow_.push_back(p);
   return p;
+}
+
+void StepGraphs::grow() {
+  // The old arena may still hold the output of an earlier group that a later one reads, or
+  // work queued on it: it is freed at the next step, not now.
+  Arena& a = arenas_[parity_];
+  if (a.base) retired_.push_back(a.base);
+  a.base = nullptr;
+  a.bytes = 0;
+  size_t free_b = 0, total_b = 0;
+  UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const int64_t bytes = std::max<int64_t>(a.want + a.want / 4, int64_t(4) << 20);
+  void* p = nullptr;
+  if (bytes > int64_t(free_b) / 4 || cudaMalloc(&p, size_t(bytes)) != cudaSuccess) {
+    cudaGetLastError();
+    given_up_.push_back(key_);  // no room: this key runs without graphs
+    return;
+  }
+  a.base = static_cast<uint8_t*>(p);
+  a.bytes = bytes;
 }
 
 bool StepGraphs::end(bool run) {
   if (!recording_) fail("cuda: internal: a graph recording ended that never started");
   recording_ = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  record_ms_ += std::chrono::duration<double, std::milli>(t0 - began_).count();
+  struct Timer {
+    double& ms;
+    std::chrono::steady_clock::time_point t0;
+    ~Timer() { ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); }
+  } timer{finish_ms_, t0};
   cudaGraph_t graph = nullptr;
   const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
   for (void* p : overflow_) cudaFree(p);  // only recorded work used them, and it never runs
+  const bool overflowed = !overflow_.empty();
   overflow_.clear();
   if (e != cudaSuccess || !graph || spoiled_ || !run) {
     if (graph) cudaGraphDestroy(graph);
     cudaGetLastError();
     if (e != cudaSuccess || give_up_) given_up_.push_back(key_);
-    if (used_ > arena_bytes_ && !give_up_) {
-      // Grow the arena for the next recording, once the graphs using the old one are done.
-      UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      if (arena_) UNICORN_CUDA_CHECK(cudaFree(arena_));
-      arena_ = nullptr;
-      arena_bytes_ = 0;
-      const int64_t bytes = used_ + used_ / 4;
-      void* p = nullptr;
-      if (cudaMalloc(&p, size_t(bytes)) == cudaSuccess) {
-        arena_ = static_cast<uint8_t*>(p);
-        arena_bytes_ = bytes;
-      } else {
-        cudaGetLastError();
-        given_up_.push_back(key_);  // no room: this key runs without graphs
-      }
-    }
+    else if (overflowed) grow();
     return false;
   }
   auto it = std::find_if(execs_.begin(), execs_.end(), [&](const auto& p) { return p.first == key_; });
@@ -144,20 +222,38 @@ bool StepGraphs::end(bool run) {
     cudaGraphExecUpdateResultInfo info{};
     if (cudaGraphExecUpdate(it->second, graph, &info) != cudaSuccess) {
       cudaGetLastError();  // another topology (a different copy pattern): instantiate anew
+      last_failure_ = int(info.result);
+      if (info.errorNode) {
+        cudaGraphNodeType type{};
+        if (cudaGraphNodeGetType(info.errorNode, &type) == cudaSuccess) last_failure_node_ = int(type);
+      }
       cudaGraphExecDestroy(it->second);
       it->second = nullptr;
+    } else {
+      ++updates_;
     }
   }
   cudaError_t ok = cudaSuccess;
   if (!it->second) {
     ok = cudaGraphInstantiate(&it->second, graph, 0);
     if (ok != cudaSuccess) it->second = nullptr;
+    ++instantiations_;
   }
   cudaGraphDestroy(graph);
   UNICORN_CUDA_CHECK(ok);
   UNICORN_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   ++launches_;
   return true;
+}
+
+std::string StepGraphs::summary() const {
+  return fmt::format("cuda graphs: {} recordings, {} launched ({} updated in place, {} instantiated; last update "
+                     "failure: result {}, node type {}); host {:.3f} ms a recording, {:.3f} ms a finish (update / "
+                     "instantiate + launch); arena {:.1f} MiB",
+                     recordings_, launches_, updates_, instantiations_, last_failure_, last_failure_node_,
+                     recordings_ ? record_ms_ / double(recordings_) : 0.0,
+                     recordings_ ? finish_ms_ / double(recordings_) : 0.0,
+                     double(arenas_[0].bytes + arenas_[1].bytes) / (1 << 20));
 }
 
 size_t OpProfile::start(const char* name, cudaStream_t stream) {

@@ -113,28 +113,47 @@ class UploadRing {
   std::vector<Recent> recent_;
 };
 
-// CUDA graphs for decode steps (Backend::begin_graph / end_graph): the step's launches and
-// copies are recorded from the stream, and a recording of the same shape (key: the number of
-// sequences) updates the executable graph of the last one in place (cudaGraphExecUpdate:
-// same kernels, new arguments) instead of instantiating it again; the step then costs one
-// launch. Memory the step allocates comes from a step arena, so every step of a shape gets the
-// same addresses. An op that cannot be recorded spoils the recording: end() then runs nothing
-// and the caller runs the step again without a graph; a key whose recording cannot work
-// (cuBLAS, a wait) is not recorded again.
+// Pinned host memory for results copied off the GPU (to_host: logits of a decode batch are
+// 33.5 MB at 32 sequences): copies into pinned memory run at the bus's speed, where pageable
+// memory goes through the driver's staging and a zero-filled tensor first. Blocks come back
+// to a small free list when their last owner lets go (for the next step's results).
+class PinnedPool {
+ public:
+  PinnedPool();
+  // At least `bytes` of pinned host memory (64-byte aligned), and its owner.
+  std::pair<void*, std::shared_ptr<const void>> get(int64_t bytes);
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+// CUDA graphs for decode steps (Backend::begin_graph / end_graph): a group of layers' launches
+// and copies are recorded from the stream, and a recording of the same key (sequences, group)
+// updates the executable graph of the last one in place (cudaGraphExecUpdate: same kernels,
+// new arguments) instead of instantiating it again; the group then costs one launch, and the
+// next group is recorded while the GPU runs it. Memory the recordings allocate comes from two
+// arenas taken in turn, each from its start at every recording (so every step of a shape gets
+// the same addresses): a group's output, in one, stays valid while the next group, in the
+// other, reads it. An op
+// that cannot be recorded spoils the recording: end() then runs nothing and the caller runs
+// the group again without a graph; a key whose recording cannot work (cuBLAS, a wait) is not
+// recorded again.
 class StepGraphs {
  public:
   StepGraphs() = default;
   StepGraphs(const StepGraphs&) = delete;
   StepGraphs& operator=(const StepGraphs&) = delete;
   ~StepGraphs();
-  // Starts recording `stream` (false: this key is not recorded).
-  bool begin(int64_t key, cudaStream_t stream);
+  // Starts recording `stream` (false: this key is not recorded). new_step: the first group of
+  // a step (arena 0); else the arena the last recording did not use.
+  bool begin(int64_t key, bool new_step, cudaStream_t stream);
   bool recording() const { return recording_; }
-  // `bytes` of the step arena (256-byte aligned); when it is too small, the recording is
-  // spoiled (the next one gets a larger arena) and the block is plain memory for the rest of it.
+  // `bytes` of the arena (256-byte aligned); when it is too small, the recording is spoiled
+  // (the next one gets a larger arena) and the block is plain memory for the rest of it.
   void* alloc(int64_t bytes);
-  // The recording cannot run; `retry`: a later step of this key may record (the arena grew, a
-  // table was cached), else the key is given up.
+  // The recording cannot run; `retry`: a later recording of this key may work (the arena grew,
+  // a table was cached), else the key is given up.
   void spoil(bool retry) {
     spoiled_ = true;
     give_up_ = give_up_ || !retry;
@@ -142,17 +161,28 @@ class StepGraphs {
   // Ends the recording; launches it when `run` and nothing spoiled it (returns whether it ran).
   bool end(bool run);
   int64_t launches() const { return launches_; }
+  // Counts and host time of recordings, updates and instantiations (UNICORN_CUDA_GRAPH_STATS).
+  std::string summary() const;
 
  private:
+  void grow();
   cudaStream_t stream_ = nullptr;
   int64_t key_ = 0;
   bool recording_ = false, spoiled_ = false, give_up_ = false;
   std::vector<std::pair<int64_t, cudaGraphExec_t>> execs_;
   std::vector<int64_t> given_up_;
-  std::vector<void*> overflow_;
-  uint8_t* arena_ = nullptr;
-  int64_t arena_bytes_ = 0, used_ = 0;
-  int64_t launches_ = 0;
+  std::vector<void*> overflow_, retired_;
+  struct Arena {
+    uint8_t* base = nullptr;
+    int64_t bytes = 0, want = 0;
+  };
+  Arena arenas_[2];
+  int parity_ = 0;  // the arena of this recording: groups alternate, a step starts with 0
+  int64_t used_ = 0;
+  int64_t launches_ = 0, recordings_ = 0, updates_ = 0, instantiations_ = 0;
+  int last_failure_ = 0, last_failure_node_ = -1;
+  double record_ms_ = 0, finish_ms_ = 0;  // host time: begin to end, and inside end
+  std::chrono::steady_clock::time_point began_;
 };
 
 // UNICORN_CUDA_PROFILE=1: GPU time of every op by name (CUDA events around each), printed on

@@ -1,5 +1,6 @@
 #include "models/gemma3/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -136,31 +137,40 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   }
   x = move(ab, eb, x);
 
-  auto layers = [&] {
-    Tensor normed;
-    for (int64_t l = 0; l < tc.num_hidden_layers; ++l) {
-      const TextLayer* next = l + 1 < tc.num_hidden_layers ? &layers_[size_t(l + 1)] : nullptr;
-      attention_block(layers_[size_t(l)], l, x, normed, items, steps);
-      ffn_block(layers_[size_t(l)], next, x, normed);
-    }
-  };
-  // A plain decode step (one new token per sequence, every layer on one backend) may run as one
-  // recorded graph, keyed by the number of sequences; the layers only change device memory, so
-  // when the recording could not run they simply run again.
+  // A plain decode step (one new token per sequence, every layer on one backend) may run as
+  // recorded graphs of kGraphLayers layers each, keyed by the number of sequences and the
+  // group (so the next group is recorded while the GPU runs one). The layers only change
+  // device memory, so a group whose recording could not run simply runs again.
   bool plain = placement_.ffn == placement_.attention;
   for (const DecodeItem& it : items) plain = plain && it.tokens.size() == 1 && it.groups[0] < 0;
-  if (plain && ab.begin_graph(int64_t(items.size()))) {
+  constexpr int64_t kGraphLayers = 8;
+  Tensor normed;
+  for (int64_t l0 = 0; l0 < tc.num_hidden_layers; l0 += kGraphLayers) {
+    const int64_t l1 = std::min(tc.num_hidden_layers, l0 + kGraphLayers);
+    auto group = [&] {
+      for (int64_t l = l0; l < l1; ++l) {
+        const TextLayer* next = l + 1 < tc.num_hidden_layers ? &layers_[size_t(l + 1)] : nullptr;
+        attention_block(layers_[size_t(l)], l, x, normed, items, steps);
+        ffn_block(layers_[size_t(l)], next, x, normed);
+      }
+    };
+    if (!plain || !ab.begin_graph(int64_t(items.size()) * 1024 + l0 / kGraphLayers, l0 == 0)) {
+      group();
+      continue;
+    }
+    const Tensor normed_before = normed;
     bool ran = false;
     try {
-      layers();
+      group();
       ran = ab.end_graph(true);
     } catch (...) {
       ab.end_graph(false);
       throw;
     }
-    if (!ran) layers();
-  } else {
-    layers();
+    if (!ran) {
+      normed = normed_before;
+      group();
+    }
   }
 
   // Final norm and tied LM head on the rows that want logits.
