@@ -111,13 +111,14 @@ __global__ void matvec_kernel(WeightView w, const float* __restrict__ x, const f
 // thousands of warps to hide DRAM latency. Partial sums meet in shared memory.
 constexpr int kRowsPerBlock = 8, kMatvec1Threads = 128;
 
-// The block's per-thread partial sums of kRowsPerBlock rows, added up; thread r writes row r.
-__device__ __forceinline__ void block_store_rows(const float (&acc)[kRowsPerBlock], int rows, int64_t row0,
-                                                 const float* bias, float* y) {
-  __shared__ float partial[kMatvec1Threads / 32][kRowsPerBlock];
+// The block's per-thread partial sums of R rows, added up; thread r writes row r.
+template <int R>
+__device__ __forceinline__ void block_store_rows(const float (&acc)[R], int rows, int64_t row0, const float* bias,
+                                                 float* y) {
+  __shared__ float partial[kMatvec1Threads / 32][R];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
-  for (int r = 0; r < kRowsPerBlock; ++r) {
+  for (int r = 0; r < R; ++r) {
     float s = acc[r];
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -246,29 +247,36 @@ struct Int8Products {
 // registers (scale amax / 127, as ggml's Q8_0), products in 4-way int8 dot products (dp4a),
 // one float multiply per chunk and row. Dequantizing to f32 spends ~4 instructions a weight,
 // which at 4-bit weights costs more than the memory does.
+// R weight rows a block (Q4_0: 16, whose 4 words a row leave room for them; else 8).
+template <WFmt F>
+constexpr int int8_rows_per_block() {
+  return F == WFmt::Q4_0 ? 16 : kRowsPerBlock;
+}
+
 template <WFmt F>
 __global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(Int8Products p, const float* __restrict__ x) {
   static_assert(F == WFmt::Q4_0 || F == WFmt::Q8_0 || F == WFmt::Q6_K);
+  constexpr int R = int8_rows_per_block<F>();
   int part = 0;
   while (part + 1 < p.count && int64_t(blockIdx.x) >= p.first_block[part + 1]) ++part;
   const WeightView& w = p.w[part];
-  const int64_t row0 = (int64_t(blockIdx.x) - p.first_block[part]) * kRowsPerBlock;
+  const int64_t row0 = (int64_t(blockIdx.x) - p.first_block[part]) * R;
   const int64_t chunks = w.cols / 32;
-  const int rows = int(min(int64_t(kRowsPerBlock), w.rows - row0));
-  float acc[kRowsPerBlock];
+  const int rows = int(min(int64_t(R), w.rows - row0));
+  float acc[R];
 #pragma unroll
-  for (int r = 0; r < kRowsPerBlock; ++r) acc[r] = 0.0f;
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   for (int64_t c = threadIdx.x; c < chunks; c += kMatvec1Threads) {
     int xq[8], xsum;
     float d;
     if constexpr (F == WFmt::Q6_K) {
       // Values -32..31 with a scale per 16: two partial integer sums a chunk.
-      uint32_t wq[kRowsPerBlock][8];
-      float ws[kRowsPerBlock][2];
-      fetch_q6k_rows<kRowsPerBlock>(w, row0, rows, c, wq, ws);
+      uint32_t wq[R][8];
+      float ws[R][2];
+      fetch_q6k_rows<R>(w, row0, rows, c, wq, ws);
       quantize_chunk(x + c * 32, xq, d, xsum);
 #pragma unroll
-      for (int r = 0; r < kRowsPerBlock; ++r) {
+      for (int r = 0; r < R; ++r) {
         int lo = 0, hi = 0;
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -278,13 +286,13 @@ __global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(Int8Produ
         acc[r] += d * (ws[r][0] * float(lo) + ws[r][1] * float(hi));
       }
     } else {
-      // Every row's codes and scale first: kRowsPerBlock loads in flight per thread.
-      uint32_t wq[kRowsPerBlock][F == WFmt::Q4_0 ? 4 : 8];
-      float wd[kRowsPerBlock];
-      fetch_int8_rows<F, kRowsPerBlock>(w, row0, rows, c, wq, wd);
+      // Every row's codes and scale first: R loads in flight per thread.
+      uint32_t wq[R][F == WFmt::Q4_0 ? 4 : 8];
+      float wd[R];
+      fetch_int8_rows<F, R>(w, row0, rows, c, wq, wd);
       quantize_chunk(x + c * 32, xq, d, xsum);
 #pragma unroll
-      for (int r = 0; r < kRowsPerBlock; ++r) acc[r] += wd[r] * d * float(dot_chunk<F>(wq[r], xq, xsum));
+      for (int r = 0; r < R; ++r) acc[r] += wd[r] * d * float(dot_chunk<F>(wq[r], xq, xsum));
     }
   }
   block_store_rows(acc, rows, row0, p.bias[part], p.y[part]);
@@ -475,9 +483,10 @@ __global__ void __launch_bounds__(256) gemm_kernel(WeightView w, const float* __
 template <WFmt F, bool kElem>
 void launch_shape(const WeightView& w, const float* x, const float* bias, float* y, int64_t n, bool int8_x,
                   cudaStream_t stream) {
-  const unsigned row_blocks = unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock);
   if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0 || F == WFmt::Q6_K) {
     if (n == 1 && int8_x) {
+      constexpr int R = int8_rows_per_block<F>();
+      const unsigned row_blocks = unsigned((w.rows + R - 1) / R);
       Int8Products p;
       p.w[0] = w;
       p.bias[0] = bias;
@@ -703,12 +712,14 @@ void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const 
 }
 
 void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* const (&y)[3], cudaStream_t stream) {
+  const int64_t rows_per_block =
+      fmt == WFmt::Q4_0 ? int8_rows_per_block<WFmt::Q4_0>() : int8_rows_per_block<WFmt::Q8_0>();
   Int8Products p;
   p.count = 3;
   for (int i = 0; i < 3; ++i) {
     p.w[i] = w[i];
     p.y[i] = y[i];
-    p.first_block[i + 1] = p.first_block[i] + (w[i].rows + kRowsPerBlock - 1) / kRowsPerBlock;
+    p.first_block[i + 1] = p.first_block[i] + (w[i].rows + rows_per_block - 1) / rows_per_block;
   }
   if (fmt == WFmt::Q4_0)
     matvec1_int8_kernel<WFmt::Q4_0><<<unsigned(p.first_block[3]), kMatvec1Threads, 0, stream>>>(p, x);
