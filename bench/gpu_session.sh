@@ -34,19 +34,19 @@ if [[ $parts == *bench27b* ]]; then
   timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 2 --batch 32 2>&1 | tee -a "$OUT/bench27b.txt" | grep -E 'tg'
 fi
 if [[ $parts == *ab27b* ]]; then
-  # A/B in alternation on one card: decode with and without CUDA graphs, 32 sequences on the
-  # int8 tensor cores and on dp4a.
+  # A/B in alternation on one card: decode and 32 sequences with and without CUDA graphs
+  # (graph statistics with them), 32 sequences on the int8 tensor cores and on dp4a.
   [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
+  B="$U bench -m /tmp/r27b-q4_0.gguf --device cuda"
   for i in 1 2; do
     for g in 1 0; do
       echo "UNICORN_CUDA_GRAPHS=$g" | tee -a "$OUT/ab27b.txt"
-      UNICORN_CUDA_GRAPHS=$g timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 128 -r 3 2>&1 | tee -a "$OUT/ab27b.txt" | grep -E 'tg'
-    done
-    for m in 1 0; do
-      echo "UNICORN_CUDA_MMA=$m" | tee -a "$OUT/ab27b.txt"
-      UNICORN_CUDA_MMA=$m timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 2 --batch 32 2>&1 | tee -a "$OUT/ab27b.txt" | grep -E 'tg'
+      UNICORN_CUDA_GRAPHS=$g UNICORN_CUDA_GRAPH_STATS=1 timeout 200 $B -p 0 -n 128 -r 3 2>&1 | tee -a "$OUT/ab27b.txt" | grep -E 'tg|graphs'
+      UNICORN_CUDA_GRAPHS=$g UNICORN_CUDA_GRAPH_STATS=1 timeout 200 $B -p 0 -n 32 -r 2 --batch 32 2>&1 | tee -a "$OUT/ab27b.txt" | grep -E 'tg|graphs'
     done
   done
+  echo "UNICORN_CUDA_MMA=0" | tee -a "$OUT/ab27b.txt"
+  UNICORN_CUDA_MMA=0 timeout 200 $B -p 0 -n 32 -r 2 --batch 32 2>&1 | tee -a "$OUT/ab27b.txt" | grep -E 'tg'
 fi
 if [[ $parts == *profile* ]]; then
   [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
