@@ -38,7 +38,7 @@ if [[ $parts == *ab27b* ]]; then
   # (graph statistics with them), 32 sequences on the int8 tensor cores and on dp4a.
   [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
   B="$U bench -m /tmp/r27b-q4_0.gguf --device cuda"
-  for i in 1 2; do
+  for i in $(seq "${AB_REPS:-2}"); do
     for g in 1 0; do
       echo "UNICORN_CUDA_GRAPHS=$g" | tee -a "$OUT/ab27b.txt"
       UNICORN_CUDA_GRAPHS=$g UNICORN_CUDA_GRAPH_STATS=1 timeout 200 $B -p 0 -n 128 -r 3 2>&1 | tee -a "$OUT/ab27b.txt" | grep -E 'tg|graphs'
