@@ -63,7 +63,7 @@ class UploadRing {
   }
   // Device copy of `bytes` bytes at `src`, valid for work queued on `stream` after this call
   // and before the ring next wraps. nullptr for large arrays (the caller allocates).
-  // Arrays equal to one of the last few put are not copied again: every layer of a step
+  // Arrays equal to one of the last few used are not copied again: every layer of a step
   // uploads the same positions and masks.
   // While a stream is being recorded into a graph (may_wait false), a put that would wrap
   // returns nullptr instead of waiting (a recording cannot wait).
@@ -73,9 +73,16 @@ class UploadRing {
       UNICORN_CUDA_CHECK(cudaMallocHost(&host_, size_t(kBytes)));
       UNICORN_CUDA_CHECK(cudaMalloc(&device_, size_t(kBytes)));
     }
-    for (const Recent& r : recent_)
-      if (r.bytes == bytes && std::memcmp(static_cast<char*>(host_) + r.at, src, size_t(bytes)) == 0)
+    for (size_t i = 0; i < recent_.size(); ++i) {
+      const Recent r = recent_[i];
+      if (r.bytes == bytes && std::memcmp(static_cast<char*>(host_) + r.at, src, size_t(bytes)) == 0) {
+        // Least recently used goes first: an array every step uploads stays (a recorded
+        // step's copies then repeat from step to step, and its graph updates in place).
+        recent_.erase(recent_.begin() + int64_t(i));
+        recent_.push_back(r);
         return static_cast<char*>(device_) + r.at;
+      }
+    }
     const int64_t size = (bytes + 255) / 256 * 256;
     if (at_ + size > kBytes) {
       if (!may_wait) return nullptr;
