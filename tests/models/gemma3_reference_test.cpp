@@ -127,8 +127,9 @@ namespace {
 
 // Decode steps as CUDA graphs (the default) give the same logits, bit for bit, as the same
 // steps launched op by op (UNICORN_CUDA_GRAPHS=0): one sequence, then two at once (another
-// recording key), over bf16 and Q4_0 weights (the int8 tensor-core products inside the graph).
-// The first recording of a key fills no arena yet, so it runs op by op; the others are graphs.
+// recording key), then 17, over bf16 and Q4_0 weights (the int8 tensor-core products inside the
+// graph). The first recording of a key fills no arena yet, so it runs op by op; the others are
+// graphs.
 TEST(CudaGraphs, DecodeStepsEqualOpByOp) {
   std::unique_ptr<Backend> graphs = test::backend_or_skip("cuda");
   if (!graphs) GTEST_SKIP() << "no CUDA GPU here";
@@ -163,6 +164,15 @@ TEST(CudaGraphs, DecodeStepsEqualOpByOp) {
       step({b.get()}, std::span<const int32_t>(ids).first(size_t(n / 3)));
       for (int64_t i = 0; i < 5; ++i) step({a.get()}, std::span<const int32_t>(ids).subspan(size_t(i), 1));
       for (int64_t i = 0; i < 5; ++i) step({a.get(), b.get()}, std::span<const int32_t>(ids).subspan(size_t(i + 3), 1));
+      // 17 sequences: over bf16 the products go to cuBLAS, which is not recorded, so the
+      // recording is given up and the groups run op by op (the same logits either way).
+      std::vector<std::unique_ptr<KvCache>> many;
+      std::vector<KvCache*> ptrs;
+      for (int s = 0; s < 17; ++s) {
+        many.push_back(l.model->new_cache(n + 16, n));
+        ptrs.push_back(many.back().get());
+      }
+      for (int64_t i = 0; i < 3; ++i) step(ptrs, std::span<const int32_t>(ids).subspan(size_t(i), 1));
       return out;
     };
     const int64_t before = graphs->graph_launches();
