@@ -191,9 +191,8 @@ TEST_F(CudaOps, GateUpFusedAndComposed) {
 // rows with x quantized once for the three tensor-core products; one by one else.
 TEST_F(CudaOps, ThreeProductsOfOneRow) {
   for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::BF16}) {
-    for (int64_t n : {1, 5}) {
-      SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n));
-      const int64_t k = 320;
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 320}, {5, 320}, {1, 5376}}) {  // 5376: 27B's width
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
       const Tensor w0 = weight(dtype, 72, k, 31), w1 = weight(dtype, 24, k, 32), w2 = weight(dtype, 40, k, 33);
       const Tensor x = random_tensor(DType::F32, {n, k}, 34);
       const Tensor x_ref = dtype != DType::BF16 ? int8_rounded(x) : x;

@@ -128,6 +128,52 @@ __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int
   }
 }
 
+// Values 8 part .. 8 part + 7 of a chunk (a quarter, for kernels that give a chunk four
+// threads: the bf16 dequantization, the embedding). Q4_0 and Q8_0 decode only those 8 values,
+// converting codes with a float add on the bits (2^23 + code, exact) instead of int-to-float
+// conversions, which run at a quarter of the rate (they made the bf16 dequantization
+// compute-bound: a third of 27B prefill); the values are the same, d * code in f32. Other
+// formats decode the chunk (its loads hit L1) and keep their quarter.
+template <WFmt F>
+__device__ __forceinline__ void chunk_quarter(const WeightView& w, int64_t row, int64_t chunk, int part, float (&q)[8]) {
+  if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0) {
+    const int64_t b = row * (w.cols / 32) + chunk;
+    const float d = __half2float(reinterpret_cast<const __half*>(w.p1)[b]);
+    uint2 v;
+    uint32_t mask, offset;
+    if constexpr (F == WFmt::Q4_0) {
+      // values 8p..8p+7: low nibbles of bytes 0-7 (p = 0) or 8-15 (p = 1), high ones for p = 2, 3
+      v = reinterpret_cast<const uint2*>(w.p0 + b * 16)[part & 1];
+      const int shift = (part >> 1) * 4;
+      v.x >>= shift;
+      v.y >>= shift;
+      mask = 0x0f0f0f0fu;
+      offset = 8;
+    } else {
+      v = reinterpret_cast<const uint2*>(w.p0 + b * 32)[part];
+      v.x ^= 0x80808080u;  // int8 -> excess-128
+      v.y ^= 0x80808080u;
+      mask = 0xffffffffu;
+      offset = 128;
+    }
+    const uint32_t words[2] = {v.x & mask, v.y & mask};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t code = (words[i / 4] >> (8 * (i % 4))) & 0xffu;
+      q[i] = d * (__uint_as_float(0x4b000000u | code) - (8388608.0f + float(offset)));
+    }
+  } else {
+    float v[32];
+    load_chunk<F>(w, row, chunk, v);
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {  // static indices keep v in registers
+      if (p != part) continue;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) q[i] = v[8 * p + i];
+    }
+  }
+}
+
 // 32 values of x as int8 codes packed four to a word (scale amax / 127, rounded half away
 // from zero, as ggml's Q8_0), the scale and the codes' sum.
 __device__ __forceinline__ void quantize_chunk(const float* x, int (&xq)[8], float& d, int& sum) {

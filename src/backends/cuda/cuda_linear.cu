@@ -543,18 +543,20 @@ void linear(WFmt fmt, const WeightView& w, const float* x, const float* bias, fl
 
 namespace {
 
+// Four threads a 32-value chunk of a row, each writing its 8 values as two 16-byte stores (a
+// warp's stores contiguous).
 template <WFmt F>
 __global__ void embed_kernel(WeightView w, const int32_t* __restrict__ ids, float scale, float* __restrict__ out,
                              int64_t n) {
-  const int64_t chunks = w.cols / 32;
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, chunk)
-  if (i >= n * chunks) return;
-  const int64_t t = i / chunks, c = i % chunks;
-  float v[32];
-  load_chunk<F>(w, ids[t], c, v);
-  float* o = out + t * w.cols + c * 32;
-#pragma unroll
-  for (int j = 0; j < 32; ++j) o[j] = v[j] * scale;
+  const int64_t quarters = w.cols / 8;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, chunk, quarter)
+  if (i >= n * quarters) return;
+  const int64_t t = i / quarters, c = i % quarters / 4;
+  float q[8];
+  chunk_quarter<F>(w, ids[t], c, int(i % 4), q);
+  float4* o = reinterpret_cast<float4*>(out + t * w.cols) + (i % quarters) * 2;
+  o[0] = make_float4(q[0] * scale, q[1] * scale, q[2] * scale, q[3] * scale);
+  o[1] = make_float4(q[4] * scale, q[5] * scale, q[6] * scale, q[7] * scale);
 }
 
 template <WFmt F>
@@ -571,7 +573,7 @@ void launch_embed(const WeightView& w, const int32_t* ids, float scale, float* o
     const int64_t total = n * w.cols;
     embed_elem_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, ids, scale, out, n);
   } else {
-    const int64_t total = n * (w.cols / 32);
+    const int64_t total = n * (w.cols / 8);
     embed_kernel<F><<<unsigned((total + 127) / 128), 128, 0, stream>>>(w, ids, scale, out, n);
   }
   UNICORN_CUDA_LAUNCHED();
@@ -591,52 +593,8 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* _
   if (i < count) out[i] = __float2bfloat16_rn(x[i]);
 }
 
-// Four threads a 32-value chunk, each writing 8 bf16 values as one 16-byte store, so a warp's
-// stores are contiguous. Q4_0 and Q8_0 decode only the thread's 8 values, converting codes
-// with a float add on the bits (2^23 + code, exact) instead of int-to-float conversions, which
-// run at a quarter of the rate and made this kernel compute-bound (27B prefill spent a third
-// of its time here); the values are the same, d * code in f32. Other formats decode the chunk
-// (its loads hit L1) and keep their quarter.
-template <WFmt F>
-__device__ __forceinline__ void chunk_quarter(const WeightView& w, int64_t row, int64_t chunk, int part, float (&q)[8]) {
-  if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0) {
-    const int64_t b = row * (w.cols / 32) + chunk;
-    const float d = __half2float(reinterpret_cast<const __half*>(w.p1)[b]);
-    uint2 v;
-    uint32_t mask, offset;
-    if constexpr (F == WFmt::Q4_0) {
-      // values 8p..8p+7: low nibbles of bytes 0-7 (p = 0) or 8-15 (p = 1), high ones for p = 2, 3
-      v = reinterpret_cast<const uint2*>(w.p0 + b * 16)[part & 1];
-      const int shift = (part >> 1) * 4;
-      v.x >>= shift;
-      v.y >>= shift;
-      mask = 0x0f0f0f0fu;
-      offset = 8;
-    } else {
-      v = reinterpret_cast<const uint2*>(w.p0 + b * 32)[part];
-      v.x ^= 0x80808080u;  // int8 -> excess-128
-      v.y ^= 0x80808080u;
-      mask = 0xffffffffu;
-      offset = 128;
-    }
-    const uint32_t words[2] = {v.x & mask, v.y & mask};
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t code = (words[i / 4] >> (8 * (i % 4))) & 0xffu;
-      q[i] = d * (__uint_as_float(0x4b000000u | code) - (8388608.0f + float(offset)));
-    }
-  } else {
-    float v[32];
-    load_chunk<F>(w, row, chunk, v);
-#pragma unroll
-    for (int p = 0; p < 4; ++p) {  // static indices keep v in registers
-      if (p != part) continue;
-#pragma unroll
-      for (int i = 0; i < 8; ++i) q[i] = v[8 * p + i];
-    }
-  }
-}
-
+// Four threads a 32-value chunk (chunk_quarter), each writing 8 bf16 values as one 16-byte
+// store, so a warp's stores are contiguous.
 template <WFmt F>
 __device__ __forceinline__ void chunk_quarter_to_bf16(const WeightView& w, int64_t row, int64_t chunk, int part,
                                                       uint4* out) {
