@@ -388,6 +388,58 @@ TEST_F(CudaOps, AttentionMaskCases) {
                Error);
 }
 
+// Attention of 16+ queries on the f16 tensor cores (flash attention, UNICORN_CUDA_FLASH=1):
+// against the reference on the values the kernel multiplies (q * scale, k and v rounded to
+// f16), so what is left is the probabilities' f16 rounding and the order of the sums. Several
+// query blocks and key tiles, partial ones, GQA, sliding window, the image mask, empty slots;
+// f32 and f16 KV.
+TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
+  std::unique_ptr<Backend> flash;
+  {
+    test::ScopedEnv on("UNICORN_CUDA_FLASH", "1");
+    flash = test::backend_or_skip("cuda");
+  }
+  struct Case {
+    const char* what;
+    int64_t heads, kv_heads, hd, nq, window;
+    bool causal;
+  };
+  auto f16_rounded = [](const Tensor& t) { return t.converted(DType::F16).converted(DType::F32); };
+  for (const Case& c : {Case{"vision 72", 4, 4, 72, 200, 0, false}, Case{"causal GQA 128", 8, 2, 128, 100, 0, true},
+                        Case{"window 64", 4, 2, 64, 70, 20, true}, Case{"small heads 32", 2, 1, 32, 17, 0, true}}) {
+    for (bool kv16 : {false, true}) {
+      SCOPED_TRACE(std::string(c.what) + (kv16 ? " f16 KV" : " f32 KV"));
+      const int64_t nk = c.nq + 30;
+      const auto NK = static_cast<size_t>(nk), NQ = static_cast<size_t>(c.nq);
+      // Slots 0..nk-5 hold positions 0..nk-5, the last 4 are empty; queries at the last nq
+      // positions; an image (group 0) at positions 40..47.
+      std::vector<int32_t> k_pos(NK, -1), k_group(NK, -1), q_pos(NQ, 0), q_group(NQ, -1);
+      for (int32_t j = 0; j < nk - 4; ++j) {
+        k_pos[size_t(j)] = j;
+        if (j >= 40 && j <= 47) k_group[size_t(j)] = 0;
+      }
+      for (int32_t i = 0; i < c.nq; ++i) {
+        q_pos[size_t(i)] = int32_t(nk - 4 - c.nq) + i;
+        if (q_pos[size_t(i)] >= 40 && q_pos[size_t(i)] <= 47) q_group[size_t(i)] = 0;
+      }
+      const AttentionMask mask{q_pos, q_group, k_pos, k_group, c.window, c.causal};
+      const float scale = 0.125f;
+      const Tensor q = random_tensor(DType::F32, {c.nq, c.heads * c.hd}, 21);
+      const Tensor k = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 22);
+      const Tensor v = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 23);
+      std::vector<float> qs = q.to_f32();
+      for (float& x : qs) x *= scale;
+      Tensor want = ref.alloc(DType::F32, {c.nq, c.heads * c.hd}), got = flash->alloc(DType::F32, {c.nq, c.heads * c.hd});
+      ref.attention(f16_rounded(Tensor::from_f32(qs, q.shape())), f16_rounded(k), f16_rounded(v), mask,
+                    AttentionShape{c.heads, c.kv_heads, c.hd, 1.0f}, want);
+      const Tensor dk = kv16 ? flash->from_host(k.converted(DType::F16)) : flash->from_host(k);
+      const Tensor dv = kv16 ? flash->from_host(v.converted(DType::F16)) : flash->from_host(v);
+      flash->attention(flash->from_host(q), dk, dv, mask, AttentionShape{c.heads, c.kv_heads, c.hd, scale}, got);
+      expect_close(flash->to_host(got), want, 2e-3);
+    }
+  }
+}
+
 // A decode batch: every sequence's KV writes and attention in one launch each, against the
 // same jobs one by one (Backend::attention_jobs: scatter_rows and attention per sequence).
 // Sequences of different lengths, one with two queries, sliding window on one.

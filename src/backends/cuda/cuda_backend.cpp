@@ -114,6 +114,13 @@ class CudaBackend final : public Backend {
     if (graphs && std::string(graphs) != "0" && std::string(graphs) != "1")
       fail("UNICORN_CUDA_GRAPHS='{}': expected 1 (decode steps as CUDA graphs, the default) or 0", graphs);
     graphs_on_ = !profile_ && !(graphs && std::string(graphs) == "0");
+    // UNICORN_CUDA_FLASH=1: attention of many queries as flash attention on the f16 tensor
+    // cores (head dim <= 128) instead of the TF32 products with the scores in memory. Off by
+    // default: written 2026-11-26, not yet run on a GPU (bench/RESULTS.md).
+    const char* flash = std::getenv("UNICORN_CUDA_FLASH");
+    if (flash && std::string(flash) != "0" && std::string(flash) != "1")
+      fail("UNICORN_CUDA_FLASH='{}': expected 0 (the default) or 1 (flash attention, not yet verified)", flash);
+    flash_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) && flash && std::string(flash) == "1";
   }
 
   ~CudaBackend() override {
@@ -405,6 +412,7 @@ class CudaBackend final : public Backend {
     a.q_group = q_group.get();
     a.k_pos = k_pos.get();
     a.k_group = k_group.get();
+    if (flash_ && a.n_q >= kTensorCoreRows && cuda::flash_attention(a, ctx_->stream)) return;
     if (blas_ && a.n_q >= kTensorCoreRows) {
       if (graphs_.recording()) return graphs_.spoil(false);
       attention_by_products(a);
@@ -711,6 +719,7 @@ class CudaBackend final : public Backend {
   bool exact_f32_ = false;
   bool kv_f16_ = true;
   bool mma_ = false;  // int8 tensor-core products for decode batches
+  bool flash_ = false;  // flash attention for many queries
   std::unique_ptr<WeightArena> arena_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;

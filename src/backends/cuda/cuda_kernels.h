@@ -137,6 +137,10 @@ void attention(const AttentionArgs& a, cudaStream_t stream);
 // memory, all with `heads` heads and the same KV type; max_nq: the most queries any has.
 void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, int64_t heads, bool kv_f16,
                      cudaStream_t stream);
+// Attention of many queries on the f16 tensor cores, the scores in registers (flash attention:
+// q, k, v and the probabilities rounded to f16, f32 sums). False (nothing launched) for a head
+// dimension over 128.
+bool flash_attention(const AttentionArgs& a, cudaStream_t stream);
 // For attention through matrix products: scores [heads][rows][n_k] of queries q0..q0+rows-1
 // (already scaled) -> softmax over the visible keys, in place (masked ones 0).
 void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t rows, cudaStream_t stream);
