@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
+#include <string_view>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -56,6 +58,15 @@ struct Context {
   }
 };
 
+// An environment switch of the backend: "" when unset, else its value, which must be `a` or `b`
+// (else an Error saying what `name` expects).
+std::string env_switch(const char* name, std::string_view a, std::string_view b, const char* expected) {
+  const char* v = std::getenv(name);
+  if (!v) return "";
+  if (v != a && v != b) fail("{}='{}': expected {}", name, v, expected);
+  return v;
+}
+
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) { use_device(device); }
@@ -87,40 +98,28 @@ class CudaBackend final : public Backend {
     // inputs with f32 accumulation (attention's in TF32), and decode over Q4_0 / Q8_0 with
     // int8 activations, unless UNICORN_CUDA_GEMM=f32 asks for f32 everywhere (as exact as the
     // CPU; slower). Without cuBLAS, products of many rows use the f32 tile kernel.
-    const char* mode = std::getenv("UNICORN_CUDA_GEMM");
-    if (mode && std::string(mode) != "bf16" && std::string(mode) != "f32")
-      fail("UNICORN_CUDA_GEMM='{}': expected bf16 (tensor cores, the default) or f32", mode);
-    exact_f32_ = mode && std::string(mode) == "f32";
+    exact_f32_ = env_switch("UNICORN_CUDA_GEMM", "bf16", "f32", "bf16 (tensor cores, the default) or f32") == "f32";
     // The KV cache in f16 (half the memory and the bytes attention reads; llama.cpp's default),
     // unless UNICORN_CUDA_KV=f32 or the exact f32 path.
-    const char* kv = std::getenv("UNICORN_CUDA_KV");
-    if (kv && std::string(kv) != "f16" && std::string(kv) != "f32")
-      fail("UNICORN_CUDA_KV='{}': expected f16 (the default) or f32", kv);
-    kv_f16_ = !exact_f32_ && !(kv && std::string(kv) == "f32");
+    kv_f16_ = !exact_f32_ && env_switch("UNICORN_CUDA_KV", "f16", "f32", "f16 (the default) or f32") != "f32";
     if (!exact_f32_) blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
     // Decode batches over Q4_0 / Q8_0 on the int8 tensor cores (Ampere and later), unless
     // UNICORN_CUDA_MMA=0 asks for the dp4a kernel (for comparison).
     int cc_major = 0;
     UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, index));
-    const char* mma = std::getenv("UNICORN_CUDA_MMA");
-    if (mma && std::string(mma) != "0" && std::string(mma) != "1")
-      fail("UNICORN_CUDA_MMA='{}': expected 1 (int8 tensor cores, the default where the GPU has them) or 0", mma);
-    mma_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) && !(mma && std::string(mma) == "0");
+    mma_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) &&
+           env_switch("UNICORN_CUDA_MMA", "0", "1", "1 (int8 tensor cores, the default where the GPU has them) or 0") != "0";
     const char* profile = std::getenv("UNICORN_CUDA_PROFILE");
     if (profile && *profile && std::string(profile) != "0") profile_ = std::make_unique<OpProfile>();
     // Decode steps as CUDA graphs unless UNICORN_CUDA_GRAPHS=0 (or profiling: per-op timing
     // needs the ops launched one by one).
-    const char* graphs = std::getenv("UNICORN_CUDA_GRAPHS");
-    if (graphs && std::string(graphs) != "0" && std::string(graphs) != "1")
-      fail("UNICORN_CUDA_GRAPHS='{}': expected 1 (decode steps as CUDA graphs, the default) or 0", graphs);
-    graphs_on_ = !profile_ && !(graphs && std::string(graphs) == "0");
+    graphs_on_ = !profile_ &&
+                 env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
     // UNICORN_CUDA_FLASH=1: attention of many queries as flash attention on the f16 tensor
     // cores (head dim <= 128) instead of the TF32 products with the scores in memory. Off by
     // default: written 2026-11-26, not yet run on a GPU (bench/RESULTS.md).
-    const char* flash = std::getenv("UNICORN_CUDA_FLASH");
-    if (flash && std::string(flash) != "0" && std::string(flash) != "1")
-      fail("UNICORN_CUDA_FLASH='{}': expected 0 (the default) or 1 (flash attention, not yet verified)", flash);
-    flash_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) && flash && std::string(flash) == "1";
+    flash_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) &&
+             env_switch("UNICORN_CUDA_FLASH", "0", "1", "0 (the default) or 1 (flash attention, not yet verified)") == "1";
   }
 
   ~CudaBackend() override {
@@ -199,8 +198,7 @@ class CudaBackend final : public Backend {
     // Decode batches (2..64 rows) over Q4_0 / Q8_0 / Q6_K: int8 tensor cores, or dp4a.
     if (mma_ && n > 1 && n <= cuda::kMmaMaxRows && mma_format(fmt)) {
       OpScope part(*this, "linear: int8 mma");
-      const auto s = scratch(cuda::linear_int8_mma_scratch(n, view.rows, view.cols));
-      cuda::linear_int8_mma(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
+      mma_products(fmt, x, {view}, {y.data<float>()}, b);
       return;
     }
     if (!exact_f32_ && n > 1 && n <= kInt8Rows && (fmt == WFmt::Q4_0 || fmt == WFmt::Q8_0)) {
@@ -260,12 +258,7 @@ class CudaBackend final : public Backend {
       ops::check_linear(x, w1, nullptr, y1);
       ops::check_linear(x, w2, nullptr, y2);
       OpScope scope(*this, "linear3");
-      const auto s = scratch(std::max({cuda::linear_int8_mma_scratch(n, v0.rows, v0.cols),
-                                       cuda::linear_int8_mma_scratch(n, v1.rows, v1.cols),
-                                       cuda::linear_int8_mma_scratch(n, v2.rows, v2.cols)}));
-      cuda::linear_int8_mma(f0, v0, x.data<const float>(), nullptr, y0.data<float>(), n, s.get(), ctx_->stream);
-      cuda::linear_int8_mma(f0, v1, x.data<const float>(), nullptr, y1.data<float>(), n, s.get(), ctx_->stream, true);
-      cuda::linear_int8_mma(f0, v2, x.data<const float>(), nullptr, y2.data<float>(), n, s.get(), ctx_->stream, true);
+      mma_products(f0, x, {v0, v1, v2}, {y0.data<float>(), y1.data<float>(), y2.data<float>()});
       return;
     }
     if (exact_f32_ || n != 1 || f0 != f1 || f0 != f2 || (f0 != WFmt::Q4_0 && f0 != WFmt::Q8_0)) {
@@ -290,12 +283,9 @@ class CudaBackend final : public Backend {
       ops::check_linear(x, w_gate, nullptr, out);
       ops::check_linear(x, w_up, nullptr, out);
       OpScope scope(*this, "gate_up");
-      const auto s = scratch(std::max(cuda::linear_int8_mma_scratch(n, gv.rows, gv.cols),
-                                      cuda::linear_int8_mma_scratch(n, uv.rows, uv.cols)));
       const auto g = scratch(out.nbytes());
       float* gp = static_cast<float*>(g.get());
-      cuda::linear_int8_mma(gf, gv, x.data<const float>(), nullptr, gp, n, s.get(), ctx_->stream);
-      cuda::linear_int8_mma(gf, uv, x.data<const float>(), nullptr, out.data<float>(), n, s.get(), ctx_->stream, true);
+      mma_products(gf, x, {gv, uv}, {gp, out.data<float>()});
       cuda::gelu_tanh_mul(gp, out.data<const float>(), out.data<float>(), out.numel(), ctx_->stream);
       return;
     }
@@ -592,6 +582,22 @@ class CudaBackend final : public Backend {
   }
 
   static bool mma_format(WFmt f) { return f == WFmt::Q4_0 || f == WFmt::Q8_0 || f == WFmt::Q6_K; }
+
+  // y_i = x w_i^T (+ bias) for weights of one format on the int8 tensor cores (a decode batch),
+  // x quantized once for all of them.
+  void mma_products(WFmt fmt, const Tensor& x, std::initializer_list<WeightView> views, std::initializer_list<float*> ys,
+                    const float* bias = nullptr) {
+    const int64_t n = x.dim(0);
+    int64_t bytes = 0;
+    for (const WeightView& v : views) bytes = std::max(bytes, cuda::linear_int8_mma_scratch(n, v.rows, v.cols));
+    const auto s = scratch(bytes);
+    auto y = ys.begin();
+    bool x_ready = false;
+    for (const WeightView& v : views) {
+      cuda::linear_int8_mma(fmt, v, x.data<const float>(), bias, *y++, n, s.get(), ctx_->stream, x_ready);
+      x_ready = true;
+    }
+  }
 
   // The GPU's free memory now (cudaMemGetInfo): it sizes prefill scratch.
   static int64_t free_memory() {

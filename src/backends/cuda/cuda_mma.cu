@@ -253,7 +253,7 @@ constexpr int row_tiles(int64_t n) { return n <= 16 ? 4 : 2; }
 
 // Blocks of k split over blockIdx.y while there are too few blocks of rows to fill the GPU,
 // each warp keeping at least 2 blocks of k.
-int64_t mma_splits(int64_t n, int64_t rows, int64_t cols, int rt) {
+int64_t mma_splits(int64_t rows, int64_t cols, int rt) {
   const int64_t row_blocks = (rows + 16 * rt - 1) / (16 * rt), kblocks = cols / 32;
   int64_t splits = std::clamp<int64_t>(kTargetBlocks / row_blocks, 1, kMaxSplits);
   splits = std::min(splits, std::max<int64_t>(1, kblocks / (2 * kMmaWarps)));
@@ -265,7 +265,7 @@ template <WFmt F, int NT, int RT>
 void mma_rows_launch(const WeightView& w, const uint2* xq, const float* xd, const float* bias, float* y, int64_t n,
                      float* partial, cudaStream_t stream) {
   const int64_t row_blocks = (w.rows + 16 * RT - 1) / (16 * RT), kblocks = w.cols / 32;
-  const int64_t splits = mma_splits(n, w.rows, w.cols, RT), per_split = (kblocks + splits - 1) / splits;
+  const int64_t splits = mma_splits(w.rows, w.cols, RT), per_split = (kblocks + splits - 1) / splits;
   const dim3 grid{unsigned(row_blocks), unsigned(splits)};
   mma_rows_kernel<F, NT, RT><<<grid, kMmaWarps * 32, 0, stream>>>(w, xq, xd, bias, y, n, per_split,
                                                                   splits > 1 ? partial : nullptr);
@@ -277,24 +277,18 @@ void mma_rows_launch(const WeightView& w, const uint2* xq, const float* xd, cons
   }
 }
 
-template <WFmt F, int NT>
-void mma_rows_nt(const WeightView& w, const uint2* xq, const float* xd, const float* bias, float* y, int64_t n,
-                 float* partial, cudaStream_t stream) {
-  mma_rows_launch<F, NT, row_tiles(NT * 8)>(w, xq, xd, bias, y, n, partial, stream);
-}
-
 template <WFmt F>
 void mma_rows(const WeightView& w, const uint2* xq, const float* xd, const float* bias, float* y, int64_t n,
               float* partial, cudaStream_t stream) {
   switch ((n + 7) / 8) {
-    case 1: return mma_rows_nt<F, 1>(w, xq, xd, bias, y, n, partial, stream);
-    case 2: return mma_rows_nt<F, 2>(w, xq, xd, bias, y, n, partial, stream);
-    case 3: return mma_rows_nt<F, 3>(w, xq, xd, bias, y, n, partial, stream);
-    case 4: return mma_rows_nt<F, 4>(w, xq, xd, bias, y, n, partial, stream);
-    case 5: return mma_rows_nt<F, 5>(w, xq, xd, bias, y, n, partial, stream);
-    case 6: return mma_rows_nt<F, 6>(w, xq, xd, bias, y, n, partial, stream);
-    case 7: return mma_rows_nt<F, 7>(w, xq, xd, bias, y, n, partial, stream);
-    case 8: return mma_rows_nt<F, 8>(w, xq, xd, bias, y, n, partial, stream);
+    case 1: return mma_rows_launch<F, 1, row_tiles(8)>(w, xq, xd, bias, y, n, partial, stream);
+    case 2: return mma_rows_launch<F, 2, row_tiles(16)>(w, xq, xd, bias, y, n, partial, stream);
+    case 3: return mma_rows_launch<F, 3, row_tiles(24)>(w, xq, xd, bias, y, n, partial, stream);
+    case 4: return mma_rows_launch<F, 4, row_tiles(32)>(w, xq, xd, bias, y, n, partial, stream);
+    case 5: return mma_rows_launch<F, 5, row_tiles(40)>(w, xq, xd, bias, y, n, partial, stream);
+    case 6: return mma_rows_launch<F, 6, row_tiles(48)>(w, xq, xd, bias, y, n, partial, stream);
+    case 7: return mma_rows_launch<F, 7, row_tiles(56)>(w, xq, xd, bias, y, n, partial, stream);
+    case 8: return mma_rows_launch<F, 8, row_tiles(64)>(w, xq, xd, bias, y, n, partial, stream);
     default: break;
   }
 }
@@ -304,7 +298,7 @@ void mma_rows(const WeightView& w, const uint2* xq, const float* xd, const float
 bool linear_int8_mma_supported(int cc_major) { return cc_major >= 8; }
 
 int64_t linear_int8_mma_scratch(int64_t n, int64_t rows, int64_t cols) {
-  const int64_t splits = mma_splits(n, rows, cols, row_tiles(n));
+  const int64_t splits = mma_splits(rows, cols, row_tiles(n));
   return (n + 7) / 8 * 8 * (cols / 32) * (32 + 4) + (splits > 1 ? splits * n * rows * 4 : 0);
 }
 

@@ -86,9 +86,7 @@ class UploadRing {
     const int64_t size = (bytes + 255) / 256 * 256;
     if (at_ + size > kBytes) {
       if (!may_wait) return nullptr;
-      UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
-      at_ = 0;
-      recent_.clear();
+      wrap(stream);
     }
     std::memcpy(static_cast<char*>(host_) + at_, src, size_t(bytes));
     void* dst = static_cast<char*>(device_) + at_;
@@ -101,10 +99,7 @@ class UploadRing {
   }
   // Before a recording: room for `bytes` without wrapping (waits for the stream if need be).
   void make_room(int64_t bytes, cudaStream_t stream) {
-    if (at_ + bytes <= kBytes) return;
-    UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
-    at_ = 0;
-    recent_.clear();
+    if (at_ + bytes > kBytes) wrap(stream);
   }
   // After a recording that never ran: its copies did not happen, so nothing may reuse them.
   void forget_recent() { recent_.clear(); }
@@ -113,6 +108,12 @@ class UploadRing {
   struct Recent {
     int64_t at, bytes;
   };
+  // Back to the ring's start once the stream is done with what it holds.
+  void wrap(cudaStream_t stream) {
+    UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    at_ = 0;
+    recent_.clear();
+  }
   static constexpr size_t kRecent = 8;
   void* host_ = nullptr;
   void* device_ = nullptr;
@@ -142,10 +143,9 @@ class PinnedPool {
 // next group is recorded while the GPU runs it. Memory the recordings allocate comes from two
 // arenas taken in turn, each from its start at every recording (so every step of a shape gets
 // the same addresses): a group's output, in one, stays valid while the next group, in the
-// other, reads it. An op
-// that cannot be recorded spoils the recording: end() then runs nothing and the caller runs
-// the group again without a graph; a key whose recording cannot work (cuBLAS, a wait) is not
-// recorded again.
+// other, reads it. An op that cannot be recorded spoils the recording: end() then runs nothing
+// and the caller runs the group again without a graph; a key whose recording cannot work
+// (cuBLAS, a wait) is not recorded again.
 class StepGraphs {
  public:
   StepGraphs() = default;
