@@ -2,7 +2,7 @@
 # What runs on the GPU machine (see bench/RESULTS.md, CUDA): the CUDA tests, then the
 # benchmarks at real shapes with random weights. Expects .dev/bundle.tar.xz from
 # scripts/device-bundle.sh; writes logs to $OUT (default ./out).
-#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b] [profile] [nf4_27b] [ab27b]
+#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b] [profile] [nf4_27b] [ab27b] [flashab] [ncu] [envab]
 #   (default: tests bench1b bench27b vision27b)
 set -uo pipefail
 OUT=${OUT:-out}
@@ -61,6 +61,41 @@ if [[ $parts == *vision27b* ]]; then
   [[ -d /tmp/r27v ]] || $U random-model --size 27b --layers 1 --out /tmp/r27v >/dev/null
   timeout 300 $U bench -m /tmp/r27v --device cuda -p 0 -n 0 -r 5 --image examples/blue_triangle.png 2>&1 \
     | tee "$OUT/vision27b.txt"
+fi
+if [[ $parts == *flashab* ]]; then
+  # Flash attention off / on in alternation: the 27B vision tower (bf16) and, if the 27B Q4_0
+  # GGUF is there (bench27b makes it), pp512.
+  [[ -d /tmp/r27v ]] || $U random-model --size 27b --layers 1 --out /tmp/r27v >/dev/null
+  for i in 1 2; do
+    for f in 0 1; do
+      echo "UNICORN_CUDA_FLASH=$f" | tee -a "$OUT/flashab.txt"
+      UNICORN_CUDA_FLASH=$f timeout 120 $U bench -m /tmp/r27v --device cuda -p 0 -n 0 -r 5 \
+        --image examples/blue_triangle.png 2>&1 | tee -a "$OUT/flashab.txt" | grep -E 'image|error'
+      [[ -f /tmp/r27b-q4_0.gguf ]] && UNICORN_CUDA_FLASH=$f timeout 200 $U bench -m /tmp/r27b-q4_0.gguf \
+        --device cuda -p 512 -n 0 -r 3 2>&1 | tee -a "$OUT/flashab.txt" | grep -E 'pp|error'
+    done
+  done
+fi
+if [[ $parts == *ncu* ]]; then
+  # Nsight Compute on a few 27B decode steps (graphs off): DRAM throughput, occupancy and warp
+  # stall reasons of each kernel a layer launches (NCU_KERNELS: a regex of kernel names).
+  NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
+  UNICORN_CUDA_GRAPHS=0 timeout 400 "$NCU" -k "regex:${NCU_KERNELS:-.}" -s "${NCU_SKIP:-900}" -c "${NCU_COUNT:-30}" \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+    $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 4 -r 1 > "$OUT/ncu.txt" 2>&1
+  grep -E '^  [a-z_]|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Stall Long|Warp Cycles Per Issued|Block Limit Reg|Grid Size' "$OUT/ncu.txt" | head -400
+fi
+if [[ $parts == *envab* ]]; then
+  # An environment switch AB_VAR off (0) / on (1) in alternation: 27B decode (tg128) at batch 1.
+  [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
+  for i in $(seq "${AB_REPS:-2}"); do
+    for v in 0 1; do
+      echo "$AB_VAR=$v" | tee -a "$OUT/envab.txt"
+      env "$AB_VAR=$v" timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 128 -r 3 2>&1 \
+        | tee -a "$OUT/envab.txt" | grep -E 'tg|error'
+    done
+  done
 fi
 if [[ $parts == *nf4_27b* ]]; then
   # 27B multimodal with every matrix in NF4 (double quantization, embedding included), a KV

@@ -208,6 +208,42 @@ TEST_F(CudaOps, ThreeProductsOfOneRow) {
   }
 }
 
+// One row of x against big Q4_0 / Q8_0 matrices (the streamed kernel, cuda_matvec.cu): more
+// rows than the GPU has warps, so each warp walks several rows with the next row's loads in
+// flight; widths of 1, 3 and a partial number of steps a row (21504: 27B's FFN width); q/k/v
+// whose parts meet inside a warp's run; gate/up with GELU. With bias on the plain product.
+TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
+  for (DType dtype : {DType::Q4_0, DType::Q8_0}) {
+    for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128)}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " k=" + std::to_string(k));
+      const int64_t m = 4999;
+      const Tensor w = weight(dtype, m, k, 61), bias = random_tensor(DType::F32, {m}, 62);
+      const Tensor x = random_tensor(DType::F32, {1, k}, 63);
+      const Tensor x_ref = int8_rounded(x);
+      Tensor want = ref.alloc(DType::F32, {1, m}), got = gpu->alloc(DType::F32, {1, m});
+      ref.linear(x_ref, w, &bias, want);
+      const Tensor db = gpu->prepare_weight(bias);
+      gpu->linear(up(x), gpu->prepare_weight(w), &db, got);
+      expect_close(down(got), want);
+      if (k != 5376) continue;
+      const Tensor w2 = weight(dtype, 2001, k, 64), w3 = weight(dtype, 1501, k, 65);
+      Tensor a = ref.alloc(DType::F32, {1, m}), b = ref.alloc(DType::F32, {1, 2001}), c = ref.alloc(DType::F32, {1, 1501});
+      ref.linear3(x_ref, w, w2, w3, a, b, c);
+      Tensor ga = gpu->alloc(DType::F32, {1, m}), gb = gpu->alloc(DType::F32, {1, 2001}),
+             gc = gpu->alloc(DType::F32, {1, 1501});
+      gpu->linear3(up(x), gpu->prepare_weight(w), gpu->prepare_weight(w2), gpu->prepare_weight(w3), ga, gb, gc);
+      expect_close(down(ga), a);
+      expect_close(down(gb), b);
+      expect_close(down(gc), c);
+      const Tensor wu = weight(dtype, m, k, 66);
+      Tensor g_want = ref.alloc(DType::F32, {1, m}), g_got = gpu->alloc(DType::F32, {1, m});
+      ref.gate_up(x_ref, w, wu, g_want);
+      gpu->gate_up(up(x), gpu->prepare_weight(w), gpu->prepare_weight(wu), g_got);
+      expect_close(down(g_got), g_want, 1e-5);
+    }
+  }
+}
+
 // Decode batches over Q4_0 / Q8_0 / Q6_K (2..64 rows of x, int8): the tensor-core kernel (the
 // default) and the dp4a one (UNICORN_CUDA_MMA=0; Q4_0 / Q8_0) against the reference on the
 // same int8 x. 65 blocks of k (k split over 4 blocks of 8 warps, shares of 3 and the last of 2),
@@ -317,9 +353,10 @@ TEST_F(CudaOps, RopeAtLargePositions) {
   }
 }
 
-// 12 queries go through the attention kernel on either backend; 40 (prefill) through matrix
-// products on TF32 tensor cores on "cuda" (10-bit mantissa products: tolerance 5e-3) and the
-// kernel on "cuda-f32".
+// 12 queries go through the attention kernel on either backend; 40 (prefill) on "cuda" through
+// the flash attention on f16 tensor cores (head dim <= 128) or TF32 matrix products (head dim
+// 256, or all with UNICORN_CUDA_FLASH=0): 10-bit mantissas, tolerance 5e-3; the kernel on
+// "cuda-f32".
 TEST_F(CudaOps, AttentionMaskCases) {
   struct Case {
     const char* what;
@@ -328,13 +365,19 @@ TEST_F(CudaOps, AttentionMaskCases) {
   };
   auto f32_gpu = test::backend_or_skip("cuda-f32");
   ASSERT_TRUE(f32_gpu);
-  for (Backend* b : {f32_gpu.get(), gpu.get()}) {
+  std::unique_ptr<Backend> no_flash;
+  {
+    test::ScopedEnv off("UNICORN_CUDA_FLASH", "0");
+    no_flash = test::backend_or_skip("cuda");
+  }
+  for (Backend* b : {f32_gpu.get(), gpu.get(), no_flash.get()}) {
     for (const int64_t nq : {12, 40}) {
       for (const Case& c : {Case{"causal GQA", 8, 2, 64, 0, true}, Case{"sliding window", 4, 4, 32, 5, true},
                             Case{"vision (bidirectional)", 4, 4, 72, 0, false},
                             Case{"gemma 4B head", 8, 4, 256, 0, true}}) {
-        const bool products = b == gpu.get() && nq >= 16;
-        SCOPED_TRACE(std::string(c.what) + " nq=" + std::to_string(nq) + (products ? " (products)" : " (kernel)"));
+        const bool products = b != f32_gpu.get() && nq >= 16;
+        SCOPED_TRACE(std::string(c.what) + " nq=" + std::to_string(nq) +
+                     (b == no_flash.get() ? " UNICORN_CUDA_FLASH=0" : "") + (products ? " (tensor cores)" : " (kernel)"));
         const int64_t nk = nq + 8;
         // Keys: slots 0..nq+3 hold positions 0..nq+3, the last 4 slots are empty; queries at
         // positions 4..nq+3, an image (group 0) at 6..9 that sees itself both ways.
@@ -355,7 +398,7 @@ TEST_F(CudaOps, AttentionMaskCases) {
         ref.attention(q, k, v, mask, shape, want);
         b->attention(b->from_host(q), b->from_host(k), b->from_host(v), mask, shape, got);
         expect_close(b->to_host(got), want, products ? 5e-3 : 1e-4);
-        if (b != gpu.get()) continue;
+        if (b == f32_gpu.get()) continue;
         // The default GPU backend keeps its KV cache in f16: rows written by scatter_rows
         // (rounded to f16), then read by attention; against the reference on the rounded values.
         ASSERT_EQ(b->kv_dtype(), DType::F16);
@@ -388,7 +431,7 @@ TEST_F(CudaOps, AttentionMaskCases) {
                Error);
 }
 
-// Attention of 16+ queries on the f16 tensor cores (flash attention, UNICORN_CUDA_FLASH=1):
+// Attention of 16+ queries on the f16 tensor cores (flash attention, the default):
 // against the reference on the values the kernel multiplies (q * scale, k and v rounded to
 // f16), so what is left is the probabilities' f16 rounding and the order of the sums. Several
 // query blocks and key tiles, partial ones, GQA, sliding window, the image mask, empty slots;

@@ -3,7 +3,6 @@
 // One block of 4 warps per (query, head); each warp walks a quarter of the keys with an online
 // softmax (running max and sum), and the four partial results are merged at the end.
 #include <cfloat>
-#include <type_traits>
 
 #include "backends/cuda/cuda_common.cuh"
 
@@ -135,147 +134,6 @@ __global__ void masked_softmax_kernel(AttentionArgs a, float* scores, int64_t q0
   for (int64_t j = threadIdx.x; j < a.n_k; j += blockDim.x) s[j] *= inv;
 }
 
-// Flash attention for many queries (prefill chunks, the vision tower) on the f16 tensor cores
-// (mma.sync m16n8k16, f32 accumulation): a block of 4 warps takes 64 queries of one head, each
-// warp 16, and walks the keys 64 at a time with an online softmax, the scores never leaving
-// registers. q (scaled), k, v and the probabilities are rounded to f16 for the products.
-// Fragments (PTX ISA, m16n8k16, lane = 4 g + t): A a0 = (row g, cols 2t, 2t + 1), a1 = row
-// g + 8, a2 = cols 2t + 8, 2t + 9 of row g, a3 of row g + 8; B b0 = (rows 2t, 2t + 1, col g),
-// b1 = rows 2t + 8, 2t + 9; C c0, c1 = (row g, cols 2t, 2t + 1), c2, c3 = row g + 8. A score
-// tile's C fragments are the A fragments of the probabilities for P V as they are.
-constexpr int kFlashQ = 64, kFlashK = 64;
-
-__device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                        uint32_t b1) {
-#if __CUDA_ARCH__ >= 800
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#endif
-}
-
-__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-// HDP: the head dimension padded to 16 (columns past head_dim are zeros).
-template <class T, int HDP>
-__global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
-  constexpr int KS = HDP / 16, NV = HDP / 8;
-  constexpr int kStrideK = HDP + 8, kStrideV = kFlashK + 8;  // padded rows: no bank conflicts
-  __shared__ __half sk[kFlashK * kStrideK];
-  __shared__ __half svt[HDP * kStrideV];  // V transposed: [dim][key]
-  const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31, g = lane >> 2, t = lane & 3;
-  const int64_t h = blockIdx.y, kvh = h / (a.heads / a.kv_heads), hd = a.head_dim;
-  const int64_t qw = a.heads * hd, kw = a.kv_heads * hd;
-  const int64_t q0 = int64_t(blockIdx.x) * kFlashQ + warp * 16;
-  const int64_t rows[2] = {q0 + g, q0 + g + 8};
-
-  // This warp's queries as A fragments, scaled, for all KS steps of the head dimension.
-  uint32_t qa[KS][4];
-#pragma unroll
-  for (int ks = 0; ks < KS; ++ks) {
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int64_t row = rows[r & 1], d = ks * 16 + 2 * t + (r >= 2 ? 8 : 0);
-      float x0 = 0.0f, x1 = 0.0f;
-      if (row < a.n_q && d < hd) x0 = a.q[row * qw + h * hd + d] * a.scale;
-      if (row < a.n_q && d + 1 < hd) x1 = a.q[row * qw + h * hd + d + 1] * a.scale;
-      qa[ks][r] = pack_f16(x0, x1);
-    }
-  }
-  float o[NV][4];
-#pragma unroll
-  for (int v = 0; v < NV; ++v) o[v][0] = o[v][1] = o[v][2] = o[v][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-
-  const T* kbase = static_cast<const T*>(a.k) + kvh * hd;
-  const T* vbase = static_cast<const T*>(a.v) + kvh * hd;
-  for (int64_t k0 = 0; k0 < a.n_k; k0 += kFlashK) {
-    __syncthreads();  // the last tile is consumed
-    for (int i = int(threadIdx.x); i < kFlashK * HDP; i += 128) {
-      const int key = i / HDP, d = i % HDP;
-      const int64_t j = k0 + key;
-      const bool in = j < a.n_k && d < hd;
-      sk[key * kStrideK + d] = __float2half_rn(in ? as_float(kbase[j * kw + d]) : 0.0f);
-      svt[d * kStrideV + key] = __float2half_rn(in ? as_float(vbase[j * kw + d]) : 0.0f);
-    }
-    __syncthreads();
-
-    // Scores of 16 queries x 64 keys: 8 tiles of 8 keys.
-    float s[8][4];
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-#pragma unroll
-      for (int ks = 0; ks < KS; ++ks) {
-        const __half* kr = sk + (nt * 8 + g) * kStrideK + ks * 16 + 2 * t;
-        mma_f16(s[nt], qa[ks][0], qa[ks][1], qa[ks][2], qa[ks][3], *reinterpret_cast<const uint32_t*>(kr),
-                *reinterpret_cast<const uint32_t*>(kr + 8));
-      }
-    }
-    // The mask, then the online softmax of rows g (e = 0, 1) and g + 8 (e = 2, 3).
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t row = rows[e >> 1], j = k0 + nt * 8 + 2 * t + (e & 1);
-        if (row >= a.n_q || j >= a.n_k || !visible(a, row, j)) s[nt][e] = -INFINITY;
-        mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
-      }
-    float base[2], corr[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float m_new = fmaxf(m[r], mx[r]);
-      base[r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: every p is 0
-      corr[r] = __expf(m[r] - base[r]);
-      m[r] = m_new;
-      l[r] *= corr[r];
-    }
-#pragma unroll
-    for (int v = 0; v < NV; ++v) {
-      o[v][0] *= corr[0], o[v][1] *= corr[0];
-      o[v][2] *= corr[1], o[v][3] *= corr[1];
-    }
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] = __expf(s[nt][e] - base[e >> 1]);
-        l[e >> 1] += s[nt][e];
-      }
-    // O += P V over the 64 keys: 4 steps of 16.
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      const uint32_t p0 = pack_f16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_f16(s[2 * kk][2], s[2 * kk][3]);
-      const uint32_t p2 = pack_f16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_f16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-      for (int v = 0; v < NV; ++v) {
-        const __half* vr = svt + (v * 8 + g) * kStrideV + kk * 16 + 2 * t;
-        mma_f16(o[v], p0, p1, p2, p3, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
-      }
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
-#pragma unroll
-  for (int v = 0; v < NV; ++v)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int64_t row = rows[e >> 1], d = v * 8 + 2 * t + (e & 1);
-      if (row >= a.n_q || d >= hd) continue;
-      const float sum = l[e >> 1];
-      a.out[row * qw + h * hd + d] = sum > 0.0f ? o[v][e] / sum : 0.0f;  // no visible key: zeros
-    }
-}
-
 }  // namespace
 
 void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t rows, cudaStream_t stream) {
@@ -293,30 +151,6 @@ void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, i
   else
     attention_multi_kernel<float><<<grid, 32 * kWarps, 0, stream>>>(args);
   UNICORN_CUDA_LAUNCHED();
-}
-
-bool flash_attention(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.n_q == 0) return true;
-  const dim3 grid{unsigned((a.n_q + kFlashQ - 1) / kFlashQ), unsigned(a.heads)};
-  auto go = [&](auto hdp) {
-    constexpr int HDP = decltype(hdp)::value;
-    if (a.kv_f16)
-      flash_attention_kernel<__half, HDP><<<grid, 128, 0, stream>>>(a);
-    else
-      flash_attention_kernel<float, HDP><<<grid, 128, 0, stream>>>(a);
-  };
-  if (a.head_dim <= 32)
-    go(std::integral_constant<int, 32>());
-  else if (a.head_dim <= 64)
-    go(std::integral_constant<int, 64>());
-  else if (a.head_dim <= 80)
-    go(std::integral_constant<int, 80>());
-  else if (a.head_dim <= 128)
-    go(std::integral_constant<int, 128>());
-  else
-    return false;
-  UNICORN_CUDA_LAUNCHED();
-  return true;
 }
 
 void attention(const AttentionArgs& a, cudaStream_t stream) {

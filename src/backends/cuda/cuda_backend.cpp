@@ -115,11 +115,11 @@ class CudaBackend final : public Backend {
     // needs the ops launched one by one).
     graphs_on_ = !profile_ &&
                  env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
-    // UNICORN_CUDA_FLASH=1: attention of many queries as flash attention on the f16 tensor
-    // cores (head dim <= 128) instead of the TF32 products with the scores in memory. Off by
-    // default: written 2026-11-26, not yet run on a GPU (bench/RESULTS.md).
+    // Attention of many queries (prefill chunks, the vision tower) as flash attention on the
+    // f16 tensor cores (head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then TF32
+    // products with the scores in memory.
     flash_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) &&
-             env_switch("UNICORN_CUDA_FLASH", "0", "1", "0 (the default) or 1 (flash attention, not yet verified)") == "1";
+             env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
   }
 
   ~CudaBackend() override {
@@ -402,7 +402,22 @@ class CudaBackend final : public Backend {
     a.q_group = q_group.get();
     a.k_pos = k_pos.get();
     a.k_group = k_group.get();
-    if (flash_ && a.n_q >= kTensorCoreRows && cuda::flash_attention(a, ctx_->stream)) return;
+    if (flash_ && a.n_q >= kTensorCoreRows && cuda::flash_attention_supported(a.head_dim)) {
+      // f32 K and V (the vision tower's) go to the kernel as f16 copies.
+      std::shared_ptr<void> k16, v16;
+      if (!a.kv_f16) {
+        const int64_t count = a.n_k * a.kv_heads * a.head_dim;
+        k16 = scratch(count * 2);
+        v16 = scratch(count * 2);
+        cuda::f32_to_f16_device(static_cast<const float*>(a.k), k16.get(), count, ctx_->stream);
+        cuda::f32_to_f16_device(static_cast<const float*>(a.v), v16.get(), count, ctx_->stream);
+        a.k = k16.get();
+        a.v = v16.get();
+        a.kv_f16 = true;
+      }
+      cuda::flash_attention(a, ctx_->stream);
+      return;
+    }
     if (blas_ && a.n_q >= kTensorCoreRows) {
       if (graphs_.recording()) return graphs_.spoil(false);
       attention_by_products(a);

@@ -201,4 +201,28 @@ __device__ __forceinline__ void quantize_chunk(const float* x, int (&xq)[8], flo
   }
 }
 
+// The integer dot product of one chunk: weight codes against x's int8 codes (xsum for Q4_0's
+// offset of 8: byte j holds value j in its low nibble and value j + 16 in its high one).
+template <WFmt F>
+__device__ __forceinline__ int dot_chunk(const uint32_t* wq, const int (&xq)[8], int xsum) {
+  int dot = 0;
+  if constexpr (F == WFmt::Q4_0) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      dot = __dp4a(int(wq[i] & 0x0f0f0f0fu), xq[i], dot);
+      dot = __dp4a(int((wq[i] >> 4) & 0x0f0f0f0fu), xq[i + 4], dot);
+    }
+    return dot - 8 * xsum;
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dot = __dp4a(int(wq[i]), xq[i], dot);
+    return dot;
+  }
+}
+
+// ref: torch gelu(approximate="tanh")
+__device__ __forceinline__ float gelu_tanh(float g) {
+  return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+}
+
 }  // namespace unicorn::cuda

@@ -167,9 +167,7 @@ __global__ void rms_norm_rope_kernel(float* x, const float* __restrict__ w, floa
 __global__ void gelu_tanh_mul_kernel(const float* gate, const float* up, float* out, int64_t count) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
-  // ref: torch gelu(approximate="tanh")
-  const float g = gate[i];
-  const float r = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+  const float r = gelu_tanh(gate[i]);
   out[i] = up ? r * up[i] : r;
 }
 
@@ -230,6 +228,11 @@ __global__ void scatter_rows_multi_kernel(const RowScatter* __restrict__ jobs, i
 __global__ void f16_to_f32_kernel(const __half* __restrict__ x, float* __restrict__ out, int64_t count) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = __half2float(x[i]);
+}
+
+__global__ void f32_to_f16_kernel(const float* __restrict__ x, __half* __restrict__ out, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = __float2half_rn(x[i]);
 }
 
 // image [3, S, S] -> out [(S/p)^2, 3 * p * p], (channel, y, x) order within a patch.
@@ -344,6 +347,12 @@ void scatter_rows_multi(const RowScatter* jobs, int64_t count, int64_t max_n, in
 void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
   f16_to_f32_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(static_cast<const __half*>(x), out, count);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+void f32_to_f16_device(const float* x, void* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  f32_to_f16_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(x, static_cast<__half*>(out), count);
   UNICORN_CUDA_LAUNCHED();
 }
 

@@ -41,6 +41,14 @@ struct WeightView {
   int64_t nf4_nested = 256;  // NF4: absmax blocks per nested_absmax
 };
 
+// One row of x against Q4_0 / Q8_0 weights, streamed (cuda_matvec.cu): the rows of `parts`
+// (1-3) matrices of one width as one launch (q, k and v), or gate and up with GELU(gate) * up
+// out; x quantized to int8 as linear's int8_x. False (nothing launched) for other formats or
+// rows wider than the kernel's shared memory holds (the callers then use cuda_linear.cu's).
+bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
+                   cudaStream_t stream);
+bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
+                    cudaStream_t stream);
 // y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 / Q6_K products
 // of one row quantize x to int8 per 32 values (amax / 127, rounded half away from zero, as
 // ggml's Q8_0) and multiply in integers.
@@ -137,10 +145,13 @@ void attention(const AttentionArgs& a, cudaStream_t stream);
 // memory, all with `heads` heads and the same KV type; max_nq: the most queries any has.
 void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, int64_t heads, bool kv_f16,
                      cudaStream_t stream);
-// Attention of many queries on the f16 tensor cores, the scores in registers (flash attention:
-// q, k, v and the probabilities rounded to f16, f32 sums). False (nothing launched) for a head
-// dimension over 128.
+// Attention of many queries on the f16 tensor cores, the scores in registers (flash attention,
+// cuda_flash.cu: q and the probabilities rounded to f16, f32 sums). K and V must be f16
+// (a.kv_f16) and the head dimension supported; false (nothing launched) otherwise.
+bool flash_attention_supported(int64_t head_dim);  // a multiple of 8, at most 128
 bool flash_attention(const AttentionArgs& a, cudaStream_t stream);
+// f32 -> f16, count values.
+void f32_to_f16_device(const float* x, void* out, int64_t count, cudaStream_t stream);
 // For attention through matrix products: scores [heads][rows][n_k] of queries q0..q0+rows-1
 // (already scaled) -> softmax over the visible keys, in place (masked ones 0).
 void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t rows, cudaStream_t stream);

@@ -214,25 +214,6 @@ __device__ __forceinline__ void fetch_q6k_rows(const WeightView& w, int64_t row0
   }
 }
 
-// The integer dot product of one chunk: weight codes against x's int8 codes (xsum for Q4_0's
-// offset of 8: byte j holds value j in its low nibble and value j + 16 in its high one).
-template <WFmt F>
-__device__ __forceinline__ int dot_chunk(const uint32_t* wq, const int (&xq)[8], int xsum) {
-  int dot = 0;
-  if constexpr (F == WFmt::Q4_0) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      dot = __dp4a(int(wq[i] & 0x0f0f0f0fu), xq[i], dot);
-      dot = __dp4a(int((wq[i] >> 4) & 0x0f0f0f0fu), xq[i + 4], dot);
-    }
-    return dot - 8 * xsum;
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) dot = __dp4a(int(wq[i]), xq[i], dot);
-    return dot;
-  }
-}
-
 // Up to three products of the same row of x in one launch (q, k and v): blocks [first_block[i],
 // first_block[i + 1]) take w[i].
 struct Int8Products {
@@ -338,8 +319,7 @@ __global__ void __launch_bounds__(kMatvec1Threads) gate_up1_int8_kernel(WeightVi
     float g = 0.0f, u = 0.0f;
 #pragma unroll
     for (int i = 0; i < kMatvec1Threads / 32; ++i) g += partial[i][threadIdx.x], u += partial[i][kRowsPerBlock + threadIdx.x];
-    // ref: torch gelu(approximate="tanh")
-    out[row0 + threadIdx.x] = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g))) * u;
+    out[row0 + threadIdx.x] = gelu_tanh(g) * u;
   }
 }
 
@@ -485,6 +465,7 @@ void launch_shape(const WeightView& w, const float* x, const float* bias, float*
                   cudaStream_t stream) {
   if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0 || F == WFmt::Q6_K) {
     if (n == 1 && int8_x) {
+      if (matvec_stream(F, 1, &w, &bias, &y, x, stream)) return;
       constexpr int R = int8_rows_per_block<F>();
       const unsigned row_blocks = unsigned((w.rows + R - 1) / R);
       Int8Products p;
@@ -661,6 +642,7 @@ void linear_int8_rows(WFmt fmt, const WeightView& w, const float* x, const float
 
 void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
                   cudaStream_t stream) {
+  if (gate_up_stream(fmt, gate, up, x, out, stream)) return;
   const unsigned blocks = unsigned((gate.rows + kRowsPerBlock - 1) / kRowsPerBlock);
   if (fmt == WFmt::Q4_0)
     gate_up1_int8_kernel<WFmt::Q4_0><<<blocks, kMatvec1Threads, 0, stream>>>(gate, up, x, out);
@@ -670,6 +652,7 @@ void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const 
 }
 
 void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* const (&y)[3], cudaStream_t stream) {
+  if (matvec_stream(fmt, 3, w, nullptr, y, x, stream)) return;
   const int64_t rows_per_block =
       fmt == WFmt::Q4_0 ? int8_rows_per_block<WFmt::Q4_0>() : int8_rows_per_block<WFmt::Q8_0>();
   Int8Products p;

@@ -1,0 +1,282 @@
+// Flash attention for many queries (prefill chunks, the vision tower) on the f16 tensor cores:
+// mma.sync m16n8k16 with f32 sums, an online softmax whose scores never leave registers, and
+// the engine's mask (ops/backend.h AttentionMask) per score.
+// A block of 4 warps takes 64 queries of one head, each warp 16, and walks the keys 64 at a
+// time: K and V tiles (f16) come into shared memory by cp.async while the previous tile is
+// used, with the tile's key positions and image groups; ldmatrix turns them into B fragments
+// (V transposed on the way). A warp skips the products of a tile in which none of its scores
+// is visible (the future half of a causal chunk).
+// Fragments (PTX ISA, m16n8k16, lane = 4 g + t): A a0 = (row g, cols 2t, 2t + 1), a1 = row
+// g + 8, a2 = cols 2t + 8, 2t + 9 of row g, a3 of row g + 8; B b0 = (rows 2t, 2t + 1, col g),
+// b1 = rows 2t + 8, 2t + 9; C c0, c1 = (row g, cols 2t, 2t + 1), c2, c3 = row g + 8. A score
+// tile's C fragments are the A fragments of the probabilities for P V as they are.
+#include "backends/cuda/cuda_common.cuh"
+
+namespace unicorn::cuda {
+
+namespace {
+
+constexpr int kQ = 64, kK = 64, kThreads = 128;
+
+// Shared memory: two stages of K and V tiles [kK][HDP + 8] (padded rows: 16-byte aligned,
+// ldmatrix without bank conflicts), then two stages of key positions and groups.
+template <int HDP>
+struct FlashLayout {
+  static constexpr int kStride = HDP + 8;
+  static constexpr int kTile = kK * kStride;  // halves
+  static constexpr size_t kBytes = 4 * size_t(kTile) * sizeof(__half) + 4 * kK * sizeof(int32_t);
+};
+
+__device__ __forceinline__ unsigned smem_address(const void* p) {
+  return unsigned(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, in flight until cp_async_wait; zeros where !valid.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Waits until at most one group (the newest) is still in flight.
+__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(p))
+               : "memory");
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __half* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(p))
+               : "memory");
+}
+
+__device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// HDP: the head dimension padded to 16 (columns past head_dim are zeros). K and V are f16,
+// head_dim a multiple of 8.
+template <int HDP>
+__global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs a) {
+  using L = FlashLayout<HDP>;
+  constexpr int KS = HDP / 16, NV = HDP / 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __half* const sk = reinterpret_cast<__half*>(smem);  // [2][kK][kStride]
+  __half* const sv = sk + 2 * L::kTile;                // [2][kK][kStride]
+  int32_t* const spos = reinterpret_cast<int32_t*>(sv + 2 * L::kTile);  // [2][kK]
+  int32_t* const sgroup = spos + 2 * kK;                                 // [2][kK]
+  const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int64_t h = blockIdx.y, kvh = h / (a.heads / a.kv_heads), hd = a.head_dim;
+  const int64_t qw = a.heads * hd, kw = a.kv_heads * hd;
+  const int chunks = int(hd / 8);
+  const __half* const K = static_cast<const __half*>(a.k) + kvh * hd;
+  const __half* const V = static_cast<const __half*>(a.v) + kvh * hd;
+
+  // Columns past head_dim stay zero in every tile (cp.async writes only the first `chunks`).
+  if (chunks * 8 < HDP)
+    for (int i = tid; i < 4 * kK; i += kThreads)
+      for (int d = chunks * 8; d < HDP; ++d) sk[i * L::kStride + d] = __float2half_rn(0.0f);
+
+  auto load_tile = [&](int stage, int64_t k0) {
+    __half* const dk = sk + stage * L::kTile;
+    __half* const dv = sv + stage * L::kTile;
+    for (int i = tid; i < kK * chunks; i += kThreads) {
+      const int key = i / chunks, c = i - key * chunks;
+      const int64_t j = k0 + key;
+      const bool in = j < a.n_k;
+      const int64_t at = (in ? j : 0) * kw + c * 8;
+      cp_async16(dk + key * L::kStride + c * 8, K + at, in);
+      cp_async16(dv + key * L::kStride + c * 8, V + at, in);
+    }
+    if (tid < kK) {
+      const int64_t j = k0 + tid;
+      spos[stage * kK + tid] = j < a.n_k ? a.k_pos[j] : -1;
+      sgroup[stage * kK + tid] = j < a.n_k ? a.k_group[j] : -1;
+    }
+  };
+  load_tile(0, 0);
+  cp_async_commit();
+
+  // This warp's rows g and g + 8: scaled queries as A fragments for the KS steps of the head
+  // dimension, and what the mask needs of them.
+  const int64_t q0 = int64_t(blockIdx.x) * kQ + warp * 16;
+  bool row_in[2];
+  int32_t row_pos[2], row_group[2];
+  uint32_t qa[KS][4];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = q0 + g + 8 * r;
+    row_in[r] = row < a.n_q;
+    row_pos[r] = row_in[r] ? a.q_pos[row] : 0;
+    row_group[r] = row_in[r] ? a.q_group[row] : -1;
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int64_t d = ks * 16 + 2 * t + 8 * half;
+        float2 x = make_float2(0.0f, 0.0f);
+        if (row_in[r] && d < hd) x = *reinterpret_cast<const float2*>(a.q + row * qw + h * hd + d);
+        qa[ks][r + 2 * half] = pack_f16(x.x * a.scale, x.y * a.scale);
+      }
+  }
+  float o[NV][4];
+#pragma unroll
+  for (int v = 0; v < NV; ++v) o[v][0] = o[v][1] = o[v][2] = o[v][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  const int mi = lane >> 3, mr = lane & 7;  // ldmatrix: the matrix and row this lane addresses
+
+  int stage = 0;
+  for (int64_t k0 = 0; k0 < a.n_k; k0 += kK, stage ^= 1) {
+    if (k0 + kK < a.n_k) load_tile(stage ^ 1, k0 + kK);
+    cp_async_commit();
+    cp_async_wait_all_but_one();
+    __syncthreads();  // tile `stage` is in shared memory for every thread
+    const __half* const tk = sk + stage * L::kTile;
+    const __half* const tv = sv + stage * L::kTile;
+    const int32_t* const tpos = spos + stage * kK;
+    const int32_t* const tgroup = sgroup + stage * kK;
+
+    // The mask of this thread's 32 scores: bit 4 nt + e, key nt * 8 + 2t + (e & 1), row e >> 1.
+    uint32_t seen = 0;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int kj = nt * 8 + 2 * t + c;
+        const int32_t kp = tpos[kj];
+        if (kp < 0) continue;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          bool vis = row_in[r];
+          if (vis && a.causal) {
+            const int32_t qp = row_pos[r];
+            if (a.window != 0 && int64_t(qp) - kp >= a.window)
+              vis = false;  // also inside an image
+            else if (kp > qp)
+              vis = row_group[r] >= 0 && row_group[r] == tgroup[kj];
+          }
+          if (vis) seen |= 1u << (nt * 4 + 2 * r + c);
+        }
+      }
+    if (__any_sync(0xffffffffu, seen != 0)) {
+      // Scores of 16 queries x 64 keys: 8 tiles of 8 keys, two a ldmatrix.
+      float s[8][4];
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+      for (int np = 0; np < 4; ++np)
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+          uint32_t b[4];  // keys np*16 + (mi >> 1) * 8 + mr, dims ks*16 + (mi & 1) * 8
+          ldmatrix_x4(b, tk + (np * 16 + (mi >> 1) * 8 + mr) * L::kStride + ks * 16 + (mi & 1) * 8);
+          mma_f16(s[2 * np], qa[ks], b[0], b[1]);
+          mma_f16(s[2 * np + 1], qa[ks], b[2], b[3]);
+        }
+      // The online softmax of rows g (e = 0, 1) and g + 8 (e = 2, 3).
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          if (!(seen >> (nt * 4 + e) & 1u)) s[nt][e] = -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+        }
+      float base[2], corr[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float m_new = fmaxf(m[r], mx[r]);
+        base[r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: every p is 0
+        corr[r] = __expf(m[r] - base[r]);
+        m[r] = m_new;
+        l[r] *= corr[r];
+      }
+#pragma unroll
+      for (int v = 0; v < NV; ++v) {
+        o[v][0] *= corr[0], o[v][1] *= corr[0];
+        o[v][2] *= corr[1], o[v][3] *= corr[1];
+      }
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[nt][e] = __expf(s[nt][e] - base[e >> 1]);
+          l[e >> 1] += s[nt][e];
+        }
+      // O += P V over the 64 keys: 4 steps of 16, two dimension tiles a ldmatrix.
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint32_t p[4] = {pack_f16(s[2 * kk][0], s[2 * kk][1]), pack_f16(s[2 * kk][2], s[2 * kk][3]),
+                               pack_f16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               pack_f16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int vp = 0; vp < NV / 2; ++vp) {
+          uint32_t b[4];  // keys kk*16 + (mi & 1) * 8 + mr, dims vp*16 + (mi >> 1) * 8, transposed
+          ldmatrix_x4_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + vp * 16 + (mi >> 1) * 8);
+          mma_f16(o[2 * vp], p, b[0], b[1]);
+          mma_f16(o[2 * vp + 1], p, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // tile `stage` is used up: the next iteration loads into it
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = q0 + g + 8 * r;
+    if (!row_in[r]) continue;
+    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;  // no visible key: zeros, as the CPU backend
+#pragma unroll
+    for (int v = 0; v < NV; ++v) {
+      const int64_t d = v * 8 + 2 * t;
+      if (d < hd)
+        *reinterpret_cast<float2*>(a.out + row * qw + h * hd + d) = make_float2(o[v][2 * r] * inv, o[v][2 * r + 1] * inv);
+    }
+  }
+}
+
+template <int HDP>
+void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
+  constexpr size_t bytes = FlashLayout<HDP>::kBytes;
+  UNICORN_CUDA_CHECK(
+      cudaFuncSetAttribute(flash_attention_kernel<HDP>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  const dim3 grid{unsigned((a.n_q + kQ - 1) / kQ), unsigned(a.heads)};
+  flash_attention_kernel<HDP><<<grid, kThreads, bytes, stream>>>(a);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+bool flash_attention_supported(int64_t head_dim) { return head_dim % 8 == 0 && head_dim <= 128; }
+
+bool flash_attention(const AttentionArgs& a, cudaStream_t stream) {
+  if (!a.kv_f16 || !flash_attention_supported(a.head_dim)) return false;
+  if (a.n_q == 0) return true;
+  if (a.head_dim <= 32)
+    launch_flash<32>(a, stream);
+  else if (a.head_dim <= 64)
+    launch_flash<64>(a, stream);
+  else if (a.head_dim <= 80)
+    launch_flash<80>(a, stream);
+  else
+    launch_flash<128>(a, stream);
+  return true;
+}
+
+}  // namespace unicorn::cuda
