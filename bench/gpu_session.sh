@@ -2,7 +2,7 @@
 # What runs on the GPU machine (see bench/RESULTS.md, CUDA): the CUDA tests, then the
 # benchmarks at real shapes with random weights. Expects .dev/bundle.tar.xz from
 # scripts/device-bundle.sh; writes logs to $OUT (default ./out).
-#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b] [profile] [nf4_27b] [ab27b] [flashab] [ncu] [envab]
+#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b] [profile] [nf4_27b] [ab27b] [flashab] [ncu] [envab] [binab]
 #   (default: tests bench1b bench27b vision27b)
 set -uo pipefail
 OUT=${OUT:-out}
@@ -94,6 +94,18 @@ if [[ $parts == *envab* ]]; then
       echo "$AB_VAR=$v" | tee -a "$OUT/envab.txt"
       env "$AB_VAR=$v" timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 128 -r 3 2>&1 \
         | tee -a "$OUT/envab.txt" | grep -E 'tg|error'
+    done
+  done
+fi
+if [[ $parts == *binab* ]]; then
+  # Two builds in alternation on one card: .dev/bundle_base.tar.xz (A, e.g. the last commit's,
+  # from scripts/device-bundle.sh) against this bundle (B): 27B decode (tg128) at batch 1.
+  mkdir -p /tmp/ua && tar xJf .dev/bundle_base.tar.xz -C /tmp/ua
+  [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
+  for i in $(seq "${AB_REPS:-2}"); do
+    for bin in /tmp/ua/unicorn $U; do
+      echo "$bin" | tee -a "$OUT/binab.txt"
+      timeout 200 $bin bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 128 -r 3 2>&1 | tee -a "$OUT/binab.txt" | grep -E 'tg|error'
     done
   done
 fi

@@ -59,15 +59,18 @@ __global__ void residual_rms_norm_kernel(float* x, const float* __restrict__ y, 
 // is what a single-row norm waits on.
 constexpr int kPer = 8, kRowValues = 1024 * kPer;
 
+// The norm weights' loads go out with the row's, so a row waits on memory once, not once per
+// reduction.
 __global__ void rms_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y,
                                      int64_t d) {
   const float* xr = x + int64_t(blockIdx.x) * d;
-  float v[kPer];
+  float v[kPer], wv[kPer];
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
     v[j] = i < d ? xr[i] : 0.0f;
+    wv[j] = i < d ? w[i] : 0.0f;
     ss += v[j] * v[j];
   }
   const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
@@ -75,7 +78,7 @@ __global__ void rms_norm_rows_kernel(const float* __restrict__ x, const float* _
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
-    if (i < d) yr[i] = v[j] * inv * (1.0f + w[i]);
+    if (i < d) yr[i] = v[j] * inv * (1.0f + wv[j]);
   }
 }
 
@@ -83,13 +86,15 @@ __global__ void residual_rms_norm_rows_kernel(float* x, const float* __restrict_
                                               float eps, const float* __restrict__ w_next, float* next, int64_t d) {
   float* xr = x + int64_t(blockIdx.x) * d;
   const float* yr = y + int64_t(blockIdx.x) * d;
-  float xv[kPer], yv[kPer];
+  float xv[kPer], yv[kPer], wp[kPer], wn[kPer];
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
     yv[j] = i < d ? yr[i] : 0.0f;
     xv[j] = i < d ? xr[i] : 0.0f;
+    wp[j] = i < d ? w_post[i] : 0.0f;
+    wn[j] = i < d && w_next ? w_next[i] : 0.0f;
     ss += yv[j] * yv[j];
   }
   const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
@@ -98,7 +103,7 @@ __global__ void residual_rms_norm_rows_kernel(float* x, const float* __restrict_
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
     if (i < d) {
-      xv[j] += yv[j] * inv * (1.0f + w_post[i]);
+      xv[j] += yv[j] * inv * (1.0f + wp[j]);
       xr[i] = xv[j];
       ss2 += xv[j] * xv[j];
     }
@@ -109,7 +114,7 @@ __global__ void residual_rms_norm_rows_kernel(float* x, const float* __restrict_
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
-    if (i < d) nr[i] = xv[j] * inv2 * (1.0f + w_next[i]);
+    if (i < d) nr[i] = xv[j] * inv2 * (1.0f + wn[j]);
   }
 }
 
