@@ -205,18 +205,21 @@ __device__ __forceinline__ void quantize_chunk(const float* x, int (&xq)[8], flo
 // offset of 8: byte j holds value j in its low nibble and value j + 16 in its high one).
 template <WFmt F>
 __device__ __forceinline__ int dot_chunk(const uint32_t* wq, const int (&xq)[8], int xsum) {
-  int dot = 0;
+  int lo = 0, hi = 0;  // two chains of dependent dp4a, not one
   if constexpr (F == WFmt::Q4_0) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      dot = __dp4a(int(wq[i] & 0x0f0f0f0fu), xq[i], dot);
-      dot = __dp4a(int((wq[i] >> 4) & 0x0f0f0f0fu), xq[i + 4], dot);
+      lo = __dp4a(int(wq[i] & 0x0f0f0f0fu), xq[i], lo);
+      hi = __dp4a(int((wq[i] >> 4) & 0x0f0f0f0fu), xq[i + 4], hi);
     }
-    return dot - 8 * xsum;
+    return lo + hi - 8 * xsum;
   } else {
 #pragma unroll
-    for (int i = 0; i < 8; ++i) dot = __dp4a(int(wq[i]), xq[i], dot);
-    return dot;
+    for (int i = 0; i < 4; ++i) {
+      lo = __dp4a(int(wq[i]), xq[i], lo);
+      hi = __dp4a(int(wq[i + 4]), xq[i + 4], hi);
+    }
+    return lo + hi;
   }
 }
 

@@ -87,10 +87,15 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(S
   const int64_t last = min(first + j.rows_per_warp, j.rows);
   const int64_t steps = last > first ? (last - first) * j.steps_per_row : 0;
 
+  // Two steps in flight from the start (over x's quantization below too).
   Step<F, U, M> a, b;
   Cursor load_at{first, 0}, use_at{first, 0};
   if (steps > 0) {
     load_step<F, U, M>(j, load_at, lane, a);
+    load_at.next(j.steps_per_row);
+  }
+  if (steps > 1) {
+    load_step<F, U, M>(j, load_at, lane, b);
     load_at.next(j.steps_per_row);
   }
   for (int64_t c = threadIdx.x; c < j.chunks; c += kThreads) {
@@ -109,8 +114,9 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(S
   auto use = [&](const Step<F, U, M>& s) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int64_t c = (int64_t(use_at.step) * U + u) * 32 + lane;
-      if (c >= j.chunks) continue;
+      // Past the row's end the weights are zeros with scale 0: x's last chunk stands in, and
+      // no branch keeps the U chunks' dot products from interleaving.
+      const int64_t c = min((int64_t(use_at.step) * U + u) * 32 + lane, j.chunks - 1);
       const uint4 lo = xlo[c], hi = xhi[c];
       const float2 ds = xds[c];
       const int xq[8] = {int(lo.x), int(lo.y), int(lo.z), int(lo.w), int(hi.x), int(hi.y), int(hi.z), int(hi.w)};
@@ -140,19 +146,20 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(S
     }
     use_at.next(j.steps_per_row);
   };
-  // Two step buffers in turn: one multiplied while the other's loads are in flight.
+  // Two step buffers in turn: one multiplied while the other's loads are in flight, then
+  // loaded with the step after the other's.
   for (int64_t s = 0; s < steps; s += 2) {
-    if (s + 1 < steps) {
-      load_step<F, U, M>(j, load_at, lane, b);
-      load_at.next(j.steps_per_row);
-    }
     use(a);
-    if (s + 1 >= steps) break;
     if (s + 2 < steps) {
       load_step<F, U, M>(j, load_at, lane, a);
       load_at.next(j.steps_per_row);
     }
+    if (s + 1 >= steps) break;
     use(b);
+    if (s + 3 < steps) {
+      load_step<F, U, M>(j, load_at, lane, b);
+      load_at.next(j.steps_per_row);
+    }
   }
 }
 
