@@ -99,13 +99,16 @@ if [[ $parts == *envab* ]]; then
 fi
 if [[ $parts == *binab* ]]; then
   # Two builds in alternation on one card: .dev/bundle_base.tar.xz (A, e.g. the last commit's,
-  # from scripts/device-bundle.sh) against this bundle (B): 27B decode (tg128) at batch 1.
+  # from scripts/device-bundle.sh) against this bundle (B): 27B decode (tg128) at batch 1 and,
+  # with AB_BATCH=B, B sequences.
   mkdir -p /tmp/ua && tar xJf .dev/bundle_base.tar.xz -C /tmp/ua
   [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
   for i in $(seq "${AB_REPS:-2}"); do
     for bin in /tmp/ua/unicorn $U; do
       echo "$bin" | tee -a "$OUT/binab.txt"
       timeout 200 $bin bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 128 -r 3 2>&1 | tee -a "$OUT/binab.txt" | grep -E 'tg|error'
+      [[ -n ${AB_BATCH:-} ]] && timeout 200 $bin bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 2 \
+        --batch "$AB_BATCH" 2>&1 | tee -a "$OUT/binab.txt" | grep -E 'tg|error'
     done
   done
 fi

@@ -1,7 +1,10 @@
 // Softmax attention on the GPU with the engine's mask (ops/backend.h AttentionMask): causal,
 // sliding window, bidirectional within one image, empty cache slots skipped.
-// One block of 4 warps per (query, head); each warp walks a quarter of the keys with an online
-// softmax (running max and sum), and the four partial results are merged at the end.
+// One block per (query, head) of W warps: 16 for one sequence (decode at batch 1: a short
+// context's keys one after another in 4 warps were most of a layer's attention time), 4 for
+// a decode batch (whose many blocks fill the GPU already). Each warp
+// walks every W-th key with an online softmax (running max and sum), and the partial results
+// are merged at the end.
 #include <cfloat>
 
 #include "backends/cuda/cuda_common.cuh"
@@ -10,7 +13,7 @@ namespace unicorn::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;
+constexpr int kWarpsOne = 16, kWarpsBatch = 4;
 constexpr int kMaxPerLane = int(kMaxAttentionHeadDim / 32);
 
 __device__ __forceinline__ bool visible(const AttentionArgs& a, int64_t i, int64_t j) {
@@ -26,8 +29,8 @@ __device__ __forceinline__ bool visible(const AttentionArgs& a, int64_t i, int64
 __device__ __forceinline__ float as_float(float x) { return x; }
 __device__ __forceinline__ float as_float(__half x) { return __half2float(x); }
 
-// Query i, head h, by one block of kWarps warps. T: the KV cache's element type (float or __half).
-template <class T>
+// Query i, head h, by one block of W warps. T: the KV cache's element type (float or __half).
+template <class T, int W>
 __device__ __forceinline__ void attend(const AttentionArgs& a, int64_t i, int64_t h) {
   const int64_t kvh = h / (a.heads / a.kv_heads), hd = a.head_dim;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -41,7 +44,7 @@ __device__ __forceinline__ void attend(const AttentionArgs& a, int64_t i, int64_
     acc[e] = 0.0f;
   }
   float m = -FLT_MAX, l = 0.0f;
-  for (int64_t j = warp; j < a.n_k; j += kWarps) {
+  for (int64_t j = warp; j < a.n_k; j += W) {
     if (!visible(a, i, j)) continue;
     const T* k = static_cast<const T*>(a.k) + j * kw + kvh * hd;
     float s = 0.0f;
@@ -63,38 +66,38 @@ __device__ __forceinline__ void attend(const AttentionArgs& a, int64_t i, int64_
     }
     m = m_new;
   }
-  __shared__ float sm[kWarps], sl[kWarps], sacc[kWarps][32 * kMaxPerLane];
+  __shared__ float sm[W], sl[W], sacc[W][32 * kMaxPerLane];
   if (lane == 0) sm[warp] = m, sl[warp] = l;
 #pragma unroll
   for (int e = 0; e < kMaxPerLane; ++e) sacc[warp][lane + 32 * e] = acc[e];
   __syncthreads();
   float mx = -FLT_MAX;
-  for (int w = 0; w < kWarps; ++w)
+  for (int w = 0; w < W; ++w)
     if (sl[w] > 0.0f) mx = fmaxf(mx, sm[w]);
   float total = 0.0f;
-  for (int w = 0; w < kWarps; ++w)
+  for (int w = 0; w < W; ++w)
     if (sl[w] > 0.0f) total += sl[w] * __expf(sm[w] - mx);
   float* out = a.out + i * qw + h * hd;
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float s = 0.0f;
-    for (int w = 0; w < kWarps; ++w)
+    for (int w = 0; w < W; ++w)
       if (sl[w] > 0.0f) s += sacc[w][d] * __expf(sm[w] - mx);
     out[d] = total > 0.0f ? s / total : 0.0f;  // no visible key: zeros, as the CPU backend
   }
 }
 
 template <class T>
-__global__ void __launch_bounds__(32 * kWarps) attention_kernel(AttentionArgs a) {
-  attend<T>(a, blockIdx.x / a.heads, blockIdx.x % a.heads);
+__global__ void __launch_bounds__(32 * kWarpsOne) attention_kernel(AttentionArgs a) {
+  attend<T, kWarpsOne>(a, blockIdx.x / a.heads, blockIdx.x % a.heads);
 }
 
 // Several sequences at once: blockIdx.y picks the sequence's arguments.
 template <class T>
-__global__ void __launch_bounds__(32 * kWarps) attention_multi_kernel(const AttentionArgs* __restrict__ all) {
+__global__ void __launch_bounds__(32 * kWarpsBatch) attention_multi_kernel(const AttentionArgs* __restrict__ all) {
   const AttentionArgs a = all[blockIdx.y];
   const int64_t i = blockIdx.x / a.heads;
   if (i >= a.n_q) return;  // the whole block: i depends on blockIdx only
-  attend<T>(a, i, blockIdx.x % a.heads);
+  attend<T, kWarpsBatch>(a, i, blockIdx.x % a.heads);
 }
 
 // Rows of scores [heads][rows][n_k] (query q0 + i): masked softmax in place.
@@ -147,18 +150,18 @@ void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, i
   if (count == 0 || max_nq == 0) return;
   const dim3 grid(unsigned(max_nq * heads), unsigned(count));
   if (kv_f16)
-    attention_multi_kernel<__half><<<grid, 32 * kWarps, 0, stream>>>(args);
+    attention_multi_kernel<__half><<<grid, 32 * kWarpsBatch, 0, stream>>>(args);
   else
-    attention_multi_kernel<float><<<grid, 32 * kWarps, 0, stream>>>(args);
+    attention_multi_kernel<float><<<grid, 32 * kWarpsBatch, 0, stream>>>(args);
   UNICORN_CUDA_LAUNCHED();
 }
 
 void attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.n_q == 0) return;
   if (a.kv_f16)
-    attention_kernel<__half><<<unsigned(a.n_q * a.heads), 32 * kWarps, 0, stream>>>(a);
+    attention_kernel<__half><<<unsigned(a.n_q * a.heads), 32 * kWarpsOne, 0, stream>>>(a);
   else
-    attention_kernel<float><<<unsigned(a.n_q * a.heads), 32 * kWarps, 0, stream>>>(a);
+    attention_kernel<float><<<unsigned(a.n_q * a.heads), 32 * kWarpsOne, 0, stream>>>(a);
   UNICORN_CUDA_LAUNCHED();
 }
 

@@ -118,6 +118,10 @@ class CudaBackend final : public Backend {
     // Attention of many queries (prefill chunks, the vision tower) as flash attention on the
     // f16 tensor cores (head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then TF32
     // products with the scores in memory.
+    // One row of x against Q4_0 / Q8_0 streamed (cuda_matvec.cu) unless UNICORN_CUDA_STREAM=0:
+    // then blocks of 8-16 rows with k split over their threads (cuda_linear.cu).
+    stream_ = !exact_f32_ &&
+              env_switch("UNICORN_CUDA_STREAM", "0", "1", "1 (streamed one-row products, the default) or 0") != "0";
     flash_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) &&
              env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
   }
@@ -243,6 +247,8 @@ class CudaBackend final : public Backend {
                                               "linear: one row Q4_0", "linear: one row Q8_0", "linear: one row Q4_K",
                                               "linear: one row Q6_K", "linear: one row NF4"};
     OpScope part(*this, n == 1 ? kOneRow[int(fmt)] : "linear: few rows");
+    float* yp = y.data<float>();
+    if (stream_ && n == 1 && cuda::matvec_stream(fmt, 1, &view, &b, &yp, x.data<const float>(), ctx_->stream)) return;
     cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), n, !exact_f32_, ctx_->stream);
   }
 
@@ -271,6 +277,7 @@ class CudaBackend final : public Backend {
     OpScope scope(*this, "linear3");
     const cuda::WeightView views[3] = {v0, v1, v2};
     float* const outs[3] = {y0.data<float>(), y1.data<float>(), y2.data<float>()};
+    if (stream_ && cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), ctx_->stream)) return;
     cuda::linear3_int8(f0, views, x.data<const float>(), outs, ctx_->stream);
   }
 
@@ -297,6 +304,7 @@ class CudaBackend final : public Backend {
     ops::check_linear(x, w_gate, nullptr, out);
     ops::check_linear(x, w_up, nullptr, out);
     OpScope scope(*this, "gate_up");
+    if (stream_ && cuda::gate_up_stream(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream)) return;
     cuda::gate_up_int8(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream);
   }
 
@@ -740,7 +748,8 @@ class CudaBackend final : public Backend {
   bool exact_f32_ = false;
   bool kv_f16_ = true;
   bool mma_ = false;  // int8 tensor-core products for decode batches
-  bool flash_ = false;  // flash attention for many queries
+  bool flash_ = false;   // flash attention for many queries
+  bool stream_ = false;  // streamed one-row Q4_0 / Q8_0 products
   std::unique_ptr<WeightArena> arena_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;

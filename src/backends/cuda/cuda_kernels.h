@@ -44,7 +44,7 @@ struct WeightView {
 // One row of x against Q4_0 / Q8_0 weights, streamed (cuda_matvec.cu): the rows of `parts`
 // (1-3) matrices of one width as one launch (q, k and v), or gate and up with GELU(gate) * up
 // out; x quantized to int8 as linear's int8_x. False (nothing launched) for other formats or
-// rows wider than the kernel's shared memory holds (the callers then use cuda_linear.cu's).
+// rows wider than the kernel's shared memory holds (then linear, linear3_int8, gate_up_int8).
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
                    cudaStream_t stream);
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,

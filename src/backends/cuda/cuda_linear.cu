@@ -465,7 +465,6 @@ void launch_shape(const WeightView& w, const float* x, const float* bias, float*
                   cudaStream_t stream) {
   if constexpr (F == WFmt::Q4_0 || F == WFmt::Q8_0 || F == WFmt::Q6_K) {
     if (n == 1 && int8_x) {
-      if (matvec_stream(F, 1, &w, &bias, &y, x, stream)) return;
       constexpr int R = int8_rows_per_block<F>();
       const unsigned row_blocks = unsigned((w.rows + R - 1) / R);
       Int8Products p;
@@ -642,7 +641,6 @@ void linear_int8_rows(WFmt fmt, const WeightView& w, const float* x, const float
 
 void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
                   cudaStream_t stream) {
-  if (gate_up_stream(fmt, gate, up, x, out, stream)) return;
   const unsigned blocks = unsigned((gate.rows + kRowsPerBlock - 1) / kRowsPerBlock);
   if (fmt == WFmt::Q4_0)
     gate_up1_int8_kernel<WFmt::Q4_0><<<blocks, kMatvec1Threads, 0, stream>>>(gate, up, x, out);
@@ -652,7 +650,6 @@ void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const 
 }
 
 void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* const (&y)[3], cudaStream_t stream) {
-  if (matvec_stream(fmt, 3, w, nullptr, y, x, stream)) return;
   const int64_t rows_per_block =
       fmt == WFmt::Q4_0 ? int8_rows_per_block<WFmt::Q4_0>() : int8_rows_per_block<WFmt::Q8_0>();
   Int8Products p;

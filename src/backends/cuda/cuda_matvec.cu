@@ -8,8 +8,6 @@
 // its first loads already in flight; products in dp4a, one float multiply per chunk and row.
 // The warp's sum of a row meets in shuffles; gate and up rows go together (GELU(g) u out).
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "backends/cuda/cuda_common.cuh"
@@ -203,20 +201,11 @@ bool launch(StreamJob& j, const float* x, cudaStream_t stream) {
   return true;
 }
 
-// Temporary A/B switch (UNICORN_CUDA_STREAM=0: the older kernels of cuda_linear.cu).
-bool stream_off() {
-  static const bool off = [] {
-    const char* e = std::getenv("UNICORN_CUDA_STREAM");
-    return e && std::string(e) == "0";
-  }();
-  return off;
-}
-
 }  // namespace
 
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
                    cudaStream_t stream) {
-  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || parts < 1 || parts > 3 || stream_off()) return false;
+  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || parts < 1 || parts > 3) return false;
   StreamJob j;
   j.parts = parts;
   j.chunks = w[0].cols / 32;
@@ -236,8 +225,7 @@ bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const*
 
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
                     cudaStream_t stream) {
-  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || gate.rows != up.rows || gate.cols != up.cols || stream_off())
-    return false;
+  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || gate.rows != up.rows || gate.cols != up.cols) return false;
   StreamJob j;
   j.w[0] = gate;
   j.w[1] = up;
