@@ -208,7 +208,8 @@ TEST_F(CudaOps, ThreeProductsOfOneRow) {
   }
 }
 
-// One row of x against big Q4_0 / Q8_0 matrices (the streamed kernel, cuda_matvec.cu): more
+// One row of x against big Q4_0 / Q8_0 matrices (the streamed kernel, cuda_matvec.cu; Q6_K, the
+// LM head's format, on the block-per-rows kernel, q6k_chunk's addressing at 27B widths): more
 // rows than the GPU has warps, so each warp walks several rows with the next row's loads in
 // flight; widths of 1, 3 and a partial number of steps a row (21504: 27B's FFN width); q/k/v
 // whose parts meet inside a warp's run; gate/up with GELU. With bias on the plain product. The
@@ -217,8 +218,9 @@ TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
   for (const char* stream : {"1", "0"}) {
     test::ScopedEnv env("UNICORN_CUDA_STREAM", stream);
     auto b = test::backend_or_skip("cuda");
-    for (DType dtype : {DType::Q4_0, DType::Q8_0}) {
+    for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K}) {
       for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128)}) {
+        if (dtype == DType::Q6_K && k % 256 != 0) continue;
         SCOPED_TRACE(std::string("UNICORN_CUDA_STREAM=") + stream + " " + std::string(dtype_name(dtype)) + " k=" +
                      std::to_string(k));
         const int64_t m = 4999;
@@ -230,7 +232,7 @@ TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
         const Tensor db = b->prepare_weight(bias);
         b->linear(b->from_host(x), b->prepare_weight(w), &db, got);
         expect_close(b->to_host(got), want);
-        if (k != 5376) continue;
+        if (k != 5376 || dtype == DType::Q6_K) continue;  // q/k/v and gate/up: Q4_0 / Q8_0
         const Tensor w2 = weight(dtype, 2001, k, 64), w3 = weight(dtype, 1501, k, 65);
         Tensor ra = ref.alloc(DType::F32, {1, m}), rb = ref.alloc(DType::F32, {1, 2001}), rc = ref.alloc(DType::F32, {1, 1501});
         ref.linear3(x_ref, w, w2, w3, ra, rb, rc);

@@ -12,6 +12,31 @@
 
 namespace unicorn::cuda {
 
+// Where Q6_K's chunk `chunk` (32 values) of `row` lies (ref: ggml dequantize_row_q6_K: two
+// halves of 128 values, each four quarters of 32; value l of a quarter is (ql nibble | 2 bits of
+// qh) - 32, times d and the scale of its 16 values): 32 bytes of ql and of qh, shared with the
+// chunks whose other nibble / bits they hold, the two int8 scales and the block's d.
+struct Q6kChunk {
+  const uint4* ql;
+  const uint4* qh;
+  const int8_t* sc;
+  const __half* d;
+  int lo_shift, hi_shift;
+};
+__device__ __forceinline__ Q6kChunk q6k_chunk(const WeightView& w, int64_t row, int64_t chunk) {
+  const int64_t blk = row * (w.cols / 256) + chunk / 8;
+  const int j = int(chunk % 8), h = j / 4, quarter = j % 4;
+  return {reinterpret_cast<const uint4*>(w.p0 + blk * 128 + 64 * h + (quarter & 1) * 32),
+          reinterpret_cast<const uint4*>(w.p1 + blk * 64 + 32 * h),
+          reinterpret_cast<const int8_t*>(w.p2 + blk * 16 + 8 * h + 2 * quarter),
+          reinterpret_cast<const __half*>(w.p3) + blk, (quarter >> 1) * 4, quarter * 2};
+}
+// Four 6-bit codes of a chunk from a word of its ql and of its qh, as int8 values - 32.
+__device__ __forceinline__ uint32_t q6k_word(uint32_t ql, uint32_t qh, int lo_shift, int hi_shift) {
+  const uint32_t q = ((ql >> lo_shift) & 0x0f0f0f0fu) | (((qh >> hi_shift) & 0x03030303u) << 4);
+  return __vsub4(q, 0x20202020u);  // bytes 0..63 -> -32..31
+}
+
 // The 32 weights [chunk * 32, chunk * 32 + 32) of `row`, as f32.
 template <WFmt F>
 __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int64_t chunk, float* out) {
@@ -89,25 +114,18 @@ __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int
         out[16 * i + t] = ds * float((words[t / 4] >> (8 * (t % 4) + shift)) & 0xfu) - dm;
     }
   } else if constexpr (F == WFmt::Q6_K) {
-    // ref: ggml dequantize_row_q6_K: two halves of 128, each four quarters of 32; value l of a
-    // quarter is (ql nibble | 2 bits of qh) - 32, times d and the scale of its 16 values.
-    const int64_t blk = row * (w.cols / 256) + chunk / 8;
-    const int j = int(chunk % 8), h = j / 4, quarter = j % 4;
-    const uint4* ql = reinterpret_cast<const uint4*>(w.p0 + blk * 128 + 64 * h + (quarter & 1) * 32);
-    const uint4* qh = reinterpret_cast<const uint4*>(w.p1 + blk * 64 + 32 * h);
-    const int8_t* sc = reinterpret_cast<const int8_t*>(w.p2 + blk * 16 + 8 * h + 2 * quarter);
-    const float d = __half2float(reinterpret_cast<const __half*>(w.p3)[blk]);
-    const float d0 = d * float(sc[0]), d1 = d * float(sc[1]);
-    const int lo_shift = (quarter >> 1) * 4, hi_shift = quarter * 2;
+    const Q6kChunk q = q6k_chunk(w, row, chunk);
+    const float d = __half2float(*q.d);
+    const float d0 = d * float(q.sc[0]), d1 = d * float(q.sc[1]);
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-      const uint4 lv = ql[i], hv = qh[i];
+      const uint4 lv = q.ql[i], hv = q.qh[i];
       const uint32_t lw[4] = {lv.x, lv.y, lv.z, lv.w}, hw[4] = {hv.x, hv.y, hv.z, hv.w};
 #pragma unroll
-      for (int t = 0; t < 16; ++t) {
-        const uint32_t lo = (lw[t / 4] >> (8 * (t % 4) + lo_shift)) & 0xfu;
-        const uint32_t hi = (hw[t / 4] >> (8 * (t % 4) + hi_shift)) & 0x3u;
-        out[16 * i + t] = (i == 0 ? d0 : d1) * float(int(lo | (hi << 4)) - 32);
+      for (int t = 0; t < 4; ++t) {
+        const uint32_t codes = q6k_word(lw[t], hw[t], q.lo_shift, q.hi_shift);
+#pragma unroll
+        for (int b = 0; b < 4; ++b) out[16 * i + 4 * t + b] = (i == 0 ? d0 : d1) * float(int8_t(codes >> (8 * b)));
       }
     }
   } else if constexpr (F == WFmt::NF4) {

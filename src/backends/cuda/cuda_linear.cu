@@ -191,26 +191,17 @@ __device__ __forceinline__ void fetch_int8_rows(const WeightView& w, int64_t row
 template <int R>
 __device__ __forceinline__ void fetch_q6k_rows(const WeightView& w, int64_t row0, int rows, int64_t c,
                                                uint32_t (&wq)[R][8], float (&ws)[R][2]) {
-  const int64_t blocks_per_row = w.cols / 256;
-  const int j = int(c % 8), h = j / 4, quarter = j % 4;
-  const int lo_shift = (quarter >> 1) * 4, hi_shift = quarter * 2;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    const int64_t blk = (row0 + min(r, rows - 1)) * blocks_per_row + c / 8;
-    const uint4* ql = reinterpret_cast<const uint4*>(w.p0 + blk * 128 + 64 * h + (quarter & 1) * 32);
-    const uint4* qh = reinterpret_cast<const uint4*>(w.p1 + blk * 64 + 32 * h);
-    const uint4 l0 = ql[0], l1 = ql[1], h0 = qh[0], h1 = qh[1];
+    const Q6kChunk q = q6k_chunk(w, row0 + min(r, rows - 1), c);
+    const uint4 l0 = q.ql[0], l1 = q.ql[1], h0 = q.qh[0], h1 = q.qh[1];
     const uint32_t lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
     const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t q = ((lw[i] >> lo_shift) & 0x0f0f0f0fu) | (((hw[i] >> hi_shift) & 0x03030303u) << 4);
-      wq[r][i] = __vsub4(q, 0x20202020u);  // bytes 0..63 -> -32..31
-    }
-    const int8_t* sc = reinterpret_cast<const int8_t*>(w.p2 + blk * 16 + 8 * h + 2 * quarter);
-    const float d = __half2float(reinterpret_cast<const __half*>(w.p3)[blk]);
-    ws[r][0] = d * float(sc[0]);
-    ws[r][1] = d * float(sc[1]);
+    for (int i = 0; i < 8; ++i) wq[r][i] = q6k_word(lw[i], hw[i], q.lo_shift, q.hi_shift);
+    const float d = __half2float(*q.d);
+    ws[r][0] = d * float(q.sc[0]);
+    ws[r][1] = d * float(q.sc[1]);
   }
 }
 

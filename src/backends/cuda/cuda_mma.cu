@@ -105,28 +105,19 @@ __device__ __forceinline__ void load_a(const WeightView& w, int64_t ra, int64_t 
     at.s[0][0] = __half2float(d[ra * kblocks + kb]);
     at.s[1][0] = __half2float(d[rb * kblocks + kb]);
   } else {
-    // ref: ggml dequantize_row_q6_K (as fetch_q6k_rows in cuda_linear.cu): block of 256 =
-    // 8 chunks; chunk j: ql half 64 * (j / 4) + 32 * (j & 1), shifted by 4 * ((j % 4) / 2),
-    // qh half 32 * (j / 4) shifted by 2 * (j % 4); scales per 16 values.
-    const int64_t per_row = w.cols / 256;
-    const int j = int(kb % 8), h = j / 4, quarter = j % 4;
-    const int lo_shift = (quarter >> 1) * 4, hi_shift = quarter * 2;
+    // Q6_K (q6k_chunk, cuda_common.cuh): words t and 4 + t of the chunk's ql and qh.
     const int64_t rows[2] = {ra, rb};
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int64_t blk = rows[r] * per_row + kb / 8;
-      const uint32_t* ql = reinterpret_cast<const uint32_t*>(w.p0 + blk * 128 + 64 * h + (quarter & 1) * 32);
-      const uint32_t* qh = reinterpret_cast<const uint32_t*>(w.p1 + blk * 64 + 32 * h);
+      const Q6kChunk q = q6k_chunk(w, rows[r], kb);
+      const uint32_t* ql = reinterpret_cast<const uint32_t*>(q.ql);
+      const uint32_t* qh = reinterpret_cast<const uint32_t*>(q.qh);
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const uint32_t q = ((ql[4 * half + t] >> lo_shift) & 0x0f0f0f0fu) |
-                           (((qh[4 * half + t] >> hi_shift) & 0x03030303u) << 4);
-        at.a[2 * half + r] = __vsub4(q, 0x20202020u);  // 0..63 -> -32..31
-      }
-      const int8_t* sc = reinterpret_cast<const int8_t*>(w.p2 + blk * 16 + 8 * h + 2 * quarter);
-      const float d = __half2float(reinterpret_cast<const __half*>(w.p3)[blk]);
-      at.s[r][0] = d * float(sc[0]);
-      at.s[r][1] = d * float(sc[1]);
+      for (int half = 0; half < 2; ++half)
+        at.a[2 * half + r] = q6k_word(ql[4 * half + t], qh[4 * half + t], q.lo_shift, q.hi_shift);
+      const float d = __half2float(*q.d);
+      at.s[r][0] = d * float(q.sc[0]);
+      at.s[r][1] = d * float(q.sc[1]);
     }
   }
 }
