@@ -2,9 +2,8 @@
 // sliding window, bidirectional within one image, empty cache slots skipped.
 // One block per (query, head) of W warps: 16 for one sequence (decode at batch 1: a short
 // context's keys one after another in 4 warps were most of a layer's attention time), 4 for
-// a decode batch (whose many blocks fill the GPU already). Each warp
-// walks every W-th key with an online softmax (running max and sum), and the partial results
-// are merged at the end.
+// a decode batch (whose many blocks fill the GPU already). Each warp walks every W-th key
+// with an online softmax (running max and sum), and the partial results are merged at the end.
 #include <cfloat>
 
 #include "backends/cuda/cuda_common.cuh"

@@ -115,13 +115,14 @@ class CudaBackend final : public Backend {
     // needs the ops launched one by one).
     graphs_on_ = !profile_ &&
                  env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
-    // Attention of many queries (prefill chunks, the vision tower) as flash attention on the
-    // f16 tensor cores (head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then TF32
-    // products with the scores in memory.
     // One row of x against Q4_0 / Q8_0 streamed (cuda_matvec.cu) unless UNICORN_CUDA_STREAM=0:
     // then blocks of 8-16 rows with k split over their threads (cuda_linear.cu).
     stream_ = !exact_f32_ &&
               env_switch("UNICORN_CUDA_STREAM", "0", "1", "1 (streamed one-row products, the default) or 0") != "0";
+    UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, index));
+    // Attention of many queries (prefill chunks, the vision tower) as flash attention on the
+    // f16 tensor cores (head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then TF32
+    // products with the scores in memory.
     flash_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) &&
              env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
   }
@@ -248,8 +249,10 @@ class CudaBackend final : public Backend {
                                               "linear: one row Q6_K", "linear: one row NF4"};
     OpScope part(*this, n == 1 ? kOneRow[int(fmt)] : "linear: few rows");
     float* yp = y.data<float>();
-    if (stream_ && n == 1 && cuda::matvec_stream(fmt, 1, &view, &b, &yp, x.data<const float>(), ctx_->stream)) return;
-    cuda::linear(fmt, view, x.data<const float>(), b, y.data<float>(), n, !exact_f32_, ctx_->stream);
+    if (stream_ && n == 1 &&
+        cuda::matvec_stream(fmt, 1, &view, &b, &yp, x.data<const float>(), multiprocessors_, ctx_->stream))
+      return;
+    cuda::linear(fmt, view, x.data<const float>(), b, yp, n, !exact_f32_, ctx_->stream);
   }
 
   void linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0, Tensor& y1,
@@ -277,7 +280,8 @@ class CudaBackend final : public Backend {
     OpScope scope(*this, "linear3");
     const cuda::WeightView views[3] = {v0, v1, v2};
     float* const outs[3] = {y0.data<float>(), y1.data<float>(), y2.data<float>()};
-    if (stream_ && cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), ctx_->stream)) return;
+    if (stream_ && cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), multiprocessors_, ctx_->stream))
+      return;
     cuda::linear3_int8(f0, views, x.data<const float>(), outs, ctx_->stream);
   }
 
@@ -304,7 +308,9 @@ class CudaBackend final : public Backend {
     ops::check_linear(x, w_gate, nullptr, out);
     ops::check_linear(x, w_up, nullptr, out);
     OpScope scope(*this, "gate_up");
-    if (stream_ && cuda::gate_up_stream(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream)) return;
+    if (stream_ &&
+        cuda::gate_up_stream(gf, gv, uv, x.data<const float>(), out.data<float>(), multiprocessors_, ctx_->stream))
+      return;
     cuda::gate_up_int8(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream);
   }
 
@@ -411,18 +417,7 @@ class CudaBackend final : public Backend {
     a.k_pos = k_pos.get();
     a.k_group = k_group.get();
     if (flash_ && a.n_q >= kTensorCoreRows && cuda::flash_attention_supported(a.head_dim)) {
-      // f32 K and V (the vision tower's) go to the kernel as f16 copies.
-      std::shared_ptr<void> k16, v16;
-      if (!a.kv_f16) {
-        const int64_t count = a.n_k * a.kv_heads * a.head_dim;
-        k16 = scratch(count * 2);
-        v16 = scratch(count * 2);
-        cuda::f32_to_f16_device(static_cast<const float*>(a.k), k16.get(), count, ctx_->stream);
-        cuda::f32_to_f16_device(static_cast<const float*>(a.v), v16.get(), count, ctx_->stream);
-        a.k = k16.get();
-        a.v = v16.get();
-        a.kv_f16 = true;
-      }
+      const auto copies = kv_as(a, true);  // f32 K and V (the vision tower's) as f16 copies
       cuda::flash_attention(a, ctx_->stream);
       return;
     }
@@ -562,6 +557,25 @@ class CudaBackend final : public Backend {
   // Attention of many queries (prefill, the vision tower) as matrix products on tensor cores:
   // per head S = scale Q K^T, the masked softmax over S's rows, O = S V. Query rows go in
   // slices that keep S within kScoresBytes. GQA: batches of one query head per KV head.
+  // Points a's K and V at copies in f16 (to_f16) or f32 where they are in the other type; the
+  // copies live as long as the returned owners.
+  std::array<std::shared_ptr<void>, 2> kv_as(cuda::AttentionArgs& a, bool to_f16) {
+    if (a.kv_f16 == to_f16) return {};
+    const int64_t count = a.n_k * a.kv_heads * a.head_dim;
+    std::array<std::shared_ptr<void>, 2> copies;
+    const void** from[2] = {&a.k, &a.v};
+    for (int i = 0; i < 2; ++i) {
+      copies[size_t(i)] = scratch(count * (to_f16 ? 2 : 4));
+      if (to_f16)
+        cuda::f32_to_f16_device(static_cast<const float*>(*from[i]), copies[size_t(i)].get(), count, ctx_->stream);
+      else
+        cuda::f16_to_f32(*from[i], static_cast<float*>(copies[size_t(i)].get()), count, ctx_->stream);
+      *from[i] = copies[size_t(i)].get();
+    }
+    a.kv_f16 = to_f16;
+    return copies;
+  }
+
   void attention_by_products(const cuda::AttentionArgs& args) {
     // The scores of a slice of query rows: up to 512 MiB (the vision tower's 16 x 4096 x 4096
     // in two slices) where the GPU has room, down to 64 MiB when free memory is short (27B at
@@ -571,17 +585,8 @@ class CudaBackend final : public Backend {
     const int64_t H = args.heads, KVH = args.kv_heads, hd = args.head_dim, group = H / KVH, nk = args.n_k;
     const int64_t qw = H * hd, kw = KVH * hd;
     // A half-precision cache goes to the f32 products as f32 copies of the rows in use.
-    std::shared_ptr<void> k32, v32;
     cuda::AttentionArgs a = args;
-    if (a.kv_f16) {
-      k32 = scratch(nk * kw * 4);
-      v32 = scratch(nk * kw * 4);
-      cuda::f16_to_f32(a.k, static_cast<float*>(k32.get()), nk * kw, ctx_->stream);
-      cuda::f16_to_f32(a.v, static_cast<float*>(v32.get()), nk * kw, ctx_->stream);
-      a.k = k32.get();
-      a.v = v32.get();
-      a.kv_f16 = false;
-    }
+    const auto copies = kv_as(a, false);
     const float* K = static_cast<const float*>(a.k);
     const float* V = static_cast<const float*>(a.v);
     int64_t slice = a.n_q;
@@ -750,6 +755,7 @@ class CudaBackend final : public Backend {
   bool mma_ = false;  // int8 tensor-core products for decode batches
   bool flash_ = false;   // flash attention for many queries
   bool stream_ = false;  // streamed one-row Q4_0 / Q8_0 products
+  int multiprocessors_ = 0;
   std::unique_ptr<WeightArena> arena_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;

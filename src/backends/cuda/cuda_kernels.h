@@ -45,10 +45,11 @@ struct WeightView {
 // (1-3) matrices of one width as one launch (q, k and v), or gate and up with GELU(gate) * up
 // out; x quantized to int8 as linear's int8_x. False (nothing launched) for other formats or
 // rows wider than the kernel's shared memory holds (then linear, linear3_int8, gate_up_int8).
+// multiprocessors: the GPU's, over which the rows are spread.
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   cudaStream_t stream);
+                   int multiprocessors, cudaStream_t stream);
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
-                    cudaStream_t stream);
+                    int multiprocessors, cudaStream_t stream);
 // y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 / Q6_K products
 // of one row quantize x to int8 per 32 values (amax / 127, rounded half away from zero, as
 // ggml's Q8_0) and multiply in integers.

@@ -18,17 +18,26 @@ namespace {
 
 constexpr int kWarps = 8, kThreads = 32 * kWarps, kBlocksPerSm = 2;
 
-// Up to three matrices of one width as one range of rows (q, k and v), or (kPairs) gate and up
-// whose rows go together.
+// Up to three matrices of one width as one range of rows (q, k and v), or (M = 2 below) gate
+// and up whose rows go together.
 struct StreamJob {
   WeightView w[3];
   const float* bias[3] = {nullptr, nullptr, nullptr};
   float* y[3] = {nullptr, nullptr, nullptr};
   int64_t end[3] = {0, 0, 0};  // each matrix's last row + 1 in the range
-  int parts = 1;
   int64_t rows = 0, rows_per_warp = 0, chunks = 0;
   int steps_per_row = 0;  // ceil(chunks / (32 U))
 };
+
+// Row `row` of the range: which matrix, and its row there.
+struct PartRow {
+  int part;
+  int64_t row;
+};
+__device__ __forceinline__ PartRow part_row(const StreamJob& j, int64_t row) {
+  const int part = row >= j.end[0] ? (row >= j.end[1] ? 2 : 1) : 0;
+  return {part, row - (part > 0 ? j.end[part - 1] : 0)};
+}
 
 template <WFmt F>
 constexpr int kVecs = F == WFmt::Q4_0 ? 1 : 2;  // 16-byte code vectors a chunk
@@ -51,12 +60,11 @@ struct Cursor {
 
 template <WFmt F, int U, int M>
 __device__ __forceinline__ void load_step(const StreamJob& j, const Cursor& at, int lane, Step<F, U, M>& s) {
-  int part = 0;
-  if constexpr (M == 1) part = at.row >= j.end[0] ? (at.row >= j.end[1] ? 2 : 1) : 0;
-  const int64_t row = at.row - (part > 0 ? j.end[part - 1] : 0);
+  const PartRow at_row = M == 1 ? part_row(j, at.row) : PartRow{0, at.row};
+  const int64_t row = at_row.row;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    const WeightView& w = j.w[part + m];
+    const WeightView& w = j.w[at_row.part + m];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t c = (int64_t(at.step) * U + u) * 32 + lane;
@@ -134,9 +142,9 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(S
         if constexpr (M == 2) {
           j.y[0][use_at.row] = gelu_tanh(acc[0]) * acc[1];
         } else {
-          const int part = use_at.row >= j.end[0] ? (use_at.row >= j.end[1] ? 2 : 1) : 0;
-          const int64_t row = use_at.row - (part > 0 ? j.end[part - 1] : 0);
-          j.y[part][row] = acc[0] + (j.bias[part] ? j.bias[part][row] : 0.0f);
+          const PartRow at_row = part_row(j, use_at.row);
+          const float* bias = j.bias[at_row.part];
+          j.y[at_row.part][at_row.row] = acc[0] + (bias ? bias[at_row.row] : 0.0f);
         }
       }
 #pragma unroll
@@ -161,17 +169,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(S
   }
 }
 
-int multiprocessors() {
-  static int count[64] = {};
-  int device = 0;
-  UNICORN_CUDA_CHECK(cudaGetDevice(&device));
-  int& n = count[device & 63];
-  if (n == 0) UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-  return n;
-}
-
-// The U (chunks a lane a step) of `choices` that wastes the fewest lane slots on a row of
-// `chunks` (ties: the larger, fewer steps).
+// The U (chunks a lane a step) of Us that wastes the fewest lane slots on a row of `chunks`
+// (ties: the larger, fewer steps).
 template <int... Us>
 int pick_u(int64_t chunks) {
   int best = 0;
@@ -183,13 +182,15 @@ int pick_u(int64_t chunks) {
   return best;
 }
 
+// x's codes, scales and sums in shared memory: 40 bytes a chunk, within the default 48 KiB.
 template <WFmt F, int M, int... Us>
-bool launch(StreamJob& j, const float* x, cudaStream_t stream) {
+bool launch(StreamJob& j, const float* x, int multiprocessors, cudaStream_t stream) {
   const size_t smem = size_t(j.chunks) * 40;
-  if (smem > 48 * 1024 || j.rows == 0) return j.rows == 0;
+  if (smem > 48 * 1024) return false;
+  if (j.rows == 0) return true;
   const int u = pick_u<Us...>(j.chunks);
   j.steps_per_row = int((j.chunks + 32 * u - 1) / (32 * u));
-  const int64_t warps = int64_t(multiprocessors()) * kBlocksPerSm * kWarps;
+  const int64_t warps = int64_t(multiprocessors) * kBlocksPerSm * kWarps;
   j.rows_per_warp = (j.rows + warps - 1) / warps;
   const unsigned blocks = unsigned((j.rows + kWarps * j.rows_per_warp - 1) / (kWarps * j.rows_per_warp));
   auto go = [&](auto uc) {
@@ -204,10 +205,9 @@ bool launch(StreamJob& j, const float* x, cudaStream_t stream) {
 }  // namespace
 
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   cudaStream_t stream) {
+                   int multiprocessors, cudaStream_t stream) {
   if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || parts < 1 || parts > 3) return false;
   StreamJob j;
-  j.parts = parts;
   j.chunks = w[0].cols / 32;
   for (int p = 0; p < parts; ++p) {
     if (w[p].cols != w[0].cols) return false;
@@ -219,12 +219,12 @@ bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const*
   }
   for (int p = parts; p < 3; ++p) j.end[p] = j.rows;
   // Q4_0: 4-8 chunks (16 bytes each) a lane a step; Q8_0 (32 bytes): 2-4.
-  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 1, 4, 6, 7, 8>(j, x, stream)
-                           : launch<WFmt::Q8_0, 1, 2, 3, 4>(j, x, stream);
+  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 1, 4, 6, 7, 8>(j, x, multiprocessors, stream)
+                           : launch<WFmt::Q8_0, 1, 2, 3, 4>(j, x, multiprocessors, stream);
 }
 
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
-                    cudaStream_t stream) {
+                    int multiprocessors, cudaStream_t stream) {
   if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || gate.rows != up.rows || gate.cols != up.cols) return false;
   StreamJob j;
   j.w[0] = gate;
@@ -233,7 +233,8 @@ bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, cons
   j.rows = gate.rows;
   j.end[0] = j.end[1] = j.end[2] = j.rows;
   j.chunks = gate.cols / 32;
-  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 2, 3, 4>(j, x, stream) : launch<WFmt::Q8_0, 2, 2>(j, x, stream);
+  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 2, 3, 4>(j, x, multiprocessors, stream)
+                           : launch<WFmt::Q8_0, 2, 2>(j, x, multiprocessors, stream);
 }
 
 }  // namespace unicorn::cuda
