@@ -87,13 +87,16 @@ if [[ $parts == *ncu* ]]; then
   grep -E '^  [a-z_]|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Stall Long|Warp Cycles Per Issued|Block Limit Reg|Grid Size' "$OUT/ncu.txt" | head -400
 fi
 if [[ $parts == *envab* ]]; then
-  # An environment switch AB_VAR off (0) / on (1) in alternation: 27B decode (tg128) at batch 1.
+  # An environment switch AB_VAR off (0) / on (1) in alternation: 27B decode (tg128) at batch 1
+  # (graph statistics with it) and, with AB_BATCH=B, B sequences.
   [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
   for i in $(seq "${AB_REPS:-2}"); do
     for v in 0 1; do
       echo "$AB_VAR=$v" | tee -a "$OUT/envab.txt"
-      env "$AB_VAR=$v" timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 128 -r 3 2>&1 \
-        | tee -a "$OUT/envab.txt" | grep -E 'tg|error'
+      env "$AB_VAR=$v" UNICORN_CUDA_GRAPH_STATS=1 timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 128 -r 3 2>&1 \
+        | tee -a "$OUT/envab.txt" | grep -E 'tg|error|graphs'
+      [[ -n ${AB_BATCH:-} ]] && env "$AB_VAR=$v" timeout 200 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 2 \
+        --batch "$AB_BATCH" 2>&1 | tee -a "$OUT/envab.txt" | grep -E 'tg|error'
     done
   done
 fi

@@ -87,12 +87,16 @@ __device__ __forceinline__ void attend(const AttentionArgs& a, int64_t i, int64_
 
 template <class T>
 __global__ void __launch_bounds__(32 * kWarpsOne) attention_kernel(AttentionArgs a) {
+  let_next_start();
+  wait_for_inputs();
   attend<T, kWarpsOne>(a, blockIdx.x / a.heads, blockIdx.x % a.heads);
 }
 
 // Several sequences at once: blockIdx.y picks the sequence's arguments.
 template <class T>
 __global__ void __launch_bounds__(32 * kWarpsBatch) attention_multi_kernel(const AttentionArgs* __restrict__ all) {
+  let_next_start();
+  wait_for_inputs();
   const AttentionArgs a = all[blockIdx.y];
   const int64_t i = blockIdx.x / a.heads;
   if (i >= a.n_q) return;  // the whole block: i depends on blockIdx only
@@ -149,19 +153,17 @@ void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, i
   if (count == 0 || max_nq == 0) return;
   const dim3 grid(unsigned(max_nq * heads), unsigned(count));
   if (kv_f16)
-    attention_multi_kernel<__half><<<grid, 32 * kWarpsBatch, 0, stream>>>(args);
+    launch_dependent(attention_multi_kernel<__half>, grid, 32 * kWarpsBatch, 0, stream, args);
   else
-    attention_multi_kernel<float><<<grid, 32 * kWarpsBatch, 0, stream>>>(args);
-  UNICORN_CUDA_LAUNCHED();
+    launch_dependent(attention_multi_kernel<float>, grid, 32 * kWarpsBatch, 0, stream, args);
 }
 
 void attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.n_q == 0) return;
   if (a.kv_f16)
-    attention_kernel<__half><<<unsigned(a.n_q * a.heads), 32 * kWarpsOne, 0, stream>>>(a);
+    launch_dependent(attention_kernel<__half>, unsigned(a.n_q * a.heads), 32 * kWarpsOne, 0, stream, a);
   else
-    attention_kernel<float><<<unsigned(a.n_q * a.heads), 32 * kWarpsOne, 0, stream>>>(a);
-  UNICORN_CUDA_LAUNCHED();
+    launch_dependent(attention_kernel<float>, unsigned(a.n_q * a.heads), 32 * kWarpsOne, 0, stream, a);
 }
 
 }  // namespace unicorn::cuda

@@ -125,6 +125,11 @@ class CudaBackend final : public Backend {
     // products with the scores in memory.
     flash_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) &&
              env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
+    // Decode kernels launched as programmatic dependents (cuda_kernels.h): Hopper and later,
+    // unless UNICORN_CUDA_PDL=0.
+    cuda::allow_dependent_launches(
+        cc_major >= 9 &&
+        env_switch("UNICORN_CUDA_PDL", "0", "1", "1 (dependent launches, the default from Hopper on) or 0") != "0");
   }
 
   ~CudaBackend() override {

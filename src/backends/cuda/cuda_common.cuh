@@ -7,10 +7,44 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "backends/cuda/cuda_kernels.h"
 
 namespace unicorn::cuda {
+
+// Programmatic dependent launch (cuda_kernels.h, set_dependent_launches). A kernel launched
+// by launch_dependent calls let_next_start first (the kernel after it may be scheduled as soon
+// as every block of this one runs) and wait_for_inputs before it touches memory the kernels
+// before it wrote or read (activations, caches; weights and constants may come earlier). Both
+// are no-ops for a plain launch and before sm_90.
+__device__ __forceinline__ void let_next_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_inputs() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// kernel<<<grid, block, smem, stream>>>(args...), programmatically dependent on the work
+// before it when dependent_launches() (the kernel must call wait_for_inputs as above).
+template <class... Params, class... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                      Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = dependent_launches() ? 1 : 0;
+  check(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...), "kernel launch", __FILE__, __LINE__);
+}
 
 // Where Q6_K's chunk `chunk` (32 values) of `row` lies (ref: ggml dequantize_row_q6_K: two
 // halves of 128 values, each four quarters of 32; value l of a quarter is (ql nibble | 2 bits of

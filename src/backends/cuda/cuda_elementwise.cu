@@ -1,10 +1,24 @@
 // Norms, RoPE, GELU, adds, row moves and the vision tower's reshapes on the GPU. Each matches
 // the CPU backend's definition (ops/backend.h); reductions run in f32 like it does.
 #include <algorithm>
+#include <atomic>
 
 #include "backends/cuda/cuda_common.cuh"
 
 namespace unicorn::cuda {
+
+namespace {
+// 1: no backend has said no yet, and one said yes; 0: not yet; -1: one said no.
+std::atomic<int> g_dependent_launches{0};
+}  // namespace
+
+void allow_dependent_launches(bool allowed) {
+  int seen = g_dependent_launches.load();
+  while (seen != -1 && !g_dependent_launches.compare_exchange_weak(seen, allowed ? 1 : -1)) {
+  }
+}
+
+bool dependent_launches() { return g_dependent_launches.load(std::memory_order_relaxed) == 1; }
 
 namespace {
 
@@ -26,6 +40,8 @@ __device__ float block_sum(float v) {
 
 __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y,
                                 int64_t d) {
+  let_next_start();
+  wait_for_inputs();
   const float* xr = x + int64_t(blockIdx.x) * d;
   float* yr = y + int64_t(blockIdx.x) * d;
   float ss = 0.0f;
@@ -37,6 +53,8 @@ __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __rest
 // One row in registers-and-cache: x's row is read twice and written once.
 __global__ void residual_rms_norm_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post,
                                          float eps, const float* __restrict__ w_next, float* next, int64_t d) {
+  let_next_start();
+  wait_for_inputs();
   float* xr = x + int64_t(blockIdx.x) * d;
   const float* yr = y + int64_t(blockIdx.x) * d;
   float ss = 0.0f;
@@ -56,44 +74,59 @@ __global__ void residual_rms_norm_kernel(float* x, const float* __restrict__ y, 
 
 // Rows of up to kRowValues values held in registers (kPer a thread, blockDim.x threads):
 // every load of the row is issued at once instead of one strided loop trip at a time, which
-// is what a single-row norm waits on.
+// is what a single-row norm waits on. At most 64 registers a thread (__launch_bounds__), so
+// blocks of up to 1024 threads fit each quarter of the register file (16K registers for 8
+// warps): without the bound the residual kernel took 86 and its 672-thread blocks (27B's 5376
+// values) could not launch.
 constexpr int kPer = 8, kRowValues = 1024 * kPer;
 
 // The norm weights' loads go out with the row's, so a row waits on memory once, not once per
 // reduction.
-__global__ void rms_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y,
+__global__ void __launch_bounds__(kRowValues / kPer) rms_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y,
                                      int64_t d) {
+  let_next_start();
   const float* xr = x + int64_t(blockIdx.x) * d;
   float v[kPer], wv[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
+    wv[j] = i < d ? w[i] : 0.0f;
+  }
+  wait_for_inputs();
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
     v[j] = i < d ? xr[i] : 0.0f;
-    wv[j] = i < d ? w[i] : 0.0f;
     ss += v[j] * v[j];
   }
   const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
   float* yr = y + int64_t(blockIdx.x) * d;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
     if (i < d) yr[i] = v[j] * inv * (1.0f + wv[j]);
   }
 }
 
-__global__ void residual_rms_norm_rows_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post,
+__global__ void __launch_bounds__(kRowValues / kPer) residual_rms_norm_rows_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post,
                                               float eps, const float* __restrict__ w_next, float* next, int64_t d) {
   float* xr = x + int64_t(blockIdx.x) * d;
   const float* yr = y + int64_t(blockIdx.x) * d;
   float xv[kPer], yv[kPer], wp[kPer], wn[kPer];
+  let_next_start();
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
+    wp[j] = i < d ? w_post[i] : 0.0f;
+  }
+  wait_for_inputs();
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
     yv[j] = i < d ? yr[i] : 0.0f;
     xv[j] = i < d ? xr[i] : 0.0f;
-    wp[j] = i < d ? w_post[i] : 0.0f;
     wn[j] = i < d && w_next ? w_next[i] : 0.0f;
     ss += yv[j] * yv[j];
   }
@@ -101,7 +134,7 @@ __global__ void residual_rms_norm_rows_kernel(float* x, const float* __restrict_
   float ss2 = 0.0f;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
     if (i < d) {
       xv[j] += yv[j] * inv * (1.0f + wp[j]);
       xr[i] = xv[j];
@@ -113,7 +146,7 @@ __global__ void residual_rms_norm_rows_kernel(float* x, const float* __restrict_
   float* nr = next + int64_t(blockIdx.x) * d;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+    const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
     if (i < d) nr[i] = xv[j] * inv2 * (1.0f + wn[j]);
   }
 }
@@ -158,11 +191,14 @@ __global__ void rms_norm_rope_kernel(float* x, const float* __restrict__ w, floa
   float* v = x + r * width + h * head_dim;
   const int64_t p = threadIdx.x;
   const bool active = p < half;
+  let_next_start();
+  const float w0 = active ? w[p] : 0.0f, w1 = active ? w[p + half] : 0.0f, freq = active ? inv_freq[p] : 0.0f;
+  wait_for_inputs();
   const float a = active ? v[p] : 0.0f, b = active ? v[p + half] : 0.0f;
   const float inv = rsqrtf(block_sum(a * a + b * b) / float(head_dim) + eps);
   if (!active) return;
-  const float an = a * inv * (1.0f + w[p]), bn = b * inv * (1.0f + w[p + half]);
-  const float angle = float(positions[r]) * inv_freq[p];  // f32 product, as HF
+  const float an = a * inv * (1.0f + w0), bn = b * inv * (1.0f + w1);
+  const float angle = float(positions[r]) * freq;  // f32 product, as HF
   float s, c;
   sincosf(angle, &s, &c);
   v[p] = an * c - bn * s;
@@ -170,6 +206,8 @@ __global__ void rms_norm_rope_kernel(float* x, const float* __restrict__ w, floa
 }
 
 __global__ void gelu_tanh_mul_kernel(const float* gate, const float* up, float* out, int64_t count) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const float r = gelu_tanh(gate[i]);
@@ -177,6 +215,8 @@ __global__ void gelu_tanh_mul_kernel(const float* gate, const float* up, float* 
 }
 
 __global__ void add_kernel(const float* a, const float* b, float* out, int64_t count) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = a[i] + b[i];
 }
@@ -185,6 +225,8 @@ __global__ void add_kernel(const float* a, const float* b, float* out, int64_t c
 template <class T, bool kScatter>
 __global__ void move_rows_kernel(const T* __restrict__ src, const int32_t* __restrict__ rows, T* __restrict__ dst,
                                  int64_t n, int64_t row_elems) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * row_elems) return;
   const int64_t r = i / row_elems, e = i % row_elems;
@@ -199,19 +241,20 @@ void move_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64
   if (n == 0) return;
   if (row_bytes % 4 == 0) {
     const int64_t e = row_bytes / 4, total = n * e;
-    move_rows_kernel<uint32_t, kScatter><<<unsigned((total + 255) / 256), 256, 0, stream>>>(
-        static_cast<const uint32_t*>(src), rows, static_cast<uint32_t*>(dst), n, e);
+    launch_dependent(move_rows_kernel<uint32_t, kScatter>, unsigned((total + 255) / 256), 256, 0, stream,
+                     static_cast<const uint32_t*>(src), rows, static_cast<uint32_t*>(dst), n, e);
   } else {
     const int64_t total = n * row_bytes;
-    move_rows_kernel<uint8_t, kScatter><<<unsigned((total + 255) / 256), 256, 0, stream>>>(
-        static_cast<const uint8_t*>(src), rows, static_cast<uint8_t*>(dst), n, row_bytes);
+    launch_dependent(move_rows_kernel<uint8_t, kScatter>, unsigned((total + 255) / 256), 256, 0, stream,
+                     static_cast<const uint8_t*>(src), rows, static_cast<uint8_t*>(dst), n, row_bytes);
   }
-  UNICORN_CUDA_LAUNCHED();
 }
 
 // Rows of f32 into a half-precision KV cache: dst[rows[r]][e] = half(src[r][e]).
 __global__ void scatter_rows_to_f16_kernel(const float* __restrict__ src, const int32_t* __restrict__ rows,
                                            __half* __restrict__ dst, int64_t n, int64_t width) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * width) return;
   const int64_t r = i / width, e = i % width;
@@ -220,6 +263,8 @@ __global__ void scatter_rows_to_f16_kernel(const float* __restrict__ src, const 
 
 template <bool kToF16>
 __global__ void scatter_rows_multi_kernel(const RowScatter* __restrict__ jobs, int64_t width) {
+  let_next_start();
+  wait_for_inputs();
   const RowScatter j = jobs[blockIdx.y];
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= j.n * width) return;
@@ -270,20 +315,20 @@ unsigned blocks_for(int64_t count, int threads) { return unsigned((count + threa
 void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n, int64_t d, cudaStream_t stream) {
   if (n == 0) return;
   if (d <= kRowValues)
-    rms_norm_rows_kernel<<<unsigned(n), row_threads(d), 0, stream>>>(x, w, eps, y, d);
+    launch_dependent(rms_norm_rows_kernel, unsigned(n), row_threads(d), 0, stream, x, w, eps, y, d);
   else
-    rms_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, eps, y, d);
-  UNICORN_CUDA_LAUNCHED();
+    launch_dependent(rms_norm_kernel, unsigned(n), kNormThreads, 0, stream, x, w, eps, y, d);
 }
 
 void residual_rms_norm(float* x, const float* y, const float* w_post, float eps, const float* w_next, float* next,
                        int64_t n, int64_t d, cudaStream_t stream) {
   if (n == 0) return;
   if (d <= kRowValues)
-    residual_rms_norm_rows_kernel<<<unsigned(n), row_threads(d), 0, stream>>>(x, y, w_post, eps, w_next, next, d);
+    launch_dependent(residual_rms_norm_rows_kernel, unsigned(n), row_threads(d), 0, stream, x, y, w_post, eps, w_next,
+                     next, d);
   else
-    residual_rms_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, y, w_post, eps, w_next, next, d);
-  UNICORN_CUDA_LAUNCHED();
+    launch_dependent(residual_rms_norm_kernel, unsigned(n), kNormThreads, 0, stream, x, y, w_post, eps, w_next, next,
+                     d);
 }
 
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t n, int64_t d,
@@ -306,20 +351,18 @@ void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions
   const int64_t blocks = n * (width / head_dim);
   if (blocks == 0) return;
   const int threads = int(std::max<int64_t>(32, (head_dim / 2 + 31) / 32 * 32));
-  rms_norm_rope_kernel<<<unsigned(blocks), threads, 0, stream>>>(x, w, eps, positions, inv_freq, width, head_dim);
-  UNICORN_CUDA_LAUNCHED();
+  launch_dependent(rms_norm_rope_kernel, unsigned(blocks), threads, 0, stream, x, w, eps, positions, inv_freq, width,
+                   head_dim);
 }
 
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
-  gelu_tanh_mul_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(gate, up, out, count);
-  UNICORN_CUDA_LAUNCHED();
+  launch_dependent(gelu_tanh_mul_kernel, blocks_for(count, 256), 256, 0, stream, gate, up, out, count);
 }
 
 void add(const float* a, const float* b, float* out, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
-  add_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(a, b, out, count);
-  UNICORN_CUDA_LAUNCHED();
+  launch_dependent(add_kernel, blocks_for(count, 256), 256, 0, stream, a, b, out, count);
 }
 
 void scatter_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes, cudaStream_t stream) {
@@ -333,9 +376,8 @@ void gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int
 void scatter_rows_to_f16(const float* src, const int32_t* rows, void* dst, int64_t n, int64_t width,
                          cudaStream_t stream) {
   if (n * width == 0) return;
-  scatter_rows_to_f16_kernel<<<blocks_for(n * width, 256), 256, 0, stream>>>(src, rows, static_cast<__half*>(dst), n,
-                                                                              width);
-  UNICORN_CUDA_LAUNCHED();
+  launch_dependent(scatter_rows_to_f16_kernel, blocks_for(n * width, 256), 256, 0, stream, src, rows,
+                   static_cast<__half*>(dst), n, width);
 }
 
 void scatter_rows_multi(const RowScatter* jobs, int64_t count, int64_t max_n, int64_t width, bool to_f16,
@@ -343,10 +385,9 @@ void scatter_rows_multi(const RowScatter* jobs, int64_t count, int64_t max_n, in
   if (count == 0 || max_n * width == 0) return;
   const dim3 grid(blocks_for(max_n * width, 256), unsigned(count));
   if (to_f16)
-    scatter_rows_multi_kernel<true><<<grid, 256, 0, stream>>>(jobs, width);
+    launch_dependent(scatter_rows_multi_kernel<true>, grid, 256, 0, stream, jobs, width);
   else
-    scatter_rows_multi_kernel<false><<<grid, 256, 0, stream>>>(jobs, width);
-  UNICORN_CUDA_LAUNCHED();
+    launch_dependent(scatter_rows_multi_kernel<false>, grid, 256, 0, stream, jobs, width);
 }
 
 void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) {

@@ -15,6 +15,14 @@ void check(cudaError_t e, const char* what, const char* file, int line);
 // After a kernel launch: a bad configuration is an Error here, not a later mystery.
 #define UNICORN_CUDA_LAUNCHED() ::unicorn::cuda::check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
 
+// Programmatic dependent launch (Hopper and later): the decode path's kernels are launched so
+// that the next one's blocks start while this one's last blocks finish; each waits for its
+// inputs (griddepcontrol.wait) before it reads what the kernel before wrote, and may load its
+// weights before that. Each backend says whether its GPU allows it (and UNICORN_CUDA_PDL=0
+// says no); it is on while every one said yes. Off, the same kernels launch as plain stream work.
+void allow_dependent_launches(bool allowed);
+bool dependent_launches();
+
 // Weight formats as they sit on the GPU (prepare_weight makes them from the host layouts):
 //   F32, F16, BF16: plain rows.
 //   Q4_0: codes then scales: qs [rows * blocks][16 bytes], d [rows * blocks] f16. Split from

@@ -137,6 +137,8 @@ __device__ __forceinline__ void block_store_rows(const float (&acc)[R], int rows
 template <WFmt F>
 __global__ void __launch_bounds__(kMatvec1Threads) matvec1_kernel(WeightView w, const float* __restrict__ x,
                                                                   const float* __restrict__ bias, float* __restrict__ y) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t row0 = int64_t(blockIdx.x) * kRowsPerBlock;
   const int64_t chunks = w.cols / 32;
   const int rows = int(min(int64_t(kRowsPerBlock), w.rows - row0));
@@ -228,6 +230,8 @@ constexpr int int8_rows_per_block() {
 template <WFmt F>
 __global__ void __launch_bounds__(kMatvec1Threads) matvec1_int8_kernel(Int8Products p, const float* __restrict__ x) {
   static_assert(F == WFmt::Q4_0 || F == WFmt::Q8_0 || F == WFmt::Q6_K);
+  let_next_start();
+  wait_for_inputs();
   constexpr int R = int8_rows_per_block<F>();
   int part = 0;
   while (part + 1 < p.count && int64_t(blockIdx.x) >= p.first_block[part + 1]) ++part;
@@ -464,14 +468,14 @@ void launch_shape(const WeightView& w, const float* x, const float* bias, float*
       p.y[0] = y;
       p.first_block[1] = row_blocks;
       p.count = 1;
-      matvec1_int8_kernel<F><<<row_blocks, kMatvec1Threads, 0, stream>>>(p, x);
-      UNICORN_CUDA_LAUNCHED();
+      launch_dependent(matvec1_int8_kernel<F>, row_blocks, kMatvec1Threads, 0, stream, p, x);
       return;
     }
   }
   if (n == 1 && !kElem) {
-    matvec1_kernel<F><<<unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock), kMatvec1Threads, 0, stream>>>(w, x, bias,
-                                                                                                            y);
+    launch_dependent(matvec1_kernel<F>, unsigned((w.rows + kRowsPerBlock - 1) / kRowsPerBlock), kMatvec1Threads, 0,
+                     stream, w, x, bias, y);
+    return;
   } else if (n <= kMatvecRows) {
     const dim3 grid(unsigned((w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock));
     const dim3 block(32 * kWarpsPerBlock);
@@ -519,6 +523,8 @@ namespace {
 template <WFmt F>
 __global__ void embed_kernel(WeightView w, const int32_t* __restrict__ ids, float scale, float* __restrict__ out,
                              int64_t n) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t quarters = w.cols / 8;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, chunk, quarter)
   if (i >= n * quarters) return;
@@ -533,6 +539,8 @@ __global__ void embed_kernel(WeightView w, const int32_t* __restrict__ ids, floa
 template <WFmt F>
 __global__ void embed_elem_kernel(WeightView w, const int32_t* __restrict__ ids, float scale, float* __restrict__ out,
                                   int64_t n) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, column)
   if (i >= n * w.cols) return;
   out[i] = load_elem<F>(w, ids[i / w.cols], i % w.cols) * scale;
@@ -542,12 +550,11 @@ template <WFmt F>
 void launch_embed(const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n, cudaStream_t stream) {
   if constexpr (F == WFmt::F32 || F == WFmt::F16 || F == WFmt::BF16) {
     const int64_t total = n * w.cols;
-    embed_elem_kernel<F><<<unsigned((total + 255) / 256), 256, 0, stream>>>(w, ids, scale, out, n);
+    launch_dependent(embed_elem_kernel<F>, unsigned((total + 255) / 256), 256, 0, stream, w, ids, scale, out, n);
   } else {
     const int64_t total = n * (w.cols / 8);
-    embed_kernel<F><<<unsigned((total + 127) / 128), 128, 0, stream>>>(w, ids, scale, out, n);
+    launch_dependent(embed_kernel<F>, unsigned((total + 127) / 128), 128, 0, stream, w, ids, scale, out, n);
   }
-  UNICORN_CUDA_LAUNCHED();
 }
 
 }  // namespace

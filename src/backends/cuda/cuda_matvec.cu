@@ -92,8 +92,9 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(S
   const int64_t first = (int64_t(blockIdx.x) * kWarps + warp) * j.rows_per_warp;
   const int64_t last = min(first + j.rows_per_warp, j.rows);
   const int64_t steps = last > first ? (last - first) * j.steps_per_row : 0;
+  let_next_start();
 
-  // Two steps in flight from the start (over x's quantization below too).
+  // Two steps in flight from the start (over the wait for x and its quantization below too).
   Step<F, U, M> a, b;
   Cursor load_at{first, 0}, use_at{first, 0};
   if (steps > 0) {
@@ -104,6 +105,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(S
     load_step<F, U, M>(j, load_at, lane, b);
     load_at.next(j.steps_per_row);
   }
+  wait_for_inputs();
   for (int64_t c = threadIdx.x; c < j.chunks; c += kThreads) {
     int xq[8], sum;
     float d;
@@ -195,10 +197,9 @@ bool launch(StreamJob& j, const float* x, int multiprocessors, cudaStream_t stre
   const unsigned blocks = unsigned((j.rows + kWarps * j.rows_per_warp - 1) / (kWarps * j.rows_per_warp));
   auto go = [&](auto uc) {
     constexpr int U = decltype(uc)::value;
-    if (u == U) matvec_stream_kernel<F, U, M><<<blocks, kThreads, smem, stream>>>(j, x);
+    if (u == U) launch_dependent(matvec_stream_kernel<F, U, M>, blocks, kThreads, smem, stream, j, x);
   };
   (go(std::integral_constant<int, Us>()), ...);
-  UNICORN_CUDA_LAUNCHED();
   return true;
 }
 

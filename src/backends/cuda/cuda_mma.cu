@@ -48,6 +48,8 @@ __device__ __forceinline__ void mma_s8(int (&c)[4], uint32_t a0, uint32_t a1, ui
 // xd [kblocks][n_pad] (scales); rows n..n_pad-1 are zeros.
 __global__ void quantize_x_fragments_kernel(const float* __restrict__ x, uint2* __restrict__ xq,
                                             float* __restrict__ xd, int64_t n, int64_t n_pad, int64_t kblocks) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n_pad * kblocks) return;
   const int64_t row = i % n_pad, kb = i / n_pad;
@@ -140,6 +142,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, F == WFmt::Q6_K || NT > 4 ? 1 
                                                                   const float* __restrict__ bias, float* __restrict__ y,
                                                                   int64_t n, int64_t kb_per_split, float* partial) {
   static_assert(F == WFmt::Q4_0 || F == WFmt::Q8_0 || F == WFmt::Q6_K);
+  let_next_start();
+  wait_for_inputs();
   const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31, g = lane >> 2, t = lane & 3;
   const int64_t row0 = int64_t(blockIdx.x) * 16 * RT, kblocks = w.cols / 32, n_pad = NT * 8;
   const int64_t kbeg = int64_t(blockIdx.y) * kb_per_split, kend = min(kblocks, kbeg + kb_per_split);
@@ -227,6 +231,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, F == WFmt::Q6_K || NT > 4 ? 1 
 // y [n, m] = sum over splits of partial [splits][n][m] (+ bias), in split order.
 __global__ void sum_splits_kernel(const float* __restrict__ partial, int64_t splits, int64_t count, int64_t m,
                                   const float* __restrict__ bias, float* __restrict__ y) {
+  let_next_start();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   float s = 0.0f;
@@ -258,13 +264,12 @@ void mma_rows_launch(const WeightView& w, const uint2* xq, const float* xd, cons
   const int64_t row_blocks = (w.rows + 16 * RT - 1) / (16 * RT), kblocks = w.cols / 32;
   const int64_t splits = mma_splits(w.rows, w.cols, RT), per_split = (kblocks + splits - 1) / splits;
   const dim3 grid{unsigned(row_blocks), unsigned(splits)};
-  mma_rows_kernel<F, NT, RT><<<grid, kMmaWarps * 32, 0, stream>>>(w, xq, xd, bias, y, n, per_split,
-                                                                  splits > 1 ? partial : nullptr);
-  UNICORN_CUDA_LAUNCHED();
+  launch_dependent(mma_rows_kernel<F, NT, RT>, grid, kMmaWarps * 32, 0, stream, w, xq, xd, bias, y, n, per_split,
+                   splits > 1 ? partial : nullptr);
   if (splits > 1) {
     const int64_t count = n * w.rows;
-    sum_splits_kernel<<<unsigned((count + 255) / 256), 256, 0, stream>>>(partial, splits, count, w.rows, bias, y);
-    UNICORN_CUDA_LAUNCHED();
+    launch_dependent(sum_splits_kernel, unsigned((count + 255) / 256), 256, 0, stream, partial, splits, count, w.rows,
+                     bias, y);
   }
 }
 
@@ -302,8 +307,8 @@ void linear_int8_mma(WFmt fmt, const WeightView& w, const float* x, const float*
   auto* partial = xd + n_pad * kblocks;
   const int64_t total = n_pad * kblocks;
   if (!x_ready) {
-    quantize_x_fragments_kernel<<<unsigned((total + 127) / 128), 128, 0, stream>>>(x, xq, xd, n, n_pad, kblocks);
-    UNICORN_CUDA_LAUNCHED();
+    launch_dependent(quantize_x_fragments_kernel, unsigned((total + 127) / 128), 128, 0, stream, x, xq, xd, n, n_pad,
+                     kblocks);
   }
   if (fmt == WFmt::Q4_0)
     mma_rows<WFmt::Q4_0>(w, xq, xd, bias, y, n, partial, stream);
