@@ -100,6 +100,13 @@ class Backend {
     rms_norm(heads, w, eps, heads);
     rope(x, positions, head_dim, theta, factor);
   }
+  // rms_norm_rope of q with wq and of k with wk at the same positions (Gemma's q_norm and k_norm
+  // then RoPE), in one launch where a backend can.
+  virtual void qk_norm_rope(Tensor& q, const Tensor& wq, Tensor& k, const Tensor& wk, float eps,
+                            std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) {
+    rms_norm_rope(q, wq, eps, positions, head_dim, theta, factor);
+    rms_norm_rope(k, wk, eps, positions, head_dim, theta, factor);
+  }
   // out = gelu_tanh(gate) * up                                   gate, up, out [n, f]. out may alias.
   virtual void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   // Gemma's gated FFN input, fused where a backend can:

@@ -362,6 +362,13 @@ TEST_F(CudaOps, RopeAtLargePositions) {
     ref.rms_norm_rope(fused_want, w, 1e-6f, pos, hd, theta, factor);
     gpu->rms_norm_rope(fused_got, gpu->prepare_weight(w), 1e-6f, pos, hd, theta, factor);
     expect_close(down(fused_got), fused_want, 1e-4);
+    // q and k (another head count and weight) in one launch.
+    const Tensor k = random_tensor(DType::F32, {n, 2 * hd}, 18), wk = random_tensor(DType::BF16, {hd}, 19, 0.5f);
+    Tensor k_want = k.clone(), q_got = up(x), k_got = up(k);
+    ref.rms_norm_rope(k_want, wk, 1e-6f, pos, hd, theta, factor);
+    gpu->qk_norm_rope(q_got, gpu->prepare_weight(w), k_got, gpu->prepare_weight(wk), 1e-6f, pos, hd, theta, factor);
+    expect_close(down(q_got), fused_want, 1e-4);
+    expect_close(down(k_got), k_want, 1e-4);
   }
 }
 
@@ -496,7 +503,8 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
 }
 
 // A decode batch: every sequence's KV writes and attention in one launch each, against the
-// same jobs one by one (Backend::attention_jobs: scatter_rows and attention per sequence).
+// same jobs one by one (Backend::attention_jobs: scatter_rows and attention per sequence), and
+// each job alone through attention_jobs (K and V written in one launch).
 // Sequences of different lengths, one with two queries, sliding window on one.
 TEST_F(CudaOps, AttentionJobsBatched) {
   const AttentionShape shape{8, 2, 64, 0.125f};
@@ -506,7 +514,7 @@ TEST_F(CudaOps, AttentionJobsBatched) {
   };
   const Seq seqs[] = {{5, 1, 0}, {33, 2, 0}, {17, 1, 4}};
   const DType kv = gpu->kv_dtype();
-  std::vector<Tensor> caches[2];  // [0]: batched, [1]: one by one; k and v per sequence
+  std::vector<Tensor> caches[3];  // [0]: batched, [1]: one by one, [2]: alone; k and v per sequence
   std::vector<std::vector<int32_t>> slots, q_pos, q_group, k_pos, k_group;
   for (const Seq& sq : seqs) {
     for (auto& c : caches) {
@@ -528,8 +536,8 @@ TEST_F(CudaOps, AttentionJobsBatched) {
   for (const Seq& sq : seqs) n += sq.n_new;
   const Tensor q = up(random_tensor(DType::F32, {n, qw}, 60)), k = up(random_tensor(DType::F32, {n, kw}, 61)),
                v = up(random_tensor(DType::F32, {n, kw}, 62));
-  Tensor outs[2] = {gpu->alloc(DType::F32, {n, qw}), gpu->alloc(DType::F32, {n, qw})};
-  for (int way = 0; way < 2; ++way) {
+  Tensor outs[3] = {gpu->alloc(DType::F32, {n, qw}), gpu->alloc(DType::F32, {n, qw}), gpu->alloc(DType::F32, {n, qw})};
+  for (int way = 0; way < 3; ++way) {
     std::vector<AttentionJob> jobs(3);
     int64_t off = 0;
     for (size_t i = 0; i < 3; ++i) {
@@ -549,9 +557,14 @@ TEST_F(CudaOps, AttentionJobsBatched) {
     }
     if (way == 0)
       gpu->attention_jobs(jobs, shape);
-    else
+    else if (way == 1)
       gpu->Backend::attention_jobs(jobs, shape);
+    else
+      for (AttentionJob& j : jobs) gpu->attention_jobs(std::span(&j, 1), shape);
   }
+  // Alone, a job runs the same attention kernel as one by one: the same bits.
+  expect_close(down(outs[2]), down(outs[1]), 0);
+  for (size_t c = 0; c < caches[1].size(); ++c) expect_close(down(caches[2][c]), down(caches[1][c]), 0);
   // One sequence's kernel splits the keys over 16 warps, a batch's over 4: the same sums in
   // another order (f32 rounding); the caches' rows are the same bits.
   expect_close(down(outs[0]), down(outs[1]), 1e-6);

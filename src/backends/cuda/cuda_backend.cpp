@@ -17,7 +17,6 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
-#include <string_view>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -58,15 +57,6 @@ struct Context {
   }
 };
 
-// An environment switch of the backend: "" when unset, else its value, which must be `a` or `b`
-// (else an Error saying what `name` expects).
-std::string env_switch(const char* name, std::string_view a, std::string_view b, const char* expected) {
-  const char* v = std::getenv(name);
-  if (!v) return "";
-  if (v != a && v != b) fail("{}='{}': expected {}", name, v, expected);
-  return v;
-}
-
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) { use_device(device); }
@@ -94,42 +84,13 @@ class CudaBackend final : public Backend {
     UNICORN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
     uint64_t threshold = UINT64_MAX;
     UNICORN_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
-    // Products of many rows (prefill, the vision tower) on tensor cores through cuBLAS, bf16
-    // inputs with f32 accumulation (attention's in TF32), and decode over Q4_0 / Q8_0 with
-    // int8 activations, unless UNICORN_CUDA_GEMM=f32 asks for f32 everywhere (as exact as the
-    // CPU; slower). Without cuBLAS, products of many rows use the f32 tile kernel.
-    exact_f32_ = env_switch("UNICORN_CUDA_GEMM", "bf16", "f32", "bf16 (tensor cores, the default) or f32") == "f32";
-    // The KV cache in f16 (half the memory and the bytes attention reads; llama.cpp's default),
-    // unless UNICORN_CUDA_KV=f32 or the exact f32 path.
-    kv_f16_ = !exact_f32_ && env_switch("UNICORN_CUDA_KV", "f16", "f32", "f16 (the default) or f32") != "f32";
-    if (!exact_f32_) blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
-    // Decode batches over Q4_0 / Q8_0 on the int8 tensor cores (Ampere and later), unless
-    // UNICORN_CUDA_MMA=0 asks for the dp4a kernel (for comparison).
     int cc_major = 0;
     UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, index));
-    mma_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) &&
-           env_switch("UNICORN_CUDA_MMA", "0", "1", "1 (int8 tensor cores, the default where the GPU has them) or 0") != "0";
-    const char* profile = std::getenv("UNICORN_CUDA_PROFILE");
-    if (profile && *profile && std::string(profile) != "0") profile_ = std::make_unique<OpProfile>();
-    // Decode steps as CUDA graphs unless UNICORN_CUDA_GRAPHS=0 (or profiling: per-op timing
-    // needs the ops launched one by one).
-    graphs_on_ = !profile_ &&
-                 env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
-    // One row of x against Q4_0 / Q8_0 streamed (cuda_matvec.cu) unless UNICORN_CUDA_STREAM=0:
-    // then blocks of 8-16 rows with k split over their threads (cuda_linear.cu).
-    stream_ = !exact_f32_ &&
-              env_switch("UNICORN_CUDA_STREAM", "0", "1", "1 (streamed one-row products, the default) or 0") != "0";
     UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, index));
-    // Attention of many queries (prefill chunks, the vision tower) as flash attention on the
-    // f16 tensor cores (head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then TF32
-    // products with the scores in memory.
-    flash_ = !exact_f32_ && cuda::linear_int8_mma_supported(cc_major) &&
-             env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
-    // Decode kernels launched as programmatic dependents (cuda_kernels.h): Hopper and later,
-    // unless UNICORN_CUDA_PDL=0.
-    cuda::allow_dependent_launches(
-        cc_major >= 9 &&
-        env_switch("UNICORN_CUDA_PDL", "0", "1", "1 (dependent launches, the default from Hopper on) or 0") != "0");
+    on_ = cuda::Switches::from_environment(cc_major);
+    if (!on_.exact_f32) blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
+    if (on_.profile) profile_ = std::make_unique<OpProfile>();
+    cuda::allow_dependent_launches(on_.dependent_launches);
   }
 
   ~CudaBackend() override {
@@ -206,12 +167,12 @@ class CudaBackend final : public Backend {
     const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
     const int64_t n = x.dim(0);
     // Decode batches (2..64 rows) over Q4_0 / Q8_0 / Q6_K: int8 tensor cores, or dp4a.
-    if (mma_ && n > 1 && n <= cuda::kMmaMaxRows && mma_format(fmt)) {
+    if (on_.mma && n > 1 && n <= cuda::kMmaMaxRows && mma_format(fmt)) {
       OpScope part(*this, "linear: int8 mma");
       mma_products(fmt, x, {view}, {y.data<float>()}, b);
       return;
     }
-    if (!exact_f32_ && n > 1 && n <= kInt8Rows && (fmt == WFmt::Q4_0 || fmt == WFmt::Q8_0)) {
+    if (!on_.exact_f32 && n > 1 && n <= kInt8Rows && (fmt == WFmt::Q4_0 || fmt == WFmt::Q8_0)) {
       OpScope part(*this, "linear: int8 rows");
       const auto s = scratch(cuda::linear_int8_rows_scratch(n, view.cols));
       cuda::linear_int8_rows(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
@@ -254,10 +215,10 @@ class CudaBackend final : public Backend {
                                               "linear: one row Q6_K", "linear: one row NF4"};
     OpScope part(*this, n == 1 ? kOneRow[int(fmt)] : "linear: few rows");
     float* yp = y.data<float>();
-    if (stream_ && n == 1 &&
+    if (on_.stream && n == 1 &&
         cuda::matvec_stream(fmt, 1, &view, &b, &yp, x.data<const float>(), multiprocessors_, ctx_->stream))
       return;
-    cuda::linear(fmt, view, x.data<const float>(), b, yp, n, !exact_f32_, ctx_->stream);
+    cuda::linear(fmt, view, x.data<const float>(), b, yp, n, !on_.exact_f32, ctx_->stream);
   }
 
   void linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0, Tensor& y1,
@@ -266,7 +227,7 @@ class CudaBackend final : public Backend {
     const auto [f1, v1] = weight_of(w1);
     const auto [f2, v2] = weight_of(w2);
     const int64_t n = x.dim(0);
-    if (mma_ && n > 1 && n <= cuda::kMmaMaxRows && f0 == f1 && f0 == f2 && mma_format(f0)) {
+    if (on_.mma && n > 1 && n <= cuda::kMmaMaxRows && f0 == f1 && f0 == f2 && mma_format(f0)) {
       // A decode batch: x quantized once for the three products.
       ops::check_linear(x, w0, nullptr, y0);
       ops::check_linear(x, w1, nullptr, y1);
@@ -275,7 +236,7 @@ class CudaBackend final : public Backend {
       mma_products(f0, x, {v0, v1, v2}, {y0.data<float>(), y1.data<float>(), y2.data<float>()});
       return;
     }
-    if (exact_f32_ || n != 1 || f0 != f1 || f0 != f2 || (f0 != WFmt::Q4_0 && f0 != WFmt::Q8_0)) {
+    if (on_.exact_f32 || n != 1 || f0 != f1 || f0 != f2 || (f0 != WFmt::Q4_0 && f0 != WFmt::Q8_0)) {
       Backend::linear3(x, w0, w1, w2, y0, y1, y2);  // one product at a time
       return;
     }
@@ -285,7 +246,7 @@ class CudaBackend final : public Backend {
     OpScope scope(*this, "linear3");
     const cuda::WeightView views[3] = {v0, v1, v2};
     float* const outs[3] = {y0.data<float>(), y1.data<float>(), y2.data<float>()};
-    if (stream_ && cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), multiprocessors_, ctx_->stream))
+    if (on_.stream && cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), multiprocessors_, ctx_->stream))
       return;
     cuda::linear3_int8(f0, views, x.data<const float>(), outs, ctx_->stream);
   }
@@ -294,7 +255,7 @@ class CudaBackend final : public Backend {
     const auto [gf, gv] = weight_of(w_gate);
     const auto [uf, uv] = weight_of(w_up);
     const int64_t n = x.dim(0);
-    if (mma_ && n > 1 && n <= cuda::kMmaMaxRows && gf == uf && mma_format(gf)) {
+    if (on_.mma && n > 1 && n <= cuda::kMmaMaxRows && gf == uf && mma_format(gf)) {
       // A decode batch: x quantized once, the two products, then GELU(gate) * up.
       ops::check_linear(x, w_gate, nullptr, out);
       ops::check_linear(x, w_up, nullptr, out);
@@ -305,7 +266,7 @@ class CudaBackend final : public Backend {
       cuda::gelu_tanh_mul(gp, out.data<const float>(), out.data<float>(), out.numel(), ctx_->stream);
       return;
     }
-    if (exact_f32_ || n != 1 || gf != uf || (gf != WFmt::Q4_0 && gf != WFmt::Q8_0) || gv.rows != uv.rows ||
+    if (on_.exact_f32 || n != 1 || gf != uf || (gf != WFmt::Q4_0 && gf != WFmt::Q8_0) || gv.rows != uv.rows ||
         gv.cols != uv.cols) {
       Backend::gate_up(x, w_gate, w_up, out);  // the products and GELU one by one
       return;
@@ -313,7 +274,7 @@ class CudaBackend final : public Backend {
     ops::check_linear(x, w_gate, nullptr, out);
     ops::check_linear(x, w_up, nullptr, out);
     OpScope scope(*this, "gate_up");
-    if (stream_ &&
+    if (on_.stream &&
         cuda::gate_up_stream(gf, gv, uv, x.data<const float>(), out.data<float>(), multiprocessors_, ctx_->stream))
       return;
     cuda::gate_up_int8(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream);
@@ -344,15 +305,24 @@ class CudaBackend final : public Backend {
 
   void rms_norm_rope(Tensor& x, const Tensor& w, float eps, std::span<const int32_t> positions, int64_t head_dim,
                      double theta, double factor) override {
-    ops::check_rope(x, positions, head_dim);
-    if (w.numel() != head_dim)
-      fail("rms_norm_rope: weight {} does not match heads of {}", shape_str(w.shape()), head_dim);
-    if (head_dim > 2048) fail("rms_norm_rope: head_dim {} exceeds 2048", head_dim);
+    check_norm_rope(x, w, positions, head_dim);
     OpScope scope(*this, "rms_norm_rope");
     const float* inv = inv_freq(head_dim, theta, factor);
     const auto d_pos = upload(positions);
     cuda::rms_norm_rope(x.data<float>(), f32_vector(w, "rms_norm weight"), eps, d_pos.get(), inv, x.dim(0), x.dim(1),
                         head_dim, ctx_->stream);
+  }
+
+  void qk_norm_rope(Tensor& q, const Tensor& wq, Tensor& k, const Tensor& wk, float eps,
+                    std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) override {
+    check_norm_rope(q, wq, positions, head_dim);
+    check_norm_rope(k, wk, positions, head_dim);
+    OpScope scope(*this, "qk_norm_rope");
+    const float* inv = inv_freq(head_dim, theta, factor);
+    const auto d_pos = upload(positions);
+    cuda::qk_norm_rope(q.data<float>(), f32_vector(wq, "rms_norm weight"), q.dim(1), k.data<float>(),
+                       f32_vector(wk, "rms_norm weight"), k.dim(1), eps, d_pos.get(), inv, q.dim(0), head_dim,
+                       ctx_->stream);
   }
 
   void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
@@ -385,7 +355,7 @@ class CudaBackend final : public Backend {
                             next ? next->data<float>() : nullptr, x.dim(0), x.dim(1), ctx_->stream);
   }
 
-  DType kv_dtype() const override { return kv_f16_ ? DType::F16 : DType::F32; }
+  DType kv_dtype() const override { return on_.kv_f16 ? DType::F16 : DType::F32; }
 
   // The kernel arguments of attention over the first n_k rows of k and v; the caller sets the
   // mask arrays (device copies of mask's).
@@ -421,7 +391,7 @@ class CudaBackend final : public Backend {
     a.q_group = q_group.get();
     a.k_pos = k_pos.get();
     a.k_group = k_group.get();
-    if (flash_ && a.n_q >= kTensorCoreRows && cuda::flash_attention_supported(a.head_dim)) {
+    if (on_.flash && a.n_q >= kTensorCoreRows && cuda::flash_attention_supported(a.head_dim)) {
       const auto copies = kv_as(a, true);  // f32 K and V (the vision tower's) as f16 copies
       cuda::flash_attention(a, ctx_->stream);
       return;
@@ -438,6 +408,8 @@ class CudaBackend final : public Backend {
   // (one launch per sequence and layer each made 32 sequences host-bound). Jobs with many
   // queries (prefill chunks) go one by one, to the products path.
   void attention_jobs(std::span<AttentionJob> jobs, const AttentionShape& shape) override {
+    if (jobs.size() == 1 && jobs[0].k_new.dtype() == DType::F32 && jobs[0].v_new.dtype() == DType::F32)
+      return attention_job(jobs[0], shape);
     bool batched = jobs.size() > 1 && shape.head_dim <= cuda::kMaxAttentionHeadDim;
     int64_t max_nq = 0;
     for (const AttentionJob& j : jobs) {
@@ -525,7 +497,7 @@ class CudaBackend final : public Backend {
   }
 
   bool begin_graph(int64_t key, bool new_step) override {
-    if (!graphs_on_) return false;
+    if (!on_.graphs) return false;
     DeviceGuard g(ctx_->device);
     ring_.make_room(UploadRing::kBytes / 2, ctx_->stream);  // a recording's uploads must not wrap it
     return graphs_.begin(key, new_step, ctx_->stream);
@@ -558,6 +530,30 @@ class CudaBackend final : public Backend {
     CudaBackend& b_;
     size_t index_ = 0;
   };
+
+  static void check_norm_rope(const Tensor& x, const Tensor& w, std::span<const int32_t> positions,
+                              int64_t head_dim) {
+    ops::check_rope(x, positions, head_dim);
+    if (w.numel() != head_dim)
+      fail("rms_norm_rope: weight {} does not match heads of {}", shape_str(w.shape()), head_dim);
+    if (head_dim > 2048) fail("rms_norm_rope: head_dim {} exceeds 2048", head_dim);
+  }
+
+  // One sequence's KV writes (K and V in one launch) and its attention.
+  void attention_job(AttentionJob& j, const AttentionShape& shape) {
+    ops::check_rows("scatter_rows", j.k_new, j.slots, *j.k_cache, true);
+    ops::check_rows("scatter_rows", j.v_new, j.slots, *j.v_cache, true);
+    if (j.k_cache->dtype() != j.v_cache->dtype() || j.k_new.dim(1) != j.v_new.dim(1))
+      fail("cuda attention: the K and V caches differ in type or width");
+    {
+      OpScope scope(*this, "scatter_rows");
+      const auto d_slots = upload(j.slots);
+      cuda::scatter_rows_pair({j.k_new.data<const float>(), d_slots.get(), j.k_cache->raw(), j.k_new.dim(0)},
+                              {j.v_new.data<const float>(), d_slots.get(), j.v_cache->raw(), j.v_new.dim(0)},
+                              j.k_new.dim(1), j.k_cache->dtype() == DType::F16, ctx_->stream);
+    }
+    attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out);
+  }
 
   // Attention of many queries (prefill, the vision tower) as matrix products on tensor cores:
   // per head S = scale Q K^T, the masked softmax over S's rows, O = S V. Query rows go in
@@ -754,12 +750,7 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kPinnedResultBytes = int64_t(64) << 20;
 
   std::shared_ptr<Context> ctx_;
-  // UNICORN_CUDA_GEMM=f32: every product in f32 (no tensor cores, no int8 activations).
-  bool exact_f32_ = false;
-  bool kv_f16_ = true;
-  bool mma_ = false;  // int8 tensor-core products for decode batches
-  bool flash_ = false;   // flash attention for many queries
-  bool stream_ = false;  // streamed one-row Q4_0 / Q8_0 products
+  cuda::Switches on_;  // kernels and memory chosen from the GPU and the environment
   int multiprocessors_ = 0;
   std::unique_ptr<WeightArena> arena_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
@@ -768,7 +759,6 @@ class CudaBackend final : public Backend {
   UploadRing ring_;  // after ctx_: destroyed first, while the stream still exists
   cuda::StepGraphs graphs_;  // likewise
   cuda::PinnedPool pinned_;
-  bool graphs_on_ = true;
   std::map<std::tuple<int64_t, double, double>, Tensor> inv_freq_;
 };
 

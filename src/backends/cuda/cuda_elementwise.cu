@@ -182,13 +182,25 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, con
   v[p + half] = b * c + a * s;
 }
 
-// Block (row, head); thread p holds the pair (p, p + half) through the norm and the rotation.
-__global__ void rms_norm_rope_kernel(float* x, const float* __restrict__ w, float eps,
+// One matrix of heads for rms_norm_rope_kernel: x [n, width] and its norm weight [head_dim].
+struct NormRopePart {
+  float* x = nullptr;
+  const float* w = nullptr;
+  int64_t width = 0;
+};
+
+// Block (row, head) of part a (the first blocks_a blocks), then of part b (q and k in one
+// launch); thread p holds the pair (p, p + half) through the norm and the rotation.
+__global__ void rms_norm_rope_kernel(NormRopePart pa, NormRopePart pb, int64_t blocks_a, float eps,
                                      const int32_t* __restrict__ positions, const float* __restrict__ inv_freq,
-                                     int64_t width, int64_t head_dim) {
+                                     int64_t head_dim) {
+  const bool second = int64_t(blockIdx.x) >= blocks_a;
+  const int64_t block = second ? int64_t(blockIdx.x) - blocks_a : int64_t(blockIdx.x);
+  const float* __restrict__ w = second ? pb.w : pa.w;
+  const int64_t width = second ? pb.width : pa.width;
   const int64_t heads = width / head_dim, half = head_dim / 2;
-  const int64_t r = blockIdx.x / heads, h = blockIdx.x % heads;
-  float* v = x + r * width + h * head_dim;
+  const int64_t r = block / heads, h = block % heads;
+  float* v = (second ? pb.x : pa.x) + r * width + h * head_dim;
   const int64_t p = threadIdx.x;
   const bool active = p < half;
   let_next_start();
@@ -261,11 +273,9 @@ __global__ void scatter_rows_to_f16_kernel(const float* __restrict__ src, const 
   dst[int64_t(rows[r]) * width + e] = __float2half_rn(src[i]);
 }
 
+// Value blockIdx.x * blockDim.x + threadIdx.x of job j's rows.
 template <bool kToF16>
-__global__ void scatter_rows_multi_kernel(const RowScatter* __restrict__ jobs, int64_t width) {
-  let_next_start();
-  wait_for_inputs();
-  const RowScatter j = jobs[blockIdx.y];
+__device__ __forceinline__ void scatter_value(const RowScatter& j, int64_t width) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= j.n * width) return;
   const int64_t at = int64_t(j.rows[i / width]) * width + i % width;
@@ -273,6 +283,20 @@ __global__ void scatter_rows_multi_kernel(const RowScatter* __restrict__ jobs, i
     static_cast<__half*>(j.dst)[at] = __float2half_rn(j.src[i]);
   else
     static_cast<float*>(j.dst)[at] = j.src[i];
+}
+
+template <bool kToF16>
+__global__ void scatter_rows_multi_kernel(const RowScatter* __restrict__ jobs, int64_t width) {
+  let_next_start();
+  wait_for_inputs();
+  scatter_value<kToF16>(jobs[blockIdx.y], width);
+}
+
+template <bool kToF16>
+__global__ void scatter_rows_pair_kernel(RowScatter a, RowScatter b, int64_t width) {
+  let_next_start();
+  wait_for_inputs();
+  scatter_value<kToF16>(blockIdx.y == 0 ? a : b, width);
 }
 
 __global__ void f16_to_f32_kernel(const __half* __restrict__ x, float* __restrict__ out, int64_t count) {
@@ -346,13 +370,18 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n, 
   UNICORN_CUDA_LAUNCHED();
 }
 
-void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions, const float* inv_freq, int64_t n,
-                   int64_t width, int64_t head_dim, cudaStream_t stream) {
-  const int64_t blocks = n * (width / head_dim);
+void qk_norm_rope(float* q, const float* wq, int64_t q_width, float* k, const float* wk, int64_t k_width, float eps,
+                  const int32_t* positions, const float* inv_freq, int64_t n, int64_t head_dim, cudaStream_t stream) {
+  const int64_t blocks_q = n * (q_width / head_dim), blocks = blocks_q + n * (k_width / head_dim);
   if (blocks == 0) return;
   const int threads = int(std::max<int64_t>(32, (head_dim / 2 + 31) / 32 * 32));
-  launch_dependent(rms_norm_rope_kernel, unsigned(blocks), threads, 0, stream, x, w, eps, positions, inv_freq, width,
-                   head_dim);
+  launch_dependent(rms_norm_rope_kernel, unsigned(blocks), threads, 0, stream, NormRopePart{q, wq, q_width},
+                   NormRopePart{k, wk, k_width}, blocks_q, eps, positions, inv_freq, head_dim);
+}
+
+void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions, const float* inv_freq, int64_t n,
+                   int64_t width, int64_t head_dim, cudaStream_t stream) {
+  qk_norm_rope(x, w, width, nullptr, nullptr, 0, eps, positions, inv_freq, n, head_dim, stream);
 }
 
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t count, cudaStream_t stream) {
@@ -388,6 +417,16 @@ void scatter_rows_multi(const RowScatter* jobs, int64_t count, int64_t max_n, in
     launch_dependent(scatter_rows_multi_kernel<true>, grid, 256, 0, stream, jobs, width);
   else
     launch_dependent(scatter_rows_multi_kernel<false>, grid, 256, 0, stream, jobs, width);
+}
+
+void scatter_rows_pair(const RowScatter& a, const RowScatter& b, int64_t width, bool to_f16, cudaStream_t stream) {
+  const int64_t n = std::max(a.n, b.n);
+  if (n * width == 0) return;
+  const dim3 grid(blocks_for(n * width, 256), 2);
+  if (to_f16)
+    launch_dependent(scatter_rows_pair_kernel<true>, grid, 256, 0, stream, a, b, width);
+  else
+    launch_dependent(scatter_rows_pair_kernel<false>, grid, 256, 0, stream, a, b, width);
 }
 
 void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) {

@@ -106,6 +106,9 @@ void residual_rms_norm(float* x, const float* y, const float* w_post, float eps,
 // Per head of x [n, width]: RMS norm with w [head_dim] (1 + w), then RoPE; one block a head.
 void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions, const float* inv_freq, int64_t n,
                    int64_t width, int64_t head_dim, cudaStream_t stream);
+// The same for q [n, q_width] with wq and k [n, k_width] with wk in one launch.
+void qk_norm_rope(float* q, const float* wq, int64_t q_width, float* k, const float* wk, int64_t k_width, float eps,
+                  const int32_t* positions, const float* inv_freq, int64_t n, int64_t head_dim, cudaStream_t stream);
 // In place, rotate-half layout; inv_freq [head_dim / 2].
 void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n, int64_t width, int64_t head_dim,
           cudaStream_t stream);
@@ -128,6 +131,8 @@ struct RowScatter {
 };
 void scatter_rows_multi(const RowScatter* jobs, int64_t count, int64_t max_n, int64_t width, bool to_f16,
                         cudaStream_t stream);
+// One sequence's K and V rows (a and b) in one launch, the jobs passed by value (no upload).
+void scatter_rows_pair(const RowScatter& a, const RowScatter& b, int64_t width, bool to_f16, cudaStream_t stream);
 // out [count] f32 = x [count] f16.
 void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream);
 void patchify(const float* image, int64_t size, int64_t patch, float* out, cudaStream_t stream);

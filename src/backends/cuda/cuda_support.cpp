@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #include "core/error.h"
@@ -18,6 +20,40 @@ void check(cudaError_t e, const char* what, const char* file, int line) {
   if (e == cudaSuccess) return;
   cudaGetLastError();  // clear a non-sticky error so the next call starts clean
   fail("CUDA error {} ({}): {} at {}:{}", int(e), cudaGetErrorString(e), what, file, line);
+}
+
+namespace {
+
+// An environment switch: "" when unset, else its value, which must be `a` or `b` (else an
+// Error saying what `name` expects).
+std::string env_switch(const char* name, std::string_view a, std::string_view b, const char* expected) {
+  const char* v = std::getenv(name);
+  if (!v) return "";
+  if (v != a && v != b) fail("{}='{}': expected {}", name, v, expected);
+  return v;
+}
+
+}  // namespace
+
+Switches Switches::from_environment(int cc_major) {
+  Switches s;
+  const bool f16_mma = linear_int8_mma_supported(cc_major);  // sm_80 on: int8 and f16 mma
+  s.exact_f32 = env_switch("UNICORN_CUDA_GEMM", "bf16", "f32", "bf16 (tensor cores, the default) or f32") == "f32";
+  s.kv_f16 = !s.exact_f32 && env_switch("UNICORN_CUDA_KV", "f16", "f32", "f16 (the default) or f32") != "f32";
+  s.mma = !s.exact_f32 && f16_mma &&
+          env_switch("UNICORN_CUDA_MMA", "0", "1", "1 (int8 tensor cores, the default where the GPU has them) or 0") != "0";
+  const char* profile = std::getenv("UNICORN_CUDA_PROFILE");
+  s.profile = profile && *profile && std::string(profile) != "0";
+  s.graphs = !s.profile &&
+             env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
+  s.stream = !s.exact_f32 &&
+             env_switch("UNICORN_CUDA_STREAM", "0", "1", "1 (streamed one-row products, the default) or 0") != "0";
+  s.flash = !s.exact_f32 && f16_mma &&
+            env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
+  s.dependent_launches =
+      cc_major >= 9 &&
+      env_switch("UNICORN_CUDA_PDL", "0", "1", "1 (dependent launches, the default from Hopper on) or 0") != "0";
+  return s;
 }
 
 std::pair<uint8_t*, std::shared_ptr<const void>> WeightArena::alloc(int64_t bytes, const std::string& what) {

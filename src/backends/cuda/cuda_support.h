@@ -24,6 +24,36 @@ void set_device_quietly(int device);
 // After a cudaSetDevice made elsewhere: the next use_device calls it again.
 void forget_current_device();
 
+// The backend's choice of kernels and memory: each on by default where the GPU has what it
+// needs; an environment switch turns it off (a value other than the two named is an Error).
+struct Switches {
+  // UNICORN_CUDA_GEMM=f32 (default bf16): every product in f32, as exact as the CPU, slower.
+  // Otherwise products of many rows (prefill, the vision tower) on tensor cores through cuBLAS
+  // (bf16 inputs, f32 sums; attention's in TF32) and decode over Q4_0 / Q8_0 with int8 x.
+  bool exact_f32 = false;
+  // The KV cache in f16 (half the memory and the bytes attention reads; llama.cpp's default)
+  // unless UNICORN_CUDA_KV=f32 or exact_f32.
+  bool kv_f16 = true;
+  // Decode batches over Q4_0 / Q8_0 / Q6_K on the int8 tensor cores (sm_80 on), unless
+  // UNICORN_CUDA_MMA=0 asks for the dp4a kernel (for comparison).
+  bool mma = false;
+  // UNICORN_CUDA_PROFILE=1: every op timed (OpProfile); turns graphs off.
+  bool profile = false;
+  // Decode steps as CUDA graphs unless UNICORN_CUDA_GRAPHS=0 or profiling.
+  bool graphs = true;
+  // One row of x against Q4_0 / Q8_0 streamed (cuda_matvec.cu) unless UNICORN_CUDA_STREAM=0:
+  // then blocks of 8-16 rows with k split over their threads (cuda_linear.cu).
+  bool stream = false;
+  // Attention of many queries (prefill chunks, the vision tower) as flash attention on the f16
+  // tensor cores (sm_80 on; head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then
+  // TF32 products with the scores in memory.
+  bool flash = false;
+  // Decode kernels launched as programmatic dependents (cuda_kernels.h; sm_90 on) unless
+  // UNICORN_CUDA_PDL=0.
+  bool dependent_launches = false;
+  static Switches from_environment(int cc_major);
+};
+
 // Device memory for weights. They live as long as the model, so they come from chunks of
 // kChunkBytes (plain cudaMalloc, outside the stream-ordered pool), first fit, so small weights
 // fill the ends of chunks a large one did not fit: one cudaMalloc per weight rounds each up to

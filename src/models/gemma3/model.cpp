@@ -213,8 +213,7 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor
   // ref: Gemma3Attention: q_norm / k_norm per head, before RoPE.
   std::vector<int32_t> positions;
   for (const auto& s : steps) positions.insert(positions.end(), s.positions.begin(), s.positions.end());
-  b.rms_norm_rope(q, w.q_norm, eps, positions, hd, rope.theta, rope.factor);
-  b.rms_norm_rope(k, w.k_norm, eps, positions, hd, rope.theta, rope.factor);
+  b.qk_norm_rope(q, w.q_norm, k, w.k_norm, eps, positions, hd, rope.theta, rope.factor);
 
   Tensor attn = b.empty(DType::F32, {n, nh * hd});
   const AttentionShape shape{nh, nkv, hd, float(1.0 / std::sqrt(tc.query_pre_attn_scalar))};
