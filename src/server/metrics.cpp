@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "backends/cpu/buffer_cache.h"
+
 namespace unicorn::server {
 
 Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {
@@ -117,6 +119,9 @@ std::string ServerMetrics::render(const SchedulerMetrics& s) const {
   const struct mallinfo2 heap = mallinfo2();
   gauge(out, "unicorn_heap_allocated_bytes", "Heap bytes allocated and not freed (malloc's own count).",
         double(heap.uordblks + heap.hblkhd));
+  gauge(out, "unicorn_buffer_cache_bytes",
+        "Free activation blocks the CPU backend keeps for reuse (within the heap figure; grows with new shapes).",
+        double(cpu::BufferCache::cached_bytes()));
   gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", resident_bytes());
   return out;
 }

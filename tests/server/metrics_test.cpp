@@ -55,6 +55,8 @@ TEST(ServerMetrics, PrometheusText) {
   EXPECT_TRUE(has_line(text, "unicorn_image_cache_hits_total 7"));
   EXPECT_TRUE(has_line(text, "unicorn_image_cache_misses_total 1"));
   EXPECT_NE(text.find("# TYPE unicorn_time_to_first_token_seconds histogram"), std::string::npos);
+  EXPECT_NE(text.find("\nunicorn_heap_allocated_bytes "), std::string::npos);
+  EXPECT_NE(text.find("\nunicorn_buffer_cache_bytes "), std::string::npos);
 }
 
 }  // namespace

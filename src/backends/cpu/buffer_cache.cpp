@@ -1,5 +1,6 @@
 #include "backends/cpu/buffer_cache.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -7,12 +8,19 @@
 
 namespace unicorn::cpu {
 
+namespace {
+std::atomic<size_t> g_cached_bytes{0};  // free_bytes of every cache
+}  // namespace
+
+size_t BufferCache::cached_bytes() { return g_cached_bytes.load(std::memory_order_relaxed); }
+
 BufferCache::BufferCache(size_t max_bytes) : state_(std::make_shared<State>()) { state_->max_bytes = max_bytes; }
 
 BufferCache::~BufferCache() = default;
 
 BufferCache::State::~State() {
   for (auto& [bytes, p] : free) std::free(p);
+  g_cached_bytes -= free_bytes;
 }
 
 void BufferCache::State::give_back(void* p, size_t bytes) {
@@ -23,6 +31,7 @@ void BufferCache::State::give_back(void* p, size_t bytes) {
   }
   free.emplace(bytes, p);
   free_bytes += bytes;
+  g_cached_bytes += bytes;
 }
 
 Tensor BufferCache::zeros(DType dtype, Shape shape) {
@@ -38,6 +47,7 @@ Tensor BufferCache::zeros(DType dtype, Shape shape) {
       p = it->second;
       state_->free.erase(it);
       state_->free_bytes -= block;
+      g_cached_bytes -= block;
     }
   }
   if (!p) p = std::aligned_alloc(64, block);

@@ -24,6 +24,9 @@ class BufferCache {
   // A zero-filled tensor whose memory returns here when its last view is gone (the cache
   // outlives the tensors it handed out: they share ownership of its state).
   Tensor zeros(DType dtype, Shape shape);
+  // Free blocks held by every cache of the process now: heap memory that is neither in use
+  // nor leaked (it grows as new shapes come, up to max_bytes a cache).
+  static size_t cached_bytes();
 
  private:
   struct State {
