@@ -13,7 +13,7 @@
 
 namespace unicorn::cuda {
 
-// Programmatic dependent launch (cuda_kernels.h, set_dependent_launches). A kernel launched
+// Programmatic dependent launch (cuda_kernels.h, allow_dependent_launches). A kernel launched
 // by launch_dependent calls let_next_start first (the kernel after it may be scheduled as soon
 // as every block of this one runs) and wait_for_inputs before it touches memory the kernels
 // before it wrote or read (activations, caches; weights and constants may come earlier). Both

@@ -82,8 +82,8 @@ constexpr int kPer = 8, kRowValues = 1024 * kPer;
 
 // The norm weights' loads go out with the row's, so a row waits on memory once, not once per
 // reduction.
-__global__ void __launch_bounds__(kRowValues / kPer) rms_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y,
-                                     int64_t d) {
+__global__ void __launch_bounds__(kRowValues / kPer)
+    rms_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y, int64_t d) {
   let_next_start();
   const float* xr = x + int64_t(blockIdx.x) * d;
   float v[kPer], wv[kPer];
@@ -109,8 +109,9 @@ __global__ void __launch_bounds__(kRowValues / kPer) rms_norm_rows_kernel(const 
   }
 }
 
-__global__ void __launch_bounds__(kRowValues / kPer) residual_rms_norm_rows_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post,
-                                              float eps, const float* __restrict__ w_next, float* next, int64_t d) {
+__global__ void __launch_bounds__(kRowValues / kPer)
+    residual_rms_norm_rows_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post, float eps,
+                                  const float* __restrict__ w_next, float* next, int64_t d) {
   float* xr = x + int64_t(blockIdx.x) * d;
   const float* yr = y + int64_t(blockIdx.x) * d;
   float xv[kPer], yv[kPer], wp[kPer], wn[kPer];
@@ -262,18 +263,8 @@ void move_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64
   }
 }
 
-// Rows of f32 into a half-precision KV cache: dst[rows[r]][e] = half(src[r][e]).
-__global__ void scatter_rows_to_f16_kernel(const float* __restrict__ src, const int32_t* __restrict__ rows,
-                                           __half* __restrict__ dst, int64_t n, int64_t width) {
-  let_next_start();
-  wait_for_inputs();
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n * width) return;
-  const int64_t r = i / width, e = i % width;
-  dst[int64_t(rows[r]) * width + e] = __float2half_rn(src[i]);
-}
-
-// Value blockIdx.x * blockDim.x + threadIdx.x of job j's rows.
+// Value blockIdx.x * blockDim.x + threadIdx.x of job j's rows: dst[rows[r]][e] = src[r][e]
+// (kToF16: rounded to half, into a half-precision KV cache).
 template <bool kToF16>
 __device__ __forceinline__ void scatter_value(const RowScatter& j, int64_t width) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -283,6 +274,13 @@ __device__ __forceinline__ void scatter_value(const RowScatter& j, int64_t width
     static_cast<__half*>(j.dst)[at] = __float2half_rn(j.src[i]);
   else
     static_cast<float*>(j.dst)[at] = j.src[i];
+}
+
+// Rows of f32 into a half-precision KV cache.
+__global__ void scatter_rows_to_f16_kernel(RowScatter j, int64_t width) {
+  let_next_start();
+  wait_for_inputs();
+  scatter_value<true>(j, width);
 }
 
 template <bool kToF16>
@@ -405,8 +403,8 @@ void gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int
 void scatter_rows_to_f16(const float* src, const int32_t* rows, void* dst, int64_t n, int64_t width,
                          cudaStream_t stream) {
   if (n * width == 0) return;
-  launch_dependent(scatter_rows_to_f16_kernel, blocks_for(n * width, 256), 256, 0, stream, src, rows,
-                   static_cast<__half*>(dst), n, width);
+  launch_dependent(scatter_rows_to_f16_kernel, blocks_for(n * width, 256), 256, 0, stream,
+                   RowScatter{src, rows, dst, n}, width);
 }
 
 void scatter_rows_multi(const RowScatter* jobs, int64_t count, int64_t max_n, int64_t width, bool to_f16,
