@@ -119,6 +119,18 @@ class Backend {
   }
   // x = gelu_tanh(x)                                             x [n, f]
   virtual void gelu_tanh(Tensor& x) = 0;
+  // A product and what follows it, fused where a backend can (the vision tower's MLP and
+  // residual sums):
+  //   linear_gelu: y = gelu_tanh(x w^T + bias);  linear_add: y += x w^T + bias  (as linear)
+  virtual void linear_gelu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+    linear(x, w, bias, y);
+    gelu_tanh(y);
+  }
+  virtual void linear_add(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+    Tensor t = empty(DType::F32, y.shape());
+    linear(x, w, bias, t);
+    add(y, t, y);
+  }
   // out = a + b                                                  same shapes; out may alias a or b.
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
   // The residual step of a Gemma block, fused where a backend can:

@@ -136,6 +136,42 @@ TEST_F(CudaOps, LinearInPanels) {
   expect_close(down(got), want);
 }
 
+// The products with what follows them fused (cuBLASLt's epilogue from 16 rows: the vision
+// tower's MLP and residual sums): linear_gelu y = gelu_tanh(x w^T + b) and linear_add
+// y += x w^T + b, with and without the bias, bf16 weights and f16 ones (dequantized to a bf16
+// panel first), against the reference ops one by one on the values the GPU multiplies.
+// Tolerance 1e-4 with GELU (cuBLAS's tanh is not ours), 2e-5 for the sums.
+TEST_F(CudaOps, LinearGeluAndLinearAdd) {
+  for (const DType dtype : {DType::BF16, DType::F16}) {
+    for (const int64_t n : {5, 16, 70}) {
+      for (const bool with_bias : {true, false}) {
+        const int64_t m = 136, k = 1152;
+        SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + (with_bias ? " bias" : ""));
+        const Tensor w = weight(dtype, m, k, 51), x = random_tensor(DType::F32, {n, k}, 52);
+        const Tensor bias = random_tensor(DType::F32, {m}, 53), y0 = random_tensor(DType::F32, {n, m}, 54);
+        const bool tensor_cores = n >= 16;
+        const Tensor x_ref = tensor_cores ? bf16_rounded(x) : x;
+        const Tensor w_ref = tensor_cores ? bf16_rounded(Tensor::from_f32(w.to_f32(), {m, k})) : w;
+        const Tensor dw = gpu->prepare_weight(w), db = gpu->prepare_weight(bias);
+        const Tensor* b_ref = with_bias ? &bias : nullptr;
+        const Tensor* b_gpu = with_bias ? &db : nullptr;
+
+        Tensor want = ref.alloc(DType::F32, {n, m}), got = gpu->alloc(DType::F32, {n, m});
+        ref.linear(x_ref, w_ref, b_ref, want);
+        ref.gelu_tanh(want);
+        gpu->linear_gelu(up(x), dw, b_gpu, got);
+        expect_close(down(got), want, 1e-4);
+
+        ref.linear(x_ref, w_ref, b_ref, want);
+        ref.add(y0, want, want);
+        Tensor acc = up(y0);
+        gpu->linear_add(up(x), dw, b_gpu, acc);
+        expect_close(down(acc), want);
+      }
+    }
+  }
+}
+
 // NF4 stays as stored on the GPU (codes, 8-bit absmax with its nested scales): with and
 // without double quantization, and blocks of 128, the f32 path matches the reference on the
 // same weights (the absmax is rebuilt exactly as the CPU rebuilds it).
@@ -453,7 +489,8 @@ TEST_F(CudaOps, AttentionMaskCases) {
 // Attention of 16+ queries on the f16 tensor cores (flash attention, the default):
 // against the reference on the values the kernel multiplies (q * scale, k and v rounded to
 // f16), so what is left is the probabilities' f16 rounding and the order of the sums. Several
-// query blocks and key tiles, partial ones, GQA, sliding window, the image mask, empty slots;
+// query blocks and key tiles, partial ones, GQA, sliding window, the image mask, empty slots,
+// every key visible (the unmasked kernel, whole tiles or not);
 // f32 and f16 KV.
 TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
   std::unique_ptr<Backend> flash;
@@ -464,24 +501,28 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
   struct Case {
     const char* what;
     int64_t heads, kv_heads, hd, nq, window;
-    bool causal;
+    bool causal, every_key;  // every_key: no empty slot, as many keys as queries
   };
   auto f16_rounded = [](const Tensor& t) { return t.converted(DType::F16).converted(DType::F32); };
-  for (const Case& c : {Case{"vision 72", 4, 4, 72, 200, 0, false}, Case{"causal GQA 128", 8, 2, 128, 100, 0, true},
-                        Case{"window 64", 4, 2, 64, 70, 20, true}, Case{"small heads 32", 2, 1, 32, 17, 0, true}}) {
+  for (const Case& c : {Case{"vision 72", 4, 4, 72, 200, 0, false, false},
+                        Case{"vision 72, every key (the unmasked kernel)", 4, 4, 72, 192, 0, false, true},
+                        Case{"every key, 64 not whole tiles", 2, 2, 64, 100, 0, false, true},
+                        Case{"causal GQA 128", 8, 2, 128, 100, 0, true, false},
+                        Case{"window 64", 4, 2, 64, 70, 20, true, false},
+                        Case{"small heads 32", 2, 1, 32, 17, 0, true, false}}) {
     for (bool kv16 : {false, true}) {
       SCOPED_TRACE(std::string(c.what) + (kv16 ? " f16 KV" : " f32 KV"));
-      const int64_t nk = c.nq + 30;
+      const int64_t nk = c.every_key ? c.nq : c.nq + 30, empty = c.every_key ? 0 : 4;
       const auto NK = static_cast<size_t>(nk), NQ = static_cast<size_t>(c.nq);
-      // Slots 0..nk-5 hold positions 0..nk-5, the last 4 are empty; queries at the last nq
-      // positions; an image (group 0) at positions 40..47.
+      // Slots 0..nk-5 hold positions 0..nk-5, the last 4 are empty (none for every_key);
+      // queries at the last nq positions; an image (group 0) at positions 40..47.
       std::vector<int32_t> k_pos(NK, -1), k_group(NK, -1), q_pos(NQ, 0), q_group(NQ, -1);
-      for (int32_t j = 0; j < nk - 4; ++j) {
+      for (int32_t j = 0; j < nk - empty; ++j) {
         k_pos[size_t(j)] = j;
         if (j >= 40 && j <= 47) k_group[size_t(j)] = 0;
       }
       for (int32_t i = 0; i < c.nq; ++i) {
-        q_pos[size_t(i)] = int32_t(nk - 4 - c.nq) + i;
+        q_pos[size_t(i)] = int32_t(nk - empty - c.nq) + i;
         if (q_pos[size_t(i)] >= 40 && q_pos[size_t(i)] <= 47) q_group[size_t(i)] = 0;
       }
       const AttentionMask mask{q_pos, q_group, k_pos, k_group, c.window, c.causal};

@@ -88,7 +88,7 @@ TEST_P(ReferenceModels, LogitsMatchTransformers) {
   const std::vector<int32_t> ids = input_ids(*l.ref);
   Tensor features;
   if (l.model->config().multimodal()) {
-    const auto img = l.model->encode_images(l.ref->tensor("pixel_values"));
+    const auto img = l.model->encode_images(l.ref->tensor("pixel_values"), true);
     const double dv = scaled_max_diff(img.last_hidden_state.to_f32(), l.ref->tensor("vision_last_hidden_state").to_f32());
     EXPECT_LE(dv, tolerance) << "vision_last_hidden_state";
     const double df = scaled_max_diff(img.features.to_f32(), l.ref->tensor("image_features").to_f32());

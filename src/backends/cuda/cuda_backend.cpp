@@ -43,6 +43,8 @@ using cuda::WeightArena;
 using cuda::WeightView;
 using cuda::CudaWeight;
 using cuda::plain_format;
+using cuda::attention_args;
+using Epilogue = cuda::Blas::Epilogue;
 
 // The stream and device of one backend, kept alive by every tensor allocated on it.
 struct Context {
@@ -178,38 +180,7 @@ class CudaBackend final : public Backend {
       cuda::linear_int8_rows(fmt, view, x.data<const float>(), b, y.data<float>(), n, s.get(), ctx_->stream);
       return;
     }
-    if (blas_ && n >= kTensorCoreRows) {
-      if (graphs_.recording()) return graphs_.spoil(false);  // cuBLAS is not recorded here
-      // x and the weight (dequantized, unless already bf16) as bf16 panels into cuBLAS.
-      const auto xb = scratch(n * view.cols * 2);
-      {
-        OpScope to_bf16(*this, "linear: to bf16");
-        cuda::f32_to_bf16(x.data<const float>(), xb.get(), n * view.cols, ctx_->stream);
-      }
-      if (fmt == WFmt::BF16) {
-        OpScope product(*this, "linear: cuBLAS");
-        blas_->gemm_bf16(xb.get(), view.p0, y.data<float>(), n, view.rows, view.cols);
-      } else {
-        // Other formats dequantized to bf16 panels, each multiplied into its columns of y: the
-        // whole matrix at once where the GPU has room (fewest, largest products), in panels of
-        // down to 64 MiB when free memory is short (a 27B FFN matrix is 231 MB in bf16).
-        const int64_t budget = std::clamp<int64_t>(free_memory() / 16, kPanelBytes, int64_t(1) << 30);
-        const int64_t step = std::max<int64_t>(64, budget / (view.cols * 2) / 64 * 64);
-        const int64_t panel_rows = std::min(view.rows, step);
-        const auto wb = scratch(panel_rows * view.cols * 2);
-        for (int64_t r0 = 0; r0 < view.rows; r0 += panel_rows) {
-          const int64_t r1 = std::min(view.rows, r0 + panel_rows);
-          {
-            OpScope to_bf16(*this, "linear: to bf16");
-            cuda::weight_to_bf16(fmt, view, wb.get(), ctx_->stream, r0, r1);
-          }
-          OpScope product(*this, "linear: cuBLAS");
-          blas_->gemm_bf16(xb.get(), wb.get(), y.data<float>() + r0, n, r1 - r0, view.cols, view.rows);
-        }
-      }
-      if (b) cuda::add_bias(y.data<float>(), b, n, view.rows, ctx_->stream);
-      return;
-    }
+    if (blas_ && n >= kTensorCoreRows) return blas_linear(x, fmt, view, b, y.data<float>(), Epilogue::kNone);
     static constexpr const char* kOneRow[] = {"linear: one row F32",  "linear: one row F16",  "linear: one row BF16",
                                               "linear: one row Q4_0", "linear: one row Q8_0", "linear: one row Q4_K",
                                               "linear: one row Q6_K", "linear: one row NF4"};
@@ -219,6 +190,58 @@ class CudaBackend final : public Backend {
         cuda::matvec_stream(fmt, 1, &view, &b, &yp, x.data<const float>(), multiprocessors_, ctx_->stream))
       return;
     cuda::linear(fmt, view, x.data<const float>(), b, yp, n, !on_.exact_f32, ctx_->stream);
+  }
+
+  // gelu_tanh(x w^T + bias) and y += x w^T + bias with the bias, GELU and sum in cuBLAS's
+  // epilogue (the vision tower's MLP and residuals); other sizes as the ops one by one.
+  void linear_gelu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
+    fused_linear(x, w, bias, y, Epilogue::kGelu);
+  }
+  void linear_add(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
+    fused_linear(x, w, bias, y, Epilogue::kAccumulate);
+  }
+  void fused_linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epilogue e) {
+    if (!blas_ || x.dim(0) < kTensorCoreRows) {
+      if (e == Epilogue::kGelu) return Backend::linear_gelu(x, w, bias, y);
+      return Backend::linear_add(x, w, bias, y);
+    }
+    ops::check_linear(x, w, bias, y);
+    OpScope scope(*this, e == Epilogue::kGelu ? "linear_gelu" : "linear_add");
+    const auto [fmt, view] = weight_of(w);
+    blas_linear(x, fmt, view, bias ? f32_vector(*bias, "linear bias") : nullptr, y.data<float>(), e);
+  }
+
+  // y = x w^T (+ b, then the epilogue e) on cuBLAS: x and the weight (dequantized, unless
+  // already bf16) as bf16 panels.
+  void blas_linear(const Tensor& x, WFmt fmt, const WeightView& view, const float* b, float* y, Epilogue e) {
+    if (graphs_.recording()) return graphs_.spoil(false);  // cuBLAS is not recorded here
+    const int64_t n = x.dim(0);
+    const auto xb = scratch(n * view.cols * 2);
+    {
+      OpScope to_bf16(*this, "linear: to bf16");
+      cuda::f32_to_bf16(x.data<const float>(), xb.get(), n * view.cols, ctx_->stream);
+    }
+    if (fmt == WFmt::BF16) {
+      OpScope product(*this, "linear: cuBLAS");
+      blas_->gemm_bf16(xb.get(), view.p0, y, n, view.rows, view.cols, view.rows, b, e);
+      return;
+    }
+    // Other formats dequantized to bf16 panels, each multiplied into its columns of y: the
+    // whole matrix at once where the GPU has room (fewest, largest products), in panels of
+    // down to 64 MiB when free memory is short (a 27B FFN matrix is 231 MB in bf16).
+    const int64_t budget = std::clamp<int64_t>(free_memory() / 16, kPanelBytes, int64_t(1) << 30);
+    const int64_t step = std::max<int64_t>(64, budget / (view.cols * 2) / 64 * 64);
+    const int64_t panel_rows = std::min(view.rows, step);
+    const auto wb = scratch(panel_rows * view.cols * 2);
+    for (int64_t r0 = 0; r0 < view.rows; r0 += panel_rows) {
+      const int64_t r1 = std::min(view.rows, r0 + panel_rows);
+      {
+        OpScope to_bf16(*this, "linear: to bf16");
+        cuda::weight_to_bf16(fmt, view, wb.get(), ctx_->stream, r0, r1);
+      }
+      OpScope product(*this, "linear: cuBLAS");
+      blas_->gemm_bf16(xb.get(), wb.get(), y + r0, n, r1 - r0, view.cols, view.rows, b ? b + r0 : nullptr, e);
+    }
   }
 
   void linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0, Tensor& y1,
@@ -357,26 +380,6 @@ class CudaBackend final : public Backend {
 
   DType kv_dtype() const override { return on_.kv_f16 ? DType::F16 : DType::F32; }
 
-  // The kernel arguments of attention over the first n_k rows of k and v; the caller sets the
-  // mask arrays (device copies of mask's).
-  static cuda::AttentionArgs attention_args(const Tensor& q, const Tensor& k, int64_t n_k, const Tensor& v,
-                                            const AttentionMask& mask, const AttentionShape& shape, Tensor& out) {
-    cuda::AttentionArgs a;
-    a.q = q.data<const float>();
-    a.k = k.raw();
-    a.v = v.raw();
-    a.kv_f16 = k.dtype() == DType::F16;
-    a.out = out.data<float>();
-    a.n_q = q.dim(0);
-    a.n_k = n_k;
-    a.heads = shape.n_heads;
-    a.kv_heads = shape.n_kv_heads;
-    a.head_dim = shape.head_dim;
-    a.window = mask.window;
-    a.causal = mask.causal;
-    a.scale = shape.scale;
-    return a;
-  }
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                  const AttentionShape& shape, Tensor& out) override {

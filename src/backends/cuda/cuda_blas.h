@@ -1,12 +1,15 @@
-// cuBLAS, loaded at run time (dlopen) for the tensor-core matrix products of prefill and the
-// vision tower: a CUDA build still starts where libcublas is absent, and then multiplies with
-// its own kernels. Host code; only for the CUDA backend.
+// cuBLAS (and cuBLASLt, for products with a fused bias, GELU or sum), loaded at run time
+// (dlopen) for the tensor-core matrix products of prefill and the vision tower: a CUDA build
+// still starts where libcublas is absent, and then multiplies with its own kernels. Host
+// code; only for the CUDA backend.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 
 namespace unicorn::cuda {
 
@@ -23,8 +26,13 @@ class Blas {
   // "" when cuBLAS loads, else why not.
   static std::string unavailable_reason();
 
-  // Row-major y [n, m] = x [n, k] W [m, k]^T: x and W bf16, y f32, f32 accumulation.
-  void gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy = 0);
+  // Row-major y [n, m] (rows ldy apart; 0: m) from x [n, k] W [m, k]^T: x and W bf16, y f32,
+  // f32 accumulation. kNone: y = x W^T + bias; kGelu: y = gelu_tanh(x W^T + bias);
+  // kAccumulate: y += x W^T + bias; bias [m] f32 or null. With a bias or GELU the product
+  // goes through cuBLASLt with them in its epilogue (a pass over y where it cannot).
+  enum class Epilogue { kNone, kGelu, kAccumulate };
+  void gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy = 0,
+                 const float* bias = nullptr, Epilogue e = Epilogue::kNone);
 
   // Column-major C_b = alpha op(A_b) op(B_b) for b < batch (A_b = A + b * stride_a, ...): f32
   // matrices on TF32 tensor cores (10-bit mantissa products, f32 accumulation).
@@ -37,7 +45,17 @@ class Blas {
 
  private:
   Blas() = default;
+  struct Plan;
+  // The product with its epilogue through cuBLASLt; false (nothing done) without it.
+  bool lt_product(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy,
+                  const float* bias, Epilogue e);
+  static constexpr size_t kWorkspaceBytes = size_t(16) << 20;  // cuBLASLt's scratch
   void* handle_ = nullptr;
+  void* lt_ = nullptr;  // cublasLtHandle_t, null without cuBLASLt
+  void* workspace_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  // Plans by (n, m, k, ldy, epilogue, bias or not, pointer alignment).
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int, bool, uint32_t>, std::unique_ptr<Plan>> plans_;
 };
 
 }  // namespace unicorn::cuda

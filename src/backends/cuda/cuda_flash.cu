@@ -5,7 +5,9 @@
 // time: K and V tiles (f16) come into shared memory by cp.async while the previous tile is
 // used, with the tile's key positions and image groups; ldmatrix turns them into B fragments
 // (V transposed on the way). A warp skips the products of a tile in which none of its scores
-// is visible (the future half of a causal chunk).
+// is visible (the future half of a causal chunk). Where every query sees every key (the vision
+// tower: not causal, no empty slot, whole tiles) a second form of the kernel skips the mask.
+// Scores are kept in base 2 (q scaled by scale * log2 e), so each probability is one ex2.
 // Fragments (PTX ISA, m16n8k16, lane = 4 g + t): A a0 = (row g, cols 2t, 2t + 1), a1 = row
 // g + 8, a2 = cols 2t + 8, 2t + 9 of row g, a3 of row g + 8; B b0 = (rows 2t, 2t + 1, col g),
 // b1 = rows 2t + 8, 2t + 9; C c0, c1 = (row g, cols 2t, 2t + 1), c2, c3 = row g + 8. A score
@@ -65,12 +67,18 @@ __device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&h);
 }
 
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // HDP: the head dimension padded to 16 (columns past head_dim are zeros). K and V are f16,
-// head_dim a multiple of 8.
-template <int HDP>
-__global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs a) {
+// head_dim a multiple of 8. kEvery: every query sees every key and n_k is whole tiles.
+template <int HDP, bool kEvery>
+__global__ void __launch_bounds__(kThreads, kEvery && HDP == 80 ? 4 : 1) flash_attention_kernel(AttentionArgs a) {
   using L = FlashLayout<HDP>;
-  constexpr int KS = HDP / 16, NV = HDP / 8;
+  constexpr int KS = HDP / 16, NV = HDP / 8, CPR = HDP / 8;  // CPR: 16-byte chunks a padded row
   extern __shared__ __align__(16) unsigned char smem[];
   __half* const sk = reinterpret_cast<__half*>(smem);  // [2][kK][kStride]
   __half* const sv = sk + 2 * L::kTile;                // [2][kK][kStride]
@@ -83,23 +91,20 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
   const __half* const K = static_cast<const __half*>(a.k) + kvh * hd;
   const __half* const V = static_cast<const __half*>(a.v) + kvh * hd;
 
-  // Columns past head_dim stay zero in every tile (cp.async writes only the first `chunks`).
-  if (chunks * 8 < HDP)
-    for (int i = tid; i < 4 * kK; i += kThreads)
-      for (int d = chunks * 8; d < HDP; ++d) sk[i * L::kStride + d] = __float2half_rn(0.0f);
-
+  // Every 16 bytes of a padded tile row comes by cp.async: zeros past head_dim and past n_k.
   auto load_tile = [&](int stage, int64_t k0) {
     __half* const dk = sk + stage * L::kTile;
     __half* const dv = sv + stage * L::kTile;
-    for (int i = tid; i < kK * chunks; i += kThreads) {
-      const int key = i / chunks, c = i - key * chunks;
+#pragma unroll
+    for (int i = tid; i < kK * CPR; i += kThreads) {  // kK * CPR / kThreads (whole) steps
+      const int key = i / CPR, c = i - key * CPR;  // a constant divisor: no division
       const int64_t j = k0 + key;
-      const bool in = j < a.n_k;
-      const int64_t at = (in ? j : 0) * kw + c * 8;
+      const bool in = (kEvery || j < a.n_k) && c < chunks;
+      const int64_t at = in ? j * kw + c * 8 : 0;
       cp_async16(dk + key * L::kStride + c * 8, K + at, in);
       cp_async16(dv + key * L::kStride + c * 8, V + at, in);
     }
-    if (tid < kK) {
+    if (!kEvery && tid < kK) {
       const int64_t j = k0 + tid;
       spos[stage * kK + tid] = j < a.n_k ? a.k_pos[j] : -1;
       sgroup[stage * kK + tid] = j < a.n_k ? a.k_group[j] : -1;
@@ -108,8 +113,9 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
   load_tile(0, 0);
   cp_async_commit();
 
-  // This warp's rows g and g + 8: scaled queries as A fragments for the KS steps of the head
-  // dimension, and what the mask needs of them.
+  // This warp's rows g and g + 8: queries scaled by scale * log2 e as A fragments for the KS
+  // steps of the head dimension, and what the mask needs of them.
+  const float q_scale = a.scale * 1.4426950408889634f;
   const int64_t q0 = int64_t(blockIdx.x) * kQ + warp * 16;
   bool row_in[2];
   int32_t row_pos[2], row_group[2];
@@ -127,7 +133,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
         const int64_t d = ks * 16 + 2 * t + 8 * half;
         float2 x = make_float2(0.0f, 0.0f);
         if (row_in[r] && d < hd) x = *reinterpret_cast<const float2*>(a.q + row * qw + h * hd + d);
-        qa[ks][r + 2 * half] = pack_f16(x.x * a.scale, x.y * a.scale);
+        qa[ks][r + 2 * half] = pack_f16(x.x * q_scale, x.y * q_scale);
       }
   }
   float o[NV][4];
@@ -148,9 +154,9 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
     const int32_t* const tgroup = sgroup + stage * kK;
 
     // The mask of this thread's 32 scores: bit 4 nt + e, key nt * 8 + 2t + (e & 1), row e >> 1.
-    uint32_t seen = 0;
+    uint32_t seen = kEvery ? ~0u : 0u;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
+    for (int nt = 0; nt < (kEvery ? 0 : 8); ++nt)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int kj = nt * 8 + 2 * t + c;
@@ -169,7 +175,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
           if (vis) seen |= 1u << (nt * 4 + 2 * r + c);
         }
       }
-    if (__any_sync(0xffffffffu, seen != 0)) {
+    if (kEvery || __any_sync(0xffffffffu, seen != 0)) {
       // Scores of 16 queries x 64 keys: 8 tiles of 8 keys, two a ldmatrix.
       float s[8][4];
 #pragma unroll
@@ -189,7 +195,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
       for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          if (!(seen >> (nt * 4 + e) & 1u)) s[nt][e] = -INFINITY;
+          if (!kEvery && !(seen >> (nt * 4 + e) & 1u)) s[nt][e] = -INFINITY;
           mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
         }
       float base[2], corr[2];
@@ -199,7 +205,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
         const float m_new = fmaxf(m[r], mx[r]);
         base[r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: every p is 0
-        corr[r] = __expf(m[r] - base[r]);
+        corr[r] = exp2_approx(m[r] - base[r]);
         m[r] = m_new;
         l[r] *= corr[r];
       }
@@ -212,7 +218,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
       for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          s[nt][e] = __expf(s[nt][e] - base[e >> 1]);
+          s[nt][e] = exp2_approx(s[nt][e] - base[e >> 1]);
           l[e >> 1] += s[nt][e];
         }
       // O += P V over the 64 keys: 4 steps of 16, two dimension tiles a ldmatrix.
@@ -251,14 +257,23 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(AttentionArgs
   }
 }
 
-template <int HDP>
+template <int HDP, bool kEvery>
 void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
   constexpr size_t bytes = FlashLayout<HDP>::kBytes;
-  UNICORN_CUDA_CHECK(
-      cudaFuncSetAttribute(flash_attention_kernel<HDP>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  // Per launch, not once: the attribute belongs to the current device.
+  UNICORN_CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<HDP, kEvery>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
   const dim3 grid{unsigned((a.n_q + kQ - 1) / kQ), unsigned(a.heads)};
-  flash_attention_kernel<HDP><<<grid, kThreads, bytes, stream>>>(a);
+  flash_attention_kernel<HDP, kEvery><<<grid, kThreads, bytes, stream>>>(a);
   UNICORN_CUDA_LAUNCHED();
+}
+
+template <int HDP>
+void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
+  if (a.every_key && a.n_k % kK == 0)
+    launch_flash<HDP, true>(a, stream);
+  else
+    launch_flash<HDP, false>(a, stream);
 }
 
 }  // namespace

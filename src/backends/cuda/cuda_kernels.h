@@ -86,11 +86,11 @@ void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* con
 void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
                   cudaStream_t stream);
 // For tensor-core products (cuda_blas.h): x f32 -> bf16; any weight -> bf16 [rows, cols];
-// y [n, m] += bias [m].
+// y [n, m] (rows ldy apart) += bias [m] (null: none), then y = gelu_tanh(y) if gelu.
 void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream);
 // weight_to_bf16: rows [r0, r1) (r1 < 0: to the end) into out [r1 - r0, cols].
 void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream, int64_t r0 = 0, int64_t r1 = -1);
-void add_bias(float* y, const float* bias, int64_t n, int64_t m, cudaStream_t stream);
+void bias_act(float* y, const float* bias, int64_t n, int64_t m, int64_t ldy, bool gelu, cudaStream_t stream);
 // out [n, w.cols] = W[ids[i], :] * scale
 void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n,
            cudaStream_t stream);
@@ -150,6 +150,7 @@ struct AttentionArgs {
   const int32_t* k_group = nullptr;
   int64_t n_q = 0, n_k = 0, heads = 0, kv_heads = 0, head_dim = 0, window = 0;
   bool causal = true;
+  bool every_key = false;  // not causal and no empty key slot: every query sees every key
   float scale = 1.0f;
 };
 // head_dim at most kMaxAttentionHeadDim.

@@ -8,6 +8,8 @@
 // embedding and 4304-wide MLP) go through the same kernels reading one value at a time.
 #include "backends/cuda/cuda_common.cuh"
 
+#include <algorithm>
+
 #include <type_traits>
 
 namespace unicorn::cuda {
@@ -614,9 +616,16 @@ __global__ void weight_elems_to_bf16_kernel(WeightView w, int64_t r0, int64_t ro
   if (i < rows * w.cols) out[i] = __float2bfloat16_rn(load_elem<F>(w, r0 + i / w.cols, i % w.cols));
 }
 
-__global__ void add_bias_kernel(float* y, const float* __restrict__ bias, int64_t n, int64_t m) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n * m) y[i] += bias[i % m];
+// Rows blockIdx.y, blockIdx.y + gridDim.y, ... of y; a column per thread.
+__global__ void bias_act_kernel(float* y, const float* __restrict__ bias, int64_t n, int64_t m, int64_t ldy, bool gelu) {
+  const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (col >= m) return;
+  const float b = bias ? bias[col] : 0.0f;
+  for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
+    float* const p = y + row * ldy + col;
+    const float v = *p + b;
+    *p = gelu ? gelu_tanh(v) : v;
+  }
 }
 
 }  // namespace
@@ -696,9 +705,10 @@ void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t strea
   UNICORN_CUDA_LAUNCHED();
 }
 
-void add_bias(float* y, const float* bias, int64_t n, int64_t m, cudaStream_t stream) {
+void bias_act(float* y, const float* bias, int64_t n, int64_t m, int64_t ldy, bool gelu, cudaStream_t stream) {
   if (n * m == 0) return;
-  add_bias_kernel<<<unsigned((n * m + 255) / 256), 256, 0, stream>>>(y, bias, n, m);
+  const dim3 grid{unsigned((m + 255) / 256), unsigned(std::min<int64_t>(n, 65535))};
+  bias_act_kernel<<<grid, 256, 0, stream>>>(y, bias, n, m, ldy, gelu);
   UNICORN_CUDA_LAUNCHED();
 }
 

@@ -331,6 +331,28 @@ void OpProfile::report(cudaStream_t stream) {
   records_.clear();
 }
 
+AttentionArgs attention_args(const Tensor& q, const Tensor& k, int64_t n_k, const Tensor& v, const AttentionMask& mask,
+                             const AttentionShape& shape, Tensor& out) {
+  AttentionArgs a;
+  a.q = q.data<const float>();
+  a.k = k.raw();
+  a.v = v.raw();
+  a.kv_f16 = k.dtype() == DType::F16;
+  a.out = out.data<float>();
+  a.n_q = q.dim(0);
+  a.n_k = n_k;
+  a.heads = shape.n_heads;
+  a.kv_heads = shape.n_kv_heads;
+  a.head_dim = shape.head_dim;
+  a.window = mask.window;
+  a.causal = mask.causal;
+  // Not causal: every query sees every key unless a slot is empty (checked only then: decode
+  // steps are causal and their masks long).
+  a.every_key = !mask.causal && std::ranges::all_of(mask.k_pos, [](int32_t p) { return p >= 0; });
+  a.scale = shape.scale;
+  return a;
+}
+
 }  // namespace unicorn::cuda
 
 #endif  // UNICORN_HAVE_CUDA

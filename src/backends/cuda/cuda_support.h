@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_kernels.h"
+#include "ops/backend.h"
 
 namespace unicorn::cuda {
 
@@ -239,5 +240,10 @@ class OpProfile {
   std::vector<Record> records_;
   std::chrono::steady_clock::time_point first_;
 };
+
+// The kernel arguments of attention over the first n_k rows of k and v; the caller sets the
+// mask arrays (device copies of mask's).
+AttentionArgs attention_args(const Tensor& q, const Tensor& k, int64_t n_k, const Tensor& v, const AttentionMask& mask,
+                             const AttentionShape& shape, Tensor& out);
 
 }  // namespace unicorn::cuda

@@ -289,27 +289,23 @@ Tensor Model::vision_tower(const Tensor& image) {
   const AttentionShape shape{heads, heads, vc.head_dim(), float(1.0 / std::sqrt(double(vc.head_dim())))};
   const AttentionMask mask{all, zeros, all, zeros, 0, false};
   Tensor h = b.empty(DType::F32, {P, V}), q = b.empty(DType::F32, {P, V}), k = b.empty(DType::F32, {P, V}),
-         v = b.empty(DType::F32, {P, V}), a = b.empty(DType::F32, {P, V}), o = b.empty(DType::F32, {P, V}),
-         f = b.empty(DType::F32, {P, vc.intermediate_size});
+         v = b.empty(DType::F32, {P, V}), a = b.empty(DType::F32, {P, V}), f = b.empty(DType::F32, {P, vc.intermediate_size});
   for (const VisionLayer& w : vision_layers_) {
     b.layer_norm(x, w.ln1, w.ln1_b, eps, h);
     b.linear(h, w.q, &w.q_b, q);
     b.linear(h, w.k, &w.k_b, k);
     b.linear(h, w.v, &w.v_b, v);
     b.attention(q, k, v, mask, shape, a);
-    b.linear(a, w.out, &w.out_b, o);
-    b.add(x, o, x);
+    b.linear_add(a, w.out, &w.out_b, x);
     b.layer_norm(x, w.ln2, w.ln2_b, eps, h);
-    b.linear(h, w.fc1, &w.fc1_b, f);
-    b.gelu_tanh(f);
-    b.linear(f, w.fc2, &w.fc2_b, o);
-    b.add(x, o, x);
+    b.linear_gelu(h, w.fc1, &w.fc1_b, f);
+    b.linear_add(f, w.fc2, &w.fc2_b, x);
   }
   b.layer_norm(x, post_norm_, post_norm_b_, eps, x);
   return x;
 }
 
-Model::ImageOutput Model::encode_images(const Tensor& pixel_values) {
+Model::ImageOutput Model::encode_images(const Tensor& pixel_values, bool with_hidden_state) {
   if (!config_.vision) fail("this model ({}) has no vision tower: it cannot take images", config_.architecture);
   const VisionConfig& vc = *config_.vision;
   const int64_t S = vc.image_size;
@@ -319,12 +315,15 @@ Model::ImageOutput Model::encode_images(const Tensor& pixel_values) {
   Backend& b = *placement_.vision;
   const int64_t n = pixels.dim(0), P = vc.num_patches(), V = vc.hidden_size, T = config_.mm_tokens_per_image,
                 H = config_.text.hidden_size;
-  ImageOutput out{Tensor::zeros(DType::F32, {n, P, V}), Tensor::zeros(DType::F32, {n, T, H})};
+  ImageOutput out{with_hidden_state ? Tensor::zeros(DType::F32, {n, P, V}) : Tensor(),
+                  Tensor::zeros(DType::F32, {n, T, H})};
   for (int64_t i = 0; i < n; ++i) {
     Tensor image = b.from_host(pixels.rows(i, 1).reshaped({3, S, S}));
     Tensor x = vision_tower(image);
-    const Tensor xh = b.to_host(x);
-    std::memcpy(out.last_hidden_state.data<float>() + i * P * V, xh.raw(), size_t(P * V) * 4);
+    if (with_hidden_state) {
+      const Tensor xh = b.to_host(x);
+      std::memcpy(out.last_hidden_state.data<float>() + i * P * V, xh.raw(), size_t(P * V) * 4);
+    }
     // ref: Gemma3MultiModalProjector: average pool to tokens_per_image, RMSNorm (1 + w) with
     // the vision layer_norm_eps, then matmul by mm_input_projection_weight.
     Tensor pooled = b.empty(DType::F32, {T, V});

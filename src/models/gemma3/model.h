@@ -58,12 +58,13 @@ class Model {
   // (all_logits) or its last token's row.
   Tensor decode(std::span<DecodeItem> items);
 
-  // Vision tower + projector. pixel_values: host f32 [n, 3, S, S].
+  // Vision tower + projector. pixel_values: host f32 [n, 3, S, S]. The tower's output comes
+  // back to the host only when asked for (with_hidden_state): 19 MB an image at 27B's size.
   struct ImageOutput {
-    Tensor last_hidden_state;  // host f32 [n, patches, vision_hidden]
+    Tensor last_hidden_state;  // host f32 [n, patches, vision_hidden], or empty
     Tensor features;           // host f32 [n, tokens_per_image, text_hidden]
   };
-  ImageOutput encode_images(const Tensor& pixel_values);
+  ImageOutput encode_images(const Tensor& pixel_values, bool with_hidden_state = false);
 
  private:
   Tensor move(Backend& to, Backend& from, const Tensor& t);
