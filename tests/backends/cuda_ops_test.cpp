@@ -139,34 +139,44 @@ TEST_F(CudaOps, LinearInPanels) {
 // The products with what follows them fused (cuBLASLt's epilogue from 16 rows: the vision
 // tower's MLP and residual sums): linear_gelu y = gelu_tanh(x w^T + b) and linear_add
 // y += x w^T + b, with and without the bias, bf16 weights and f16 ones (dequantized to a bf16
-// panel first), against the reference ops one by one on the values the GPU multiplies.
+// panel first), against the reference ops one by one on the values the GPU multiplies; also
+// with UNICORN_CUDA_LT=0 (cublasGemmEx, then the bias and GELU in a pass of ours).
 // Tolerance 1e-4 with GELU (cuBLAS's tanh is not ours), 2e-5 for the sums.
 TEST_F(CudaOps, LinearGeluAndLinearAdd) {
-  for (const DType dtype : {DType::BF16, DType::F16}) {
-    for (const int64_t n : {5, 16, 70}) {
-      for (const bool with_bias : {true, false}) {
-        const int64_t m = 136, k = 1152;
-        SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + (with_bias ? " bias" : ""));
-        const Tensor w = weight(dtype, m, k, 51), x = random_tensor(DType::F32, {n, k}, 52);
-        const Tensor bias = random_tensor(DType::F32, {m}, 53), y0 = random_tensor(DType::F32, {n, m}, 54);
-        const bool tensor_cores = n >= 16;
-        const Tensor x_ref = tensor_cores ? bf16_rounded(x) : x;
-        const Tensor w_ref = tensor_cores ? bf16_rounded(Tensor::from_f32(w.to_f32(), {m, k})) : w;
-        const Tensor dw = gpu->prepare_weight(w), db = gpu->prepare_weight(bias);
-        const Tensor* b_ref = with_bias ? &bias : nullptr;
-        const Tensor* b_gpu = with_bias ? &db : nullptr;
+  std::unique_ptr<Backend> no_lt;
+  {
+    test::ScopedEnv off("UNICORN_CUDA_LT", "0");
+    no_lt = test::backend_or_skip("cuda");
+  }
+  ASSERT_TRUE(no_lt);
+  const int64_t m = 136, k = 1152;
+  for (Backend* b : {gpu.get(), no_lt.get()}) {
+    for (const DType dtype : {DType::BF16, DType::F16}) {
+      for (const int64_t n : {5, 16, 70}) {
+        for (const bool with_bias : {true, false}) {
+          SCOPED_TRACE(std::string(b == no_lt.get() ? "UNICORN_CUDA_LT=0 " : "") + std::string(dtype_name(dtype)) +
+                       " n=" + std::to_string(n) + (with_bias ? " bias" : ""));
+          const Tensor w = weight(dtype, m, k, 51), x = random_tensor(DType::F32, {n, k}, 52);
+          const Tensor bias = random_tensor(DType::F32, {m}, 53), y0 = random_tensor(DType::F32, {n, m}, 54);
+          const bool tensor_cores = n >= 16;
+          const Tensor x_ref = tensor_cores ? bf16_rounded(x) : x;
+          const Tensor w_ref = tensor_cores ? bf16_rounded(Tensor::from_f32(w.to_f32(), {m, k})) : w;
+          const Tensor dw = b->prepare_weight(w), db = b->prepare_weight(bias);
+          const Tensor* b_ref = with_bias ? &bias : nullptr;
+          const Tensor* b_gpu = with_bias ? &db : nullptr;
 
-        Tensor want = ref.alloc(DType::F32, {n, m}), got = gpu->alloc(DType::F32, {n, m});
-        ref.linear(x_ref, w_ref, b_ref, want);
-        ref.gelu_tanh(want);
-        gpu->linear_gelu(up(x), dw, b_gpu, got);
-        expect_close(down(got), want, 1e-4);
+          Tensor want = ref.alloc(DType::F32, {n, m}), got = b->alloc(DType::F32, {n, m});
+          ref.linear(x_ref, w_ref, b_ref, want);
+          ref.gelu_tanh(want);
+          b->linear_gelu(b->from_host(x), dw, b_gpu, got);
+          expect_close(b->to_host(got), want, 1e-4);
 
-        ref.linear(x_ref, w_ref, b_ref, want);
-        ref.add(y0, want, want);
-        Tensor acc = up(y0);
-        gpu->linear_add(up(x), dw, b_gpu, acc);
-        expect_close(down(acc), want);
+          ref.linear(x_ref, w_ref, b_ref, want);
+          ref.add(y0, want, want);
+          Tensor acc = b->from_host(y0);
+          b->linear_add(b->from_host(x), dw, b_gpu, acc);
+          expect_close(b->to_host(acc), want);
+        }
       }
     }
   }

@@ -90,7 +90,7 @@ class CudaBackend final : public Backend {
     UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, index));
     UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, index));
     on_ = cuda::Switches::from_environment(cc_major);
-    if (!on_.exact_f32) blas_ = cuda::Blas::create(ctx_->stream, &blas_missing_);
+    if (!on_.exact_f32) blas_ = cuda::Blas::create(ctx_->stream, on_.blas_lt, &blas_missing_);
     if (on_.profile) profile_ = std::make_unique<OpProfile>();
     cuda::allow_dependent_launches(on_.dependent_launches);
   }

@@ -123,7 +123,7 @@ void check_blas(cublasStatus_t s, const char* what) {
 
 }  // namespace
 
-std::unique_ptr<Blas> Blas::create(cudaStream_t stream, std::string* why) {
+std::unique_ptr<Blas> Blas::create(cudaStream_t stream, bool use_lt, std::string* why) {
   const Api& a = api();
   if (!a.error.empty()) {
     if (why) *why = a.error;
@@ -138,16 +138,15 @@ std::unique_ptr<Blas> Blas::create(cudaStream_t stream, std::string* why) {
   b->handle_ = h;
   b->stream_ = stream;
   check_blas(a.set_stream(h, stream), "SetStream");
-  const LtApi& lt = lt_api();
+  if (!use_lt || !lt_api().ok) return b;
   cublasLtHandle_t lh = nullptr;
-  if (lt.ok && lt.create(&lh) == CUBLAS_STATUS_SUCCESS) {
-    if (cudaMalloc(&b->workspace_, kWorkspaceBytes) == cudaSuccess)
-      b->lt_ = lh;
-    else {
-      cudaGetLastError();
-      b->workspace_ = nullptr;
-      lt.destroy(lh);
-    }
+  if (lt_api().create(&lh) != CUBLAS_STATUS_SUCCESS) return b;
+  if (cudaMalloc(&b->workspace_, kWorkspaceBytes) == cudaSuccess) {
+    b->lt_ = lh;
+  } else {  // no room for its workspace: products without it
+    cudaGetLastError();
+    b->workspace_ = nullptr;
+    lt_api().destroy(lh);
   }
   return b;
 }

@@ -17,8 +17,9 @@ class Blas {
  public:
   // A handle on the current device bound to `stream`, or nullptr (with the reason in *why)
   // when libcublas cannot be loaded: UNICORN_CUBLAS names the library file, else
-  // libcublas.so.13 / libcublas.so on the loader's path.
-  static std::unique_ptr<Blas> create(cudaStream_t stream, std::string* why);
+  // libcublas.so.13 / libcublas.so on the loader's path. use_lt: cuBLASLt for the products
+  // with an epilogue (where it loads).
+  static std::unique_ptr<Blas> create(cudaStream_t stream, bool use_lt, std::string* why);
   ~Blas();
   Blas(const Blas&) = delete;
   Blas& operator=(const Blas&) = delete;

@@ -53,6 +53,7 @@ Switches Switches::from_environment(int cc_major) {
   s.dependent_launches =
       cc_major >= 9 &&
       env_switch("UNICORN_CUDA_PDL", "0", "1", "1 (dependent launches, the default from Hopper on) or 0") != "0";
+  s.blas_lt = env_switch("UNICORN_CUDA_LT", "0", "1", "1 (epilogues fused by cuBLASLt, the default) or 0") != "0";
   return s;
 }
 

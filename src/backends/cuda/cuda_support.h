@@ -52,6 +52,9 @@ struct Switches {
   // Decode kernels launched as programmatic dependents (cuda_kernels.h; sm_90 on) unless
   // UNICORN_CUDA_PDL=0.
   bool dependent_launches = false;
+  // Products with a bias, GELU or sum after them through cuBLASLt with those in its epilogue,
+  // unless UNICORN_CUDA_LT=0: then cublasGemmEx and a pass over the result.
+  bool blas_lt = true;
   static Switches from_environment(int cc_major);
 };
 
