@@ -724,23 +724,6 @@ class CudaBackend final : public Backend {
     return it->second.data<const float>();
   }
 
-  // A weight buffer uploaded from host chunks, each part 256-byte aligned (WeightArena).
-  Tensor upload_weight(DType dtype, const Shape& shape, const cuda::UploadParts& parts,
-                       std::vector<const uint8_t*>* starts) {
-    int64_t total = 0;
-    for (const auto& [_, n] : parts) total += (n + 255) / 256 * 256;
-    total = std::max<int64_t>(total, 256);
-    auto [base, owner] = arena_->alloc(total, fmt::format("a {} weight {}", dtype_name(dtype), shape_str(shape)));
-    int64_t at = 0;
-    for (const auto& [src, n] : parts) {
-      uint8_t* dst = base + at;
-      if (starts) starts->push_back(dst);
-      UNICORN_CUDA_CHECK(cudaMemcpy(dst, src, size_t(n), cudaMemcpyHostToDevice));
-      at += (n + 255) / 256 * 256;
-    }
-    return Tensor::view(dtype, shape, base, std::move(owner));
-  }
-
   // Rows of x from which products go to cuBLAS (below: the matrix-vector kernels, which read
   // each weight once for up to 8 rows, and the f32 tile kernel).
   static constexpr int64_t kTensorCoreRows = 16;
@@ -769,7 +752,7 @@ Tensor CudaBackend::prepare_weight(const Tensor& host) {
   DeviceGuard g(ctx_->device);
   return cuda::prepare_weight(host, [this](DType dtype, const Shape& shape, const cuda::UploadParts& parts,
                                            std::vector<const uint8_t*>* starts) {
-    return upload_weight(dtype, shape, parts, starts);
+    return cuda::upload_weight(*arena_, dtype, shape, parts, starts);
   });
 }
 

@@ -152,6 +152,44 @@ __global__ void __launch_bounds__(kRowValues / kPer)
   }
 }
 
+// This thread's kPer values of a row of d (zeros past d), all loads issued at once.
+__device__ __forceinline__ void row_values(const float* __restrict__ row, int64_t d, float (&v)[kPer]) {
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
+    v[j] = i < d ? row[i] : 0.0f;
+  }
+}
+
+// LayerNorm with the row, its weight and bias in registers: one read of x (the vision tower's
+// 1152-wide rows), mean and variance from the registers.
+__global__ void __launch_bounds__(kRowValues / kPer)
+    layer_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+                           float eps, float* y, int64_t d) {
+  float v[kPer], wv[kPer], bv[kPer];
+  row_values(x + int64_t(blockIdx.x) * d, d, v);
+  row_values(w, d, wv);
+  row_values(b, d, bv);
+  float s = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) s += v[j];
+  const float mean = block_sum(s) / float(d);
+  float var = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = int(threadIdx.x + j * blockDim.x);
+    const float c = v[j] - mean;
+    if (i < d) var += c * c;
+  }
+  const float inv = rsqrtf(block_sum(var) / float(d) + eps);
+  float* yr = y + int64_t(blockIdx.x) * d;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = int(threadIdx.x + j * blockDim.x);
+    if (i < d) yr[i] = (v[j] - mean) * inv * wv[j] + bv[j];
+  }
+}
+
 // Threads for a row of d values in registers: whole warps, kPer values each.
 int row_threads(int64_t d) { return int(std::max<int64_t>(32, ((d + kPer - 1) / kPer + 31) / 32 * 32)); }
 
@@ -365,7 +403,10 @@ void residual_rms_norm(float* x, const float* y, const float* w_post, float eps,
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t n, int64_t d,
                 cudaStream_t stream) {
   if (n == 0) return;
-  layer_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, b, eps, y, d);
+  if (d <= kRowValues)
+    layer_norm_rows_kernel<<<unsigned(n), row_threads(d), 0, stream>>>(x, w, b, eps, y, d);
+  else
+    layer_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, b, eps, y, d);
   UNICORN_CUDA_LAUNCHED();
 }
 

@@ -240,10 +240,13 @@ __global__ void __launch_bounds__(kWarps * 32, kEvery && HDP == 80 ? 16 / kWarps
         m[r] = m_new;
         l[r] *= corr[r];
       }
+      // Once the rows' maxima settle (most tiles of a long row), no rescaling of the sums.
+      if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) {
 #pragma unroll
-      for (int v = 0; v < NT; ++v) {
-        o[v][0] *= corr[0], o[v][1] *= corr[0];
-        o[v][2] *= corr[1], o[v][3] *= corr[1];
+        for (int v = 0; v < NT; ++v) {
+          o[v][0] *= corr[0], o[v][1] *= corr[0];
+          o[v][2] *= corr[1], o[v][3] *= corr[1];
+        }
       }
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt)

@@ -2,6 +2,8 @@
 // Weights into the GPU layouts of cuda_kernels.h (cuda_weights.h).
 #include "backends/cuda/cuda_weights.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -136,6 +138,22 @@ Tensor prepare_weight(const Tensor& host, const UploadWeight& upload_weight) {
   for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
   Tensor d = upload_weight(DType::F16, host.shape(), {{h.data(), int64_t(h.size()) * 2}}, &starts);
   return with_view(d, WFmt::F16, starts, nullptr);
+}
+
+Tensor upload_weight(WeightArena& arena, DType dtype, const Shape& shape, const UploadParts& parts,
+                     std::vector<const uint8_t*>* starts) {
+  int64_t total = 0;
+  for (const auto& [_, n] : parts) total += (n + 255) / 256 * 256;
+  total = std::max<int64_t>(total, 256);
+  auto [base, owner] = arena.alloc(total, fmt::format("a {} weight {}", dtype_name(dtype), shape_str(shape)));
+  int64_t at = 0;
+  for (const auto& [src, n] : parts) {
+    uint8_t* dst = base + at;
+    if (starts) starts->push_back(dst);
+    UNICORN_CUDA_CHECK(cudaMemcpy(dst, src, size_t(n), cudaMemcpyHostToDevice));
+    at += (n + 255) / 256 * 256;
+  }
+  return Tensor::view(dtype, shape, base, std::move(owner));
 }
 
 }  // namespace unicorn::cuda

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_support.h"
 #include "core/tensor.h"
 
 namespace unicorn::cuda {
@@ -28,6 +29,10 @@ using UploadParts = std::vector<std::pair<const void*, int64_t>>;
 // aligned; the device address of each part into *starts when given.
 using UploadWeight =
     std::function<Tensor(DType dtype, const Shape& shape, const UploadParts& parts, std::vector<const uint8_t*>* starts)>;
+
+// An UploadWeight into `arena` (synchronous copies).
+Tensor upload_weight(WeightArena& arena, DType dtype, const Shape& shape, const UploadParts& parts,
+                     std::vector<const uint8_t*>* starts);
 
 // The GPU form of a host weight (CudaWeight in its aux); formats without a kernel (Q5_K, Q3_K,
 // ..., NF4 with small blocks) dequantized once to f16.
