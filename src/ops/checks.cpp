@@ -2,9 +2,10 @@
 
 namespace unicorn::ops {
 
-void check_f32_matrix(const char* op, const char* what, const Tensor& t) {
-  if (t.dtype() != DType::F32 || t.rank() != 2)
-    fail("{}: {} must be an f32 matrix, got {} {}", op, what, dtype_name(t.dtype()), shape_str(t.shape()));
+void check_f32_matrix(const char* op, const char* what, const Tensor& t, bool bf16) {
+  if ((t.dtype() != DType::F32 && !(bf16 && t.dtype() == DType::BF16)) || t.rank() != 2)
+    fail("{}: {} must be an {} matrix, got {} {}", op, what, bf16 ? "f32 or bf16" : "f32", dtype_name(t.dtype()),
+         shape_str(t.shape()));
 }
 
 void check_embed(const Tensor& table, std::span<const int32_t> ids, const Tensor& out) {
@@ -18,9 +19,9 @@ void check_embed(const Tensor& table, std::span<const int32_t> ids, const Tensor
   }
 }
 
-void check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) {
-  check_f32_matrix("linear", "x", x);
-  check_f32_matrix("linear", "y", y);
+void check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y, bool bf16) {
+  check_f32_matrix("linear", "x", x, bf16);
+  check_f32_matrix("linear", "y", y, bf16);
   if (w.rank() != 2) fail("linear: weight must be [out, in], got {}", shape_str(w.shape()));
   if (x.dim(1) != w.dim(1) || y.dim(0) != x.dim(0) || y.dim(1) != w.dim(0))
     fail("linear: x {} · w {}^T does not give y {}", shape_str(x.shape()), shape_str(w.shape()),
@@ -29,8 +30,9 @@ void check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Te
     fail("linear: bias {} does not match {} outputs", shape_str(bias->shape()), w.dim(0));
 }
 
-void check_norm(const char* op, const Tensor& x, const Tensor& w, const Tensor& y) {
+void check_norm(const char* op, const Tensor& x, const Tensor& w, const Tensor& y, bool bf16_y) {
   check_f32_matrix(op, "x", x);
+  check_f32_matrix(op, "y", y, bf16_y);
   if (w.numel() != x.dim(1)) fail("{}: weight {} does not match rows of width {}", op, shape_str(w.shape()), x.dim(1));
   if (y.shape() != x.shape()) fail("{}: y {} differs from x {}", op, shape_str(y.shape()), shape_str(x.shape()));
 }
@@ -41,6 +43,13 @@ void check_rope(const Tensor& x, std::span<const int32_t> positions, int64_t hea
     fail("rope: rows of width {} are not whole heads of even size {}", x.dim(1), head_dim);
   if (x.dim(0) != int64_t(positions.size()))
     fail("rope: {} rows but {} positions", x.dim(0), positions.size());
+}
+
+void check_norm_rope(const char* op, const Tensor& x, const Tensor& w, std::span<const int32_t> positions,
+                     int64_t head_dim, int64_t max_head_dim) {
+  check_rope(x, positions, head_dim);
+  if (w.numel() != head_dim) fail("{}: weight {} does not match heads of {}", op, shape_str(w.shape()), head_dim);
+  if (head_dim > max_head_dim) fail("{}: head_dim {} exceeds {}", op, head_dim, max_head_dim);
 }
 
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {

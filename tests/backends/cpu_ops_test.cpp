@@ -48,6 +48,17 @@ TEST_F(CpuOps, LinearShapeMismatchIsAnError) {
   EXPECT_THROW(cpu.linear(x, w, nullptr, y), Error);
 }
 
+// The CPU's activations are f32 (product_input_dtype): a bf16 x or norm output is refused,
+// never read as f32.
+TEST_F(CpuOps, Bf16ActivationsAreRefused) {
+  EXPECT_EQ(cpu.product_input_dtype(), DType::F32);
+  const Tensor w = random_tensor(DType::F32, {8, 32}, 1), ln = random_tensor(DType::F32, {32}, 2);
+  Tensor x16 = Tensor::zeros(DType::BF16, {2, 32}), y = Tensor::zeros(DType::F32, {2, 8});
+  EXPECT_THROW(cpu.linear(x16, w, nullptr, y), Error);
+  EXPECT_THROW(cpu.layer_norm(random_tensor(DType::F32, {2, 32}, 3), ln, ln, 1e-6f, x16), Error);
+  EXPECT_THROW(cpu.rms_norm(random_tensor(DType::F32, {2, 32}, 4), ln, 1e-6f, x16), Error);
+}
+
 TEST_F(CpuOps, NormsAndElementwise) {
   for (int64_t d : {16, 37, 1152}) {
     const Tensor x = random_tensor(DType::F32, {6, d}, 4, 3.0f);

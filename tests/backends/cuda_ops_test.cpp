@@ -182,6 +182,59 @@ TEST_F(CudaOps, LinearGeluAndLinearAdd) {
   }
 }
 
+// Activations only products read stay bf16 on "cuda" (product_input_dtype): layer_norm and
+// linear_gelu write bf16, linear / linear_add / linear_gelu read it, through cuBLAS from 16
+// rows and the f32 kernels below (x widened first). Results rounded to bf16 against the f32
+// reference: half an ulp, 2^-8 of the value (4e-3; 5e-3 where cuBLASLt also rounds the bias to
+// bf16); products of bf16 x against the reference on the same values (2e-5). "cuda-f32" and the
+// CPU keep f32 and refuse bf16 activations.
+TEST_F(CudaOps, Bf16ProductInputs) {
+  EXPECT_EQ(gpu->product_input_dtype(), DType::BF16);
+  EXPECT_EQ(test::backend_or_skip("cuda-f32")->product_input_dtype(), DType::F32);
+  const int64_t m = 136, k = 1152;
+  const Tensor w = weight(DType::BF16, m, k, 61), bias = random_tensor(DType::F32, {m}, 62);
+  const Tensor dw = gpu->prepare_weight(w), db = gpu->prepare_weight(bias);
+  const Tensor ln_w = random_tensor(DType::BF16, {k}, 63, 0.5f), ln_b = random_tensor(DType::BF16, {k}, 64);
+  const Tensor dln_w = gpu->prepare_weight(ln_w), dln_b = gpu->prepare_weight(ln_b);
+  for (const int64_t n : {5, 70}) {
+    SCOPED_TRACE("n=" + std::to_string(n));
+    const bool tensor_cores = n >= 16;
+    const Tensor x = random_tensor(DType::F32, {n, k}, 65, 3.0f);
+    // layer_norm into bf16.
+    Tensor normed = ref.alloc(DType::F32, {n, k}), h = gpu->alloc(DType::BF16, {n, k});
+    ref.layer_norm(x, ln_w, ln_b, 1e-6f, normed);
+    gpu->layer_norm(up(x), dln_w, dln_b, 1e-6f, h);
+    const Tensor h_host = down(h);
+    ASSERT_EQ(h_host.dtype(), DType::BF16);
+    expect_close(h_host.converted(DType::F32), normed, 4e-3);
+    // Products of the bf16 rows: exactly those values on both sides.
+    const Tensor hx = h_host.converted(DType::F32);
+    const Tensor w_ref = tensor_cores ? bf16_rounded(Tensor::from_f32(w.to_f32(), {m, k})) : w;
+    Tensor want = ref.alloc(DType::F32, {n, m}), got = gpu->alloc(DType::F32, {n, m});
+    ref.linear(hx, w_ref, &bias, want);
+    gpu->linear(h, dw, &db, got);
+    expect_close(down(got), want);
+    const Tensor y0 = random_tensor(DType::F32, {n, m}, 66);
+    Tensor acc = up(y0), sum = ref.alloc(DType::F32, {n, m});
+    ref.add(y0, want, sum);
+    gpu->linear_add(h, dw, &db, acc);
+    expect_close(down(acc), sum);
+    // linear_gelu into bf16.
+    ref.gelu_tanh(want);
+    Tensor g = gpu->alloc(DType::BF16, {n, m});
+    gpu->linear_gelu(h, dw, &db, g);
+    expect_close(down(g).converted(DType::F32), want, 5e-3);
+  }
+  // Elsewhere bf16 activations are an error, not a misread.
+  Tensor h16 = ref.alloc(DType::BF16, {2, k}), y = ref.alloc(DType::F32, {2, m});
+  EXPECT_THROW(ref.layer_norm(random_tensor(DType::F32, {2, k}, 67), ln_w, ln_b, 1e-6f, h16), Error);
+  EXPECT_THROW(ref.linear(h16, w, nullptr, y), Error);
+  auto cpu = test::backend_or_skip("cpu");
+  ASSERT_TRUE(cpu);
+  EXPECT_EQ(cpu->product_input_dtype(), DType::F32);
+  EXPECT_THROW(cpu->linear(h16, cpu->prepare_weight(w), nullptr, y), Error);
+}
+
 // NF4 stays as stored on the GPU (codes, 8-bit absmax with its nested scales): with and
 // without double quantization, and blocks of 128, the f32 path matches the reference on the
 // same weights (the absmax is rebuilt exactly as the CPU rebuilds it).

@@ -163,11 +163,13 @@ class CudaBackend final : public Backend {
   }
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
-    ops::check_linear(x, w, bias, y);
+    ops::check_linear(x, w, bias, y, true);
+    ops::check_f32_matrix("linear", "y", y);
+    const int64_t n = x.dim(0);
+    if (x.dtype() == DType::BF16 && !(blas_ && n >= kTensorCoreRows)) return linear(as_f32(x), w, bias, y);
     OpScope scope(*this, "linear");
     const auto [fmt, view] = weight_of(w);
     const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
-    const int64_t n = x.dim(0);
     // Decode batches (2..64 rows) over Q4_0 / Q8_0 / Q6_K: int8 tensor cores, or dp4a.
     if (on_.mma && n > 1 && n <= cuda::kMmaMaxRows && mma_format(fmt)) {
       OpScope part(*this, "linear: int8 mma");
@@ -201,14 +203,52 @@ class CudaBackend final : public Backend {
     fused_linear(x, w, bias, y, Epilogue::kAccumulate);
   }
   void fused_linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epilogue e) {
+    ops::check_linear(x, w, bias, y, true);
+    if (e == Epilogue::kAccumulate) ops::check_f32_matrix("linear_add", "y", y);
+    if (y.dtype() == DType::BF16 && (!blas_ || x.dim(0) < kTensorCoreRows)) {  // in f32, then rounded
+      Tensor t = empty(DType::F32, y.shape());
+      Backend::linear_gelu(x, w, bias, t);
+      return cuda::f32_to_bf16(t.data<const float>(), y.raw(), y.numel(), ctx_->stream);
+    }
     if (!blas_ || x.dim(0) < kTensorCoreRows) {
       if (e == Epilogue::kGelu) return Backend::linear_gelu(x, w, bias, y);
       return Backend::linear_add(x, w, bias, y);
     }
-    ops::check_linear(x, w, bias, y);
     OpScope scope(*this, e == Epilogue::kGelu ? "linear_gelu" : "linear_add");
     const auto [fmt, view] = weight_of(w);
-    blas_linear(x, fmt, view, bias ? f32_vector(*bias, "linear bias") : nullptr, y.data<float>(), e);
+    const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
+    if (y.dtype() == DType::BF16) {
+      // bf16 straight from cuBLASLt's epilogue (the bias rounded to bf16 for it); else in f32,
+      // then rounded.
+      if (fmt == WFmt::BF16 && !graphs_.recording()) {
+        const auto xb = bf16_input(x);
+        const auto b16 = scratch(view.rows * 2);
+        if (b) cuda::f32_to_bf16(b, b16.get(), view.rows, ctx_->stream);
+        if (blas_->gemm_bf16_out(xb.get(), view.p0, y.raw(), x.dim(0), view.rows, view.cols, b ? b16.get() : nullptr,
+                                 e == Epilogue::kGelu))
+          return;
+      }
+      const auto t = scratch(y.numel() * 4);
+      blas_linear(x, fmt, view, b, static_cast<float*>(t.get()), e);
+      return cuda::f32_to_bf16(static_cast<const float*>(t.get()), y.raw(), y.numel(), ctx_->stream);
+    }
+    blas_linear(x, fmt, view, b, y.data<float>(), e);
+  }
+
+  DType product_input_dtype() const override { return blas_ ? DType::BF16 : DType::F32; }
+
+  // x for cuBLAS: as it is when bf16, else a bf16 copy.
+  std::shared_ptr<const void> bf16_input(const Tensor& x) {
+    if (x.dtype() == DType::BF16) return {std::shared_ptr<const void>(), x.raw()};
+    const auto xb = scratch(x.numel() * 2);
+    OpScope to_bf16(*this, "linear: to bf16");
+    cuda::f32_to_bf16(x.data<const float>(), xb.get(), x.numel(), ctx_->stream);
+    return xb;
+  }
+  Tensor as_f32(const Tensor& x) {
+    Tensor t = empty(DType::F32, x.shape());
+    cuda::bf16_to_f32(x.raw(), t.data<float>(), x.numel(), ctx_->stream);
+    return t;
   }
 
   // y = x w^T (+ b, then the epilogue e) on cuBLAS: x and the weight (dequantized, unless
@@ -216,11 +256,7 @@ class CudaBackend final : public Backend {
   void blas_linear(const Tensor& x, WFmt fmt, const WeightView& view, const float* b, float* y, Epilogue e) {
     if (graphs_.recording()) return graphs_.spoil(false);  // cuBLAS is not recorded here
     const int64_t n = x.dim(0);
-    const auto xb = scratch(n * view.cols * 2);
-    {
-      OpScope to_bf16(*this, "linear: to bf16");
-      cuda::f32_to_bf16(x.data<const float>(), xb.get(), n * view.cols, ctx_->stream);
-    }
+    const auto xb = bf16_input(x);
     if (fmt == WFmt::BF16) {
       OpScope product(*this, "linear: cuBLAS");
       blas_->gemm_bf16(xb.get(), view.p0, y, n, view.rows, view.cols, view.rows, b, e);
@@ -311,11 +347,11 @@ class CudaBackend final : public Backend {
   }
 
   void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override {
-    ops::check_norm("layer_norm", x, w, y);
-    ops::check_norm("layer_norm", x, b, y);
+    ops::check_norm("layer_norm", x, w, y, true);
+    ops::check_norm("layer_norm", x, b, y, true);
     OpScope scope(*this, "layer_norm");
     cuda::layer_norm(x.data<const float>(), f32_vector(w, "layer_norm weight"), f32_vector(b, "layer_norm bias"), eps,
-                     y.data<float>(), x.dim(0), x.dim(1), ctx_->stream);
+                     y.raw(), y.dtype() == DType::BF16, x.dim(0), x.dim(1), ctx_->stream);
   }
 
   void rope(Tensor& x, std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) override {
@@ -328,7 +364,7 @@ class CudaBackend final : public Backend {
 
   void rms_norm_rope(Tensor& x, const Tensor& w, float eps, std::span<const int32_t> positions, int64_t head_dim,
                      double theta, double factor) override {
-    check_norm_rope(x, w, positions, head_dim);
+    ops::check_norm_rope("rms_norm_rope", x, w, positions, head_dim, 2048);
     OpScope scope(*this, "rms_norm_rope");
     const float* inv = inv_freq(head_dim, theta, factor);
     const auto d_pos = upload(positions);
@@ -338,8 +374,8 @@ class CudaBackend final : public Backend {
 
   void qk_norm_rope(Tensor& q, const Tensor& wq, Tensor& k, const Tensor& wk, float eps,
                     std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) override {
-    check_norm_rope(q, wq, positions, head_dim);
-    check_norm_rope(k, wk, positions, head_dim);
+    ops::check_norm_rope("qk_norm_rope", q, wq, positions, head_dim, 2048);
+    ops::check_norm_rope("qk_norm_rope", k, wk, positions, head_dim, 2048);
     OpScope scope(*this, "qk_norm_rope");
     const float* inv = inv_freq(head_dim, theta, factor);
     const auto d_pos = upload(positions);
@@ -533,14 +569,6 @@ class CudaBackend final : public Backend {
     CudaBackend& b_;
     size_t index_ = 0;
   };
-
-  static void check_norm_rope(const Tensor& x, const Tensor& w, std::span<const int32_t> positions,
-                              int64_t head_dim) {
-    ops::check_rope(x, positions, head_dim);
-    if (w.numel() != head_dim)
-      fail("rms_norm_rope: weight {} does not match heads of {}", shape_str(w.shape()), head_dim);
-    if (head_dim > 2048) fail("rms_norm_rope: head_dim {} exceeds 2048", head_dim);
-  }
 
   // One sequence's KV writes (K and V in one launch) and its attention.
   void attention_job(AttentionJob& j, const AttentionShape& shape) {

@@ -165,16 +165,16 @@ struct Blas::Plan {
   }
 };
 
-bool Blas::lt_product(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy,
-                      const float* bias, Epilogue e) {
+bool Blas::lt_product(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, int64_t ldy,
+                      const void* bias, Epilogue e, bool y_bf16) {
   if (!lt_) return false;
   const LtApi& lt = lt_api();
   // The alignment the pointers share (up to 256 bytes): the algorithm chosen may rely on it.
   uintptr_t bits = 256;
-  for (const void* p : {x, w, static_cast<const void*>(y), static_cast<const void*>(bias)})
+  for (const void* p : {x, w, static_cast<const void*>(y), bias})
     if (p) bits |= reinterpret_cast<uintptr_t>(p);
   const uint32_t align = uint32_t(bits & (~bits + 1));
-  const auto key = std::make_tuple(n, m, k, ldy, int(e), bias != nullptr, align);
+  const auto key = std::make_tuple(n, m, k, ldy, int(e) | (y_bf16 ? 8 : 0), bias != nullptr, align);
   auto& slot = plans_[key];
   if (!slot) {
     slot = std::make_unique<Plan>();
@@ -191,7 +191,9 @@ bool Blas::lt_product(const void* x, const void* w, float* y, int64_t n, int64_t
               // Column-major: y^T [m, n] = W^T' [m, k] (W stored k x m) * x^T [k, n].
               lt.layout_create(&p.a, CUDA_R_16BF, uint64_t(k), uint64_t(m), k) == CUBLAS_STATUS_SUCCESS &&
               lt.layout_create(&p.b, CUDA_R_16BF, uint64_t(k), uint64_t(n), k) == CUBLAS_STATUS_SUCCESS &&
-              lt.layout_create(&p.c, CUDA_R_32F, uint64_t(m), uint64_t(n), ldy) == CUBLAS_STATUS_SUCCESS &&
+              // y and the bias (its type follows y's) f32, or bf16.
+              lt.layout_create(&p.c, y_bf16 ? CUDA_R_16BF : CUDA_R_32F, uint64_t(m), uint64_t(n), ldy) ==
+                  CUBLAS_STATUS_SUCCESS &&
               lt.pref_create(&pref) == CUBLAS_STATUS_SUCCESS;
     const uint64_t ws = kWorkspaceBytes;
     ok = ok && lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == CUBLAS_STATUS_SUCCESS;
@@ -234,7 +236,7 @@ void Blas::gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t 
   if (ldy <= 0) ldy = m;
   // A plain product goes to cublasGemmEx; one with a bias or GELU to cuBLASLt with them fused,
   // else to cublasGemmEx and a pass over y.
-  if ((bias || e == Epilogue::kGelu) && lt_product(x, w, y, n, m, k, ldy, bias, e)) return;
+  if ((bias || e == Epilogue::kGelu) && lt_product(x, w, y, n, m, k, ldy, bias, e, false)) return;
   // Column-major view: y^T [m, n] = W [m, k] (stored as k x m: transposed) * x^T [k, n].
   const float one = 1.0f, beta = e == Epilogue::kAccumulate ? 1.0f : 0.0f;
   check_blas(api().gemm_ex(static_cast<cublasHandle_t>(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(m), int(n), int(k),
@@ -242,6 +244,11 @@ void Blas::gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t 
                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              "GemmEx");
   if (bias || e == Epilogue::kGelu) bias_act(y, bias, n, m, ldy, e == Epilogue::kGelu, stream_);
+}
+
+bool Blas::gemm_bf16_out(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k,
+                         const void* bias_bf16, bool gelu) {
+  return lt_product(x, w, y, n, m, k, m, bias_bf16, gelu ? Epilogue::kGelu : Epilogue::kNone, true);
 }
 
 void Blas::gemm_f32_batched(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,

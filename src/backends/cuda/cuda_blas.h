@@ -35,6 +35,11 @@ class Blas {
   void gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy = 0,
                  const float* bias = nullptr, Epilogue e = Epilogue::kNone);
 
+  // The same with y and the bias bf16 (kNone or kGelu), through cuBLASLt only: false (nothing
+  // done) where it is missing or has no algorithm for it.
+  bool gemm_bf16_out(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, const void* bias_bf16,
+                     bool gelu);
+
   // Column-major C_b = alpha op(A_b) op(B_b) for b < batch (A_b = A + b * stride_a, ...): f32
   // matrices on TF32 tensor cores (10-bit mantissa products, f32 accumulation).
   struct Strided {
@@ -48,8 +53,8 @@ class Blas {
   Blas() = default;
   struct Plan;
   // The product with its epilogue through cuBLASLt; false (nothing done) without it.
-  bool lt_product(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy,
-                  const float* bias, Epilogue e);
+  bool lt_product(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, int64_t ldy,
+                  const void* bias, Epilogue e, bool y_bf16);
   static constexpr size_t kWorkspaceBytes = size_t(16) << 20;  // cuBLASLt's scratch
   void* handle_ = nullptr;
   void* lt_ = nullptr;  // cublasLtHandle_t, null without cuBLASLt

@@ -163,9 +163,13 @@ __device__ __forceinline__ void row_values(const float* __restrict__ row, int64_
 
 // LayerNorm with the row, its weight and bias in registers: one read of x (the vision tower's
 // 1152-wide rows), mean and variance from the registers.
+__device__ __forceinline__ void store_value(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_value(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
+template <class Out>
 __global__ void __launch_bounds__(kRowValues / kPer)
     layer_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
-                           float eps, float* y, int64_t d) {
+                           float eps, Out* y, int64_t d) {
   float v[kPer], wv[kPer], bv[kPer];
   row_values(x + int64_t(blockIdx.x) * d, d, v);
   row_values(w, d, wv);
@@ -182,28 +186,29 @@ __global__ void __launch_bounds__(kRowValues / kPer)
     if (i < d) var += c * c;
   }
   const float inv = rsqrtf(block_sum(var) / float(d) + eps);
-  float* yr = y + int64_t(blockIdx.x) * d;
+  Out* yr = y + int64_t(blockIdx.x) * d;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = int(threadIdx.x + j * blockDim.x);
-    if (i < d) yr[i] = (v[j] - mean) * inv * wv[j] + bv[j];
+    if (i < d) store_value(yr + i, (v[j] - mean) * inv * wv[j] + bv[j]);
   }
 }
 
 // Threads for a row of d values in registers: whole warps, kPer values each.
 int row_threads(int64_t d) { return int(std::max<int64_t>(32, ((d + kPer - 1) / kPer + 31) / 32 * 32)); }
 
+template <class Out>
 __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __restrict__ w,
-                                  const float* __restrict__ b, float eps, float* y, int64_t d) {
+                                  const float* __restrict__ b, float eps, Out* y, int64_t d) {
   const float* xr = x + int64_t(blockIdx.x) * d;
-  float* yr = y + int64_t(blockIdx.x) * d;
+  Out* yr = y + int64_t(blockIdx.x) * d;
   float s = 0.0f;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) s += xr[i];
   const float mean = block_sum(s) / float(d);
   float v = 0.0f;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) v += (xr[i] - mean) * (xr[i] - mean);
   const float inv = rsqrtf(block_sum(v) / float(d) + eps);
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) store_value(yr + i, (xr[i] - mean) * inv * w[i] + b[i]);
 }
 
 __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, const float* __restrict__ inv_freq,
@@ -400,13 +405,19 @@ void residual_rms_norm(float* x, const float* y, const float* w_post, float eps,
                      d);
 }
 
-void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t n, int64_t d,
+void layer_norm(const float* x, const float* w, const float* b, float eps, void* y, bool y_bf16, int64_t n, int64_t d,
                 cudaStream_t stream) {
   if (n == 0) return;
-  if (d <= kRowValues)
-    layer_norm_rows_kernel<<<unsigned(n), row_threads(d), 0, stream>>>(x, w, b, eps, y, d);
+  auto run = [&](auto* out) {
+    if (d <= kRowValues)
+      layer_norm_rows_kernel<<<unsigned(n), row_threads(d), 0, stream>>>(x, w, b, eps, out, d);
+    else
+      layer_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, b, eps, out, d);
+  };
+  if (y_bf16)
+    run(static_cast<__nv_bfloat16*>(y));
   else
-    layer_norm_kernel<<<unsigned(n), kNormThreads, 0, stream>>>(x, w, b, eps, y, d);
+    run(static_cast<float*>(y));
   UNICORN_CUDA_LAUNCHED();
 }
 

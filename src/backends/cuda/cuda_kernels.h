@@ -88,6 +88,7 @@ void gate_up_int8(WFmt fmt, const WeightView& gate, const WeightView& up, const 
 // For tensor-core products (cuda_blas.h): x f32 -> bf16; any weight -> bf16 [rows, cols];
 // y [n, m] (rows ldy apart) += bias [m] (null: none), then y = gelu_tanh(y) if gelu.
 void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream);
+void bf16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream);
 // weight_to_bf16: rows [r0, r1) (r1 < 0: to the end) into out [r1 - r0, cols].
 void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream, int64_t r0 = 0, int64_t r1 = -1);
 void bias_act(float* y, const float* bias, int64_t n, int64_t m, int64_t ldy, bool gelu, cudaStream_t stream);
@@ -98,7 +99,8 @@ void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float
 // Row-wise norms over rows of width d (y may be x); w, b f32 (prepare_weight makes every
 // vector f32).
 void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n, int64_t d, cudaStream_t stream);
-void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t n, int64_t d,
+// y f32, or bf16 where y_bf16 (rows only products read).
+void layer_norm(const float* x, const float* w, const float* b, float eps, void* y, bool y_bf16, int64_t n, int64_t d,
                 cudaStream_t stream);
 // x += rms_norm(y, w_post); next = rms_norm(x, w_next) when w_next is given. One block a row.
 void residual_rms_norm(float* x, const float* y, const float* w_post, float eps, const float* w_next, float* next,

@@ -568,6 +568,11 @@ void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float
 
 namespace {
 
+__global__ void bf16_to_f32_kernel(const __nv_bfloat16* __restrict__ x, float* __restrict__ out, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = __bfloat162float(x[i]);
+}
+
 // Eight values a thread (two 16-byte loads, one 16-byte store) where x and out allow it.
 __global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ out, int64_t count) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -683,6 +688,13 @@ void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* con
 }
 
 int64_t linear_int8_rows_scratch(int64_t n, int64_t cols) { return n * (cols / 32) * (32 + 4 + 4); }
+
+void bf16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  bf16_to_f32_kernel<<<unsigned((count + 255) / 256), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), out,
+                                                                         count);
+  UNICORN_CUDA_LAUNCHED();
+}
 
 void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
