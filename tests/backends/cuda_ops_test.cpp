@@ -225,6 +225,15 @@ TEST_F(CudaOps, Bf16ProductInputs) {
     gpu->linear_gelu(h, dw, &db, g);
     expect_close(down(g).converted(DType::F32), want, 5e-3);
   }
+  // bf16 x against Q8_0 at 40 rows (where f32 x would take the int8 kernels): to cuBLAS too.
+  {
+    const Tensor wq = weight(DType::Q8_0, m, k, 68), xq = random_tensor(DType::F32, {40, k}, 69);
+    const Tensor xq16 = xq.converted(DType::BF16);
+    Tensor want = ref.alloc(DType::F32, {40, m}), got = gpu->alloc(DType::F32, {40, m});
+    ref.linear(xq16.converted(DType::F32), bf16_rounded(Tensor::from_f32(wq.to_f32(), {m, k})), nullptr, want);
+    gpu->linear(up(xq16), gpu->prepare_weight(wq), nullptr, got);
+    expect_close(down(got), want);
+  }
   // Elsewhere bf16 activations are an error, not a misread.
   Tensor h16 = ref.alloc(DType::BF16, {2, k}), y = ref.alloc(DType::F32, {2, m});
   EXPECT_THROW(ref.layer_norm(random_tensor(DType::F32, {2, k}, 67), ln_w, ln_b, 1e-6f, h16), Error);

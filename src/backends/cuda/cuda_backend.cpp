@@ -166,10 +166,13 @@ class CudaBackend final : public Backend {
     ops::check_linear(x, w, bias, y, true);
     ops::check_f32_matrix("linear", "y", y);
     const int64_t n = x.dim(0);
-    if (x.dtype() == DType::BF16 && !(blas_ && n >= kTensorCoreRows)) return linear(as_f32(x), w, bias, y);
     OpScope scope(*this, "linear");
     const auto [fmt, view] = weight_of(w);
     const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
+    if (x.dtype() == DType::BF16) {  // (product_input_dtype) to cuBLAS as it is, else widened first
+      if (blas_ && n >= kTensorCoreRows) return blas_linear(x, fmt, view, b, y.data<float>(), Epilogue::kNone);
+      return linear(as_f32(x), w, bias, y);
+    }
     // Decode batches (2..64 rows) over Q4_0 / Q8_0 / Q6_K: int8 tensor cores, or dp4a.
     if (on_.mma && n > 1 && n <= cuda::kMmaMaxRows && mma_format(fmt)) {
       OpScope part(*this, "linear: int8 mma");
@@ -415,7 +418,6 @@ class CudaBackend final : public Backend {
   }
 
   DType kv_dtype() const override { return on_.kv_f16 ? DType::F16 : DType::F32; }
-
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                  const AttentionShape& shape, Tensor& out) override {
