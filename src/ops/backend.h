@@ -119,10 +119,10 @@ class Backend {
   }
   // x = gelu_tanh(x)                                             x [n, f]
   virtual void gelu_tanh(Tensor& x) = 0;
-  // The type of activations made only for products to read (the vision tower's normed rows
-  // and MLP hidden values): F32, or BF16 where a backend's products take bf16 inputs (CUDA's
-  // tensor cores), which then also takes it as layer_norm's y, linear_gelu's y and the x of
-  // linear, linear_add and linear_gelu.
+  // The type of activations made only for products to read (the vision tower's normed rows,
+  // attention output and MLP hidden values): F32, or BF16 where a backend's products take bf16
+  // inputs (CUDA's tensor cores), which then also takes it as layer_norm's y, attention's out,
+  // linear_gelu's y and the x of linear, linear_add and linear_gelu.
   virtual DType product_input_dtype() const { return DType::F32; }
   // A product and what follows it, fused where a backend can (the vision tower's MLP and
   // residual sums):

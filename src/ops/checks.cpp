@@ -58,14 +58,14 @@ void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
-                     const AttentionShape& s, const Tensor& out, bool f16_kv) {
+                     const AttentionShape& s, const Tensor& out, bool f16_kv, bool bf16_out) {
   check_f32_matrix("attention", "q", q);
   const bool half = f16_kv && k.dtype() == DType::F16 && v.dtype() == DType::F16 && k.rank() == 2 && v.rank() == 2;
   if (!half) {
     check_f32_matrix("attention", "k", k);
     check_f32_matrix("attention", "v", v);
   }
-  check_f32_matrix("attention", "out", out);
+  check_f32_matrix("attention", "out", out, bf16_out);
   if (s.n_heads <= 0 || s.n_kv_heads <= 0 || s.head_dim <= 0 || s.n_heads % s.n_kv_heads)
     fail("attention: bad head counts {} / {} x {}", s.n_heads, s.n_kv_heads, s.head_dim);
   if (q.dim(1) != s.n_heads * s.head_dim || out.shape() != q.shape())

@@ -18,9 +18,10 @@ void check_rope(const Tensor& x, std::span<const int32_t> positions, int64_t hea
 void check_norm_rope(const char* op, const Tensor& x, const Tensor& w, std::span<const int32_t> positions,
                      int64_t head_dim, int64_t max_head_dim);
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
-// k and v f32, or both f16 where f16_kv (a backend whose kv_dtype() is F16).
+// k and v f32, or both f16 where f16_kv (a backend whose kv_dtype() is F16); out f32, or also
+// bf16 where bf16_out.
 void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
-                     const AttentionShape& shape, const Tensor& out, bool f16_kv = false);
+                     const AttentionShape& shape, const Tensor& out, bool f16_kv = false, bool bf16_out = false);
 // small and big of one dtype, or (f32_to_f16: scatter into a half-precision KV cache) F32 and F16.
 void check_rows(const char* op, const Tensor& small, std::span<const int32_t> rows, const Tensor& big,
                 bool f32_to_f16 = false);

@@ -48,8 +48,8 @@ TEST_F(CpuOps, LinearShapeMismatchIsAnError) {
   EXPECT_THROW(cpu.linear(x, w, nullptr, y), Error);
 }
 
-// The CPU's activations are f32 (product_input_dtype): a bf16 x or norm output is refused,
-// never read as f32.
+// The CPU's activations are f32 (product_input_dtype): a bf16 x, norm or attention output is
+// refused, never read as f32.
 TEST_F(CpuOps, Bf16ActivationsAreRefused) {
   EXPECT_EQ(cpu.product_input_dtype(), DType::F32);
   const Tensor w = random_tensor(DType::F32, {8, 32}, 1), ln = random_tensor(DType::F32, {32}, 2);
@@ -57,6 +57,10 @@ TEST_F(CpuOps, Bf16ActivationsAreRefused) {
   EXPECT_THROW(cpu.linear(x16, w, nullptr, y), Error);
   EXPECT_THROW(cpu.layer_norm(random_tensor(DType::F32, {2, 32}, 3), ln, ln, 1e-6f, x16), Error);
   EXPECT_THROW(cpu.rms_norm(random_tensor(DType::F32, {2, 32}, 4), ln, 1e-6f, x16), Error);
+  const std::vector<int32_t> pos = {0, 1}, group = {-1, -1};
+  const Tensor q = random_tensor(DType::F32, {2, 32}, 5);
+  EXPECT_THROW(cpu.attention(q, q, q, AttentionMask{pos, group, pos, group, 0, false}, AttentionShape{1, 1, 32, 1.0f}, x16),
+               Error);
 }
 
 TEST_F(CpuOps, NormsAndElementwise) {

@@ -182,8 +182,8 @@ TEST_F(CudaOps, LinearGeluAndLinearAdd) {
   }
 }
 
-// Activations only products read stay bf16 on "cuda" (product_input_dtype): layer_norm and
-// linear_gelu write bf16, linear / linear_add / linear_gelu read it, through cuBLAS from 16
+// Activations only products read stay bf16 on "cuda" (product_input_dtype): layer_norm,
+// attention and linear_gelu write bf16, linear / linear_add / linear_gelu read it, through cuBLAS from 16
 // rows and the f32 kernels below (x widened first). Results rounded to bf16 against the f32
 // reference: half an ulp, 2^-8 of the value (4e-3; 5e-3 where cuBLASLt also rounds the bias to
 // bf16); products of bf16 x against the reference on the same values (2e-5). "cuda-f32" and the
@@ -234,10 +234,32 @@ TEST_F(CudaOps, Bf16ProductInputs) {
     gpu->linear(up(xq16), gpu->prepare_weight(wq), nullptr, got);
     expect_close(down(got), want);
   }
+  // attention into bf16 (flash attention from 16 queries: whole tiles of keys or not; the
+  // kernel below): the same path's f32 result, rounded.
+  for (const int64_t nq : {5, 70, 128}) {
+    SCOPED_TRACE("attention nq=" + std::to_string(nq));
+    const AttentionShape shape{4, 4, 72, 0.125f};
+    const Tensor q = random_tensor(DType::F32, {nq, 288}, 70), kt = random_tensor(DType::F32, {nq, 288}, 71);
+    const Tensor vt = random_tensor(DType::F32, {nq, 288}, 72);
+    std::vector<int32_t> pos(static_cast<size_t>(nq)), group(static_cast<size_t>(nq), -1);
+    for (size_t i = 0; i < pos.size(); ++i) pos[i] = int32_t(i);
+    const AttentionMask mask{pos, group, pos, group, 0, false};
+    Tensor a32 = gpu->alloc(DType::F32, {nq, 288}), a16 = gpu->alloc(DType::BF16, {nq, 288});
+    gpu->attention(up(q), up(kt), up(vt), mask, shape, a32);
+    gpu->attention(up(q), up(kt), up(vt), mask, shape, a16);
+    expect_close(down(a16).converted(DType::F32), down(a32), 4e-3);
+  }
   // Elsewhere bf16 activations are an error, not a misread.
   Tensor h16 = ref.alloc(DType::BF16, {2, k}), y = ref.alloc(DType::F32, {2, m});
   EXPECT_THROW(ref.layer_norm(random_tensor(DType::F32, {2, k}, 67), ln_w, ln_b, 1e-6f, h16), Error);
   EXPECT_THROW(ref.linear(h16, w, nullptr, y), Error);
+  {
+    const std::vector<int32_t> p2 = {0, 1}, g2 = {-1, -1};
+    const Tensor q2 = random_tensor(DType::F32, {2, 72}, 73);
+    Tensor o16 = ref.alloc(DType::BF16, {2, 72});
+    EXPECT_THROW(ref.attention(q2, q2, q2, AttentionMask{p2, g2, p2, g2, 0, false}, AttentionShape{1, 1, 72, 1.0f}, o16),
+                 Error);
+  }
   auto cpu = test::backend_or_skip("cpu");
   ASSERT_TRUE(cpu);
   EXPECT_EQ(cpu->product_input_dtype(), DType::F32);

@@ -197,8 +197,7 @@ class CudaBackend final : public Backend {
     cuda::linear(fmt, view, x.data<const float>(), b, yp, n, !on_.exact_f32, ctx_->stream);
   }
 
-  // gelu_tanh(x w^T + bias) and y += x w^T + bias with the bias, GELU and sum in cuBLAS's
-  // epilogue (the vision tower's MLP and residuals); other sizes as the ops one by one.
+  // The vision tower's products with the bias, GELU or sum in cuBLASLt's epilogue (or one by one).
   void linear_gelu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
     fused_linear(x, w, bias, y, Epilogue::kGelu);
   }
@@ -221,8 +220,7 @@ class CudaBackend final : public Backend {
     const auto [fmt, view] = weight_of(w);
     const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
     if (y.dtype() == DType::BF16) {
-      // bf16 straight from cuBLASLt's epilogue (the bias rounded to bf16 for it); else in f32,
-      // then rounded.
+      // bf16 from cuBLASLt's epilogue (the bias rounded to bf16 for it), else f32 then rounded.
       if (fmt == WFmt::BF16 && !graphs_.recording()) {
         const auto xb = bf16_input(x);
         const auto b16 = scratch(view.rows * 2);
@@ -248,14 +246,13 @@ class CudaBackend final : public Backend {
     cuda::f32_to_bf16(x.data<const float>(), xb.get(), x.numel(), ctx_->stream);
     return xb;
   }
-  Tensor as_f32(const Tensor& x) {
+  Tensor as_f32(const Tensor& x) {  // a bf16 activation widened
     Tensor t = empty(DType::F32, x.shape());
     cuda::bf16_to_f32(x.raw(), t.data<float>(), x.numel(), ctx_->stream);
     return t;
   }
 
-  // y = x w^T (+ b, then the epilogue e) on cuBLAS: x and the weight (dequantized, unless
-  // already bf16) as bf16 panels.
+  // y = x w^T (+ b, then the epilogue e) on cuBLAS, x and the weight (dequantized) in bf16.
   void blas_linear(const Tensor& x, WFmt fmt, const WeightView& view, const float* b, float* y, Epilogue e) {
     if (graphs_.recording()) return graphs_.spoil(false);  // cuBLAS is not recorded here
     const int64_t n = x.dim(0);
@@ -421,9 +418,15 @@ class CudaBackend final : public Backend {
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                  const AttentionShape& shape, Tensor& out) override {
-    ops::check_attention(q, k, v, mask, shape, out, true);
+    ops::check_attention(q, k, v, mask, shape, out, true, true);
     if (shape.head_dim > cuda::kMaxAttentionHeadDim)
       fail("cuda attention: head_dim {} exceeds {}", shape.head_dim, cuda::kMaxAttentionHeadDim);
+    const bool flash = on_.flash && q.dim(0) >= kTensorCoreRows && cuda::flash_attention_supported(shape.head_dim);
+    if (out.dtype() == DType::BF16 && !flash) {  // bf16 out (product_input_dtype): flash writes it
+      Tensor t = empty(DType::F32, out.shape());
+      attention(q, k, v, mask, shape, t);
+      return cuda::f32_to_bf16(t.data<const float>(), out.raw(), out.numel(), ctx_->stream);
+    }
     OpScope scope(*this, "attention");
     const auto q_pos = upload(mask.q_pos), q_group = upload(mask.q_group);
     const auto k_pos = upload(mask.k_pos), k_group = upload(mask.k_group);
@@ -432,7 +435,7 @@ class CudaBackend final : public Backend {
     a.q_group = q_group.get();
     a.k_pos = k_pos.get();
     a.k_group = k_group.get();
-    if (on_.flash && a.n_q >= kTensorCoreRows && cuda::flash_attention_supported(a.head_dim)) {
+    if (flash) {
       const auto copies = kv_as(a, true);  // f32 K and V (the vision tower's) as f16 copies
       cuda::flash_attention(a, ctx_->stream);
       return;

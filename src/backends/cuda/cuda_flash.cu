@@ -289,8 +289,13 @@ __global__ void __launch_bounds__(kWarps * 32, kEvery && HDP == 80 ? 16 / kWarps
 #pragma unroll
     for (int v = 0; v < NT; ++v) {
       const int64_t d = v * 8 + 2 * t;
-      if (d < hd)
-        *reinterpret_cast<float2*>(a.out + row * qw + h * hd + d) = make_float2(o[v][2 * r] * inv, o[v][2 * r + 1] * inv);
+      if (d >= hd) continue;
+      const float lo = o[v][2 * r] * inv, hi = o[v][2 * r + 1] * inv;
+      if (a.out_bf16)
+        *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(a.out_bf16) + row * qw + h * hd + d) =
+            __floats2bfloat162_rn(lo, hi);
+      else
+        *reinterpret_cast<float2*>(a.out + row * qw + h * hd + d) = make_float2(lo, hi);
     }
   }
 }

@@ -146,6 +146,7 @@ struct AttentionArgs {
   const void* v = nullptr;
   bool kv_f16 = false;
   float* out = nullptr;      // [n_q, H * hd]
+  void* out_bf16 = nullptr;  // set instead of out (flash attention only): out in bf16
   const int32_t* q_pos = nullptr;
   const int32_t* q_group = nullptr;
   const int32_t* k_pos = nullptr;

@@ -339,7 +339,10 @@ AttentionArgs attention_args(const Tensor& q, const Tensor& k, int64_t n_k, cons
   a.k = k.raw();
   a.v = v.raw();
   a.kv_f16 = k.dtype() == DType::F16;
-  a.out = out.data<float>();
+  if (out.dtype() == DType::BF16)
+    a.out_bf16 = out.raw();
+  else
+    a.out = out.data<float>();
   a.n_q = q.dim(0);
   a.n_k = n_k;
   a.heads = shape.n_heads;

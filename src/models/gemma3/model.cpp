@@ -288,11 +288,12 @@ Tensor Model::vision_tower(const Tensor& image) {
   // ref: SiglipEncoderLayer: pre-LayerNorm attention and MLP, each with a residual.
   const AttentionShape shape{heads, heads, vc.head_dim(), float(1.0 / std::sqrt(double(vc.head_dim())))};
   const AttentionMask mask{all, zeros, all, zeros, 0, false};
-  // h (the normed rows) and f (the MLP's hidden values) are read only by products: in the
-  // backend's product_input_dtype (bf16 on CUDA's tensor cores: no conversion before them).
+  // h (the normed rows), a (attention's output) and f (the MLP's hidden values) are read only
+  // by products: in the backend's product_input_dtype (bf16 on CUDA's tensor cores: no
+  // conversion before them).
   const DType pd = b.product_input_dtype();
   Tensor h = b.empty(pd, {P, V}), q = b.empty(DType::F32, {P, V}), k = b.empty(DType::F32, {P, V}),
-         v = b.empty(DType::F32, {P, V}), a = b.empty(DType::F32, {P, V}), f = b.empty(pd, {P, vc.intermediate_size});
+         v = b.empty(DType::F32, {P, V}), a = b.empty(pd, {P, V}), f = b.empty(pd, {P, vc.intermediate_size});
   for (const VisionLayer& w : vision_layers_) {
     b.layer_norm(x, w.ln1, w.ln1_b, eps, h);
     b.linear(h, w.q, &w.q_b, q);
