@@ -2,6 +2,7 @@
 // the CPU backend's definition (ops/backend.h); reductions run in f32 like it does.
 #include <algorithm>
 #include <atomic>
+#include <type_traits>
 
 #include "backends/cuda/cuda_common.cuh"
 
@@ -161,11 +162,12 @@ __device__ __forceinline__ void row_values(const float* __restrict__ row, int64_
   }
 }
 
-// LayerNorm with the row, its weight and bias in registers: one read of x (the vision tower's
-// 1152-wide rows), mean and variance from the registers.
+// A normed value into f32, or bf16 (rows only products read).
 __device__ __forceinline__ void store_value(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_value(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
+// LayerNorm with the row, its weight and bias in registers: one read of x (the vision tower's
+// 1152-wide rows), mean and variance from the registers.
 template <class Out>
 __global__ void __launch_bounds__(kRowValues / kPer)
     layer_norm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
@@ -340,23 +342,38 @@ __global__ void scatter_rows_pair_kernel(RowScatter a, RowScatter b, int64_t wid
   scatter_value<kToF16>(blockIdx.y == 0 ? a : b, width);
 }
 
-__global__ void f16_to_f32_kernel(const __half* __restrict__ x, float* __restrict__ out, int64_t count) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) out[i] = __half2float(x[i]);
+// f32 <-> T (__half or __nv_bfloat16), rounded to nearest on the way down.
+template <class T>
+__device__ __forceinline__ uint32_t narrow_pair(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 p = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&p);
+  } else {
+    const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&p);
+  }
 }
 
-__global__ void f32_to_f16_kernel(const float* __restrict__ x, __half* __restrict__ out, int64_t count) {
+template <class T>
+__global__ void widen_kernel(const T* __restrict__ x, float* __restrict__ out, int64_t count) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) out[i] = __float2half_rn(x[i]);
+  if (i < count) out[i] = float(x[i]);
 }
-// Eight values a thread (two 16-byte loads, one 16-byte store) where x and out allow it.
-__global__ void f32_to_f16_x8_kernel(const float4* __restrict__ x, uint4* __restrict__ out, int64_t groups) {
+
+template <class T>
+__global__ void narrow_kernel(const float* __restrict__ x, T* __restrict__ out, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = T(x[i]);
+}
+
+// Eight values a thread (two 16-byte loads, one 16-byte store).
+template <class T>
+__global__ void narrow_x8_kernel(const float4* __restrict__ x, uint4* __restrict__ out, int64_t groups) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= groups) return;
   const float4 a = x[2 * i], b = x[2 * i + 1];
-  const __half2 p[4] = {__floats2half2_rn(a.x, a.y), __floats2half2_rn(a.z, a.w), __floats2half2_rn(b.x, b.y),
-                        __floats2half2_rn(b.z, b.w)};
-  out[i] = *reinterpret_cast<const uint4*>(p);
+  out[i] = make_uint4(narrow_pair<T>(a.x, a.y), narrow_pair<T>(a.z, a.w), narrow_pair<T>(b.x, b.y),
+                      narrow_pair<T>(b.z, b.w));
 }
 
 // image [3, S, S] -> out [(S/p)^2, 3 * p * p], (channel, y, x) order within a patch.
@@ -383,6 +400,25 @@ __global__ void avg_pool_kernel(const float* __restrict__ x, int64_t side, int64
 }
 
 unsigned blocks_for(int64_t count, int threads) { return unsigned((count + threads - 1) / threads); }
+
+template <class T>
+void widen(const void* x, float* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  widen_kernel<T><<<blocks_for(count, 256), 256, 0, stream>>>(static_cast<const T*>(x), out, count);
+  UNICORN_CUDA_LAUNCHED();
+}
+
+// Eight values a thread where x and out allow it, else one.
+template <class T>
+void narrow(const float* x, void* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  if (count % 8 == 0 && (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 == 0)
+    narrow_x8_kernel<T><<<blocks_for(count / 8, 256), 256, 0, stream>>>(reinterpret_cast<const float4*>(x),
+                                                                        static_cast<uint4*>(out), count / 8);
+  else
+    narrow_kernel<T><<<blocks_for(count, 256), 256, 0, stream>>>(x, static_cast<T*>(out), count);
+  UNICORN_CUDA_LAUNCHED();
+}
 
 }  // namespace
 
@@ -488,20 +524,15 @@ void scatter_rows_pair(const RowScatter& a, const RowScatter& b, int64_t width, 
     launch_dependent(scatter_rows_pair_kernel<false>, grid, 256, 0, stream, a, b, width);
 }
 
-void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) {
-  if (count == 0) return;
-  f16_to_f32_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(static_cast<const __half*>(x), out, count);
-  UNICORN_CUDA_LAUNCHED();
+void f16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) { widen<__half>(x, out, count, stream); }
+void bf16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) {
+  widen<__nv_bfloat16>(x, out, count, stream);
 }
-
 void f32_to_f16_device(const float* x, void* out, int64_t count, cudaStream_t stream) {
-  if (count == 0) return;
-  if (count % 8 == 0 && (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 == 0)
-    f32_to_f16_x8_kernel<<<blocks_for(count / 8, 256), 256, 0, stream>>>(reinterpret_cast<const float4*>(x),
-                                                                         static_cast<uint4*>(out), count / 8);
-  else
-    f32_to_f16_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(x, static_cast<__half*>(out), count);
-  UNICORN_CUDA_LAUNCHED();
+  narrow<__half>(x, out, count, stream);
+}
+void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream) {
+  narrow<__nv_bfloat16>(x, out, count, stream);
 }
 
 void patchify(const float* image, int64_t size, int64_t patch, float* out, cudaStream_t stream) {

@@ -568,25 +568,6 @@ void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float
 
 namespace {
 
-__global__ void bf16_to_f32_kernel(const __nv_bfloat16* __restrict__ x, float* __restrict__ out, int64_t count) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) out[i] = __bfloat162float(x[i]);
-}
-
-// Eight values a thread (two 16-byte loads, one 16-byte store) where x and out allow it.
-__global__ void f32_to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ out, int64_t count) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) out[i] = __float2bfloat16_rn(x[i]);
-}
-__global__ void f32_to_bf16_x8_kernel(const float4* __restrict__ x, uint4* __restrict__ out, int64_t groups) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= groups) return;
-  const float4 a = x[2 * i], b = x[2 * i + 1];
-  const __nv_bfloat162 p[4] = {__floats2bfloat162_rn(a.x, a.y), __floats2bfloat162_rn(a.z, a.w),
-                               __floats2bfloat162_rn(b.x, b.y), __floats2bfloat162_rn(b.z, b.w)};
-  out[i] = *reinterpret_cast<const uint4*>(p);
-}
-
 // Four threads a 32-value chunk (chunk_quarter), each writing 8 bf16 values as one 16-byte
 // store, so a warp's stores are contiguous.
 template <WFmt F>
@@ -688,25 +669,6 @@ void linear3_int8(WFmt fmt, const WeightView (&w)[3], const float* x, float* con
 }
 
 int64_t linear_int8_rows_scratch(int64_t n, int64_t cols) { return n * (cols / 32) * (32 + 4 + 4); }
-
-void bf16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream) {
-  if (count == 0) return;
-  bf16_to_f32_kernel<<<unsigned((count + 255) / 256), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), out,
-                                                                         count);
-  UNICORN_CUDA_LAUNCHED();
-}
-
-void f32_to_bf16(const float* x, void* out, int64_t count, cudaStream_t stream) {
-  if (count == 0) return;
-  if (count % 8 == 0 && (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 == 0) {
-    const int64_t groups = count / 8;
-    f32_to_bf16_x8_kernel<<<unsigned((groups + 255) / 256), 256, 0, stream>>>(reinterpret_cast<const float4*>(x),
-                                                                               static_cast<uint4*>(out), groups);
-  } else {
-    f32_to_bf16_kernel<<<unsigned((count + 255) / 256), 256, 0, stream>>>(x, static_cast<__nv_bfloat16*>(out), count);
-  }
-  UNICORN_CUDA_LAUNCHED();
-}
 
 void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream, int64_t r0, int64_t r1) {
   if (r1 < 0) r1 = w.rows;
