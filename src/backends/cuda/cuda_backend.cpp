@@ -207,33 +207,28 @@ class CudaBackend final : public Backend {
   void fused_linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Epilogue e) {
     ops::check_linear(x, w, bias, y, true);
     if (e == Epilogue::kAccumulate) ops::check_f32_matrix("linear_add", "y", y);
-    if (y.dtype() == DType::BF16 && (!blas_ || x.dim(0) < kTensorCoreRows)) {  // in f32, then rounded
-      Tensor t = empty(DType::F32, y.shape());
-      Backend::linear_gelu(x, w, bias, t);
-      return cuda::f32_to_bf16(t.data<const float>(), y.raw(), y.numel(), ctx_->stream);
-    }
-    if (!blas_ || x.dim(0) < kTensorCoreRows) {
-      if (e == Epilogue::kGelu) return Backend::linear_gelu(x, w, bias, y);
-      return Backend::linear_add(x, w, bias, y);
-    }
-    OpScope scope(*this, e == Epilogue::kGelu ? "linear_gelu" : "linear_add");
-    const auto [fmt, view] = weight_of(w);
-    const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;
+    const bool on_blas = blas_ && x.dim(0) >= kTensorCoreRows;
     if (y.dtype() == DType::BF16) {
       // bf16 from cuBLASLt's epilogue (the bias rounded to bf16 for it), else f32 then rounded.
-      if (fmt == WFmt::BF16 && !graphs_.recording()) {
+      const auto [fmt, view] = weight_of(w);
+      if (on_blas && fmt == WFmt::BF16 && !graphs_.recording()) {
+        OpScope scope(*this, "linear_gelu");
         const auto xb = bf16_input(x);
         const auto b16 = scratch(view.rows * 2);
-        if (b) cuda::f32_to_bf16(b, b16.get(), view.rows, ctx_->stream);
-        if (blas_->gemm_bf16_out(xb.get(), view.p0, y.raw(), x.dim(0), view.rows, view.cols, b ? b16.get() : nullptr,
-                                 e == Epilogue::kGelu))
+        if (bias) cuda::f32_to_bf16(f32_vector(*bias, "linear bias"), b16.get(), view.rows, ctx_->stream);
+        if (blas_->gemm_bf16_out(xb.get(), view.p0, y.raw(), x.dim(0), view.rows, view.cols,
+                                 bias ? b16.get() : nullptr, e == Epilogue::kGelu))
           return;
       }
-      const auto t = scratch(y.numel() * 4);
-      blas_linear(x, fmt, view, b, static_cast<float*>(t.get()), e);
-      return cuda::f32_to_bf16(static_cast<const float*>(t.get()), y.raw(), y.numel(), ctx_->stream);
+      Tensor t = empty(DType::F32, y.shape());
+      fused_linear(x, w, bias, t, e);
+      return cuda::f32_to_bf16(t.data<const float>(), y.raw(), y.numel(), ctx_->stream);
     }
-    blas_linear(x, fmt, view, b, y.data<float>(), e);
+    if (!on_blas && e == Epilogue::kGelu) return Backend::linear_gelu(x, w, bias, y);
+    if (!on_blas) return Backend::linear_add(x, w, bias, y);
+    OpScope scope(*this, e == Epilogue::kGelu ? "linear_gelu" : "linear_add");
+    const auto [fmt, view] = weight_of(w);
+    blas_linear(x, fmt, view, bias ? f32_vector(*bias, "linear bias") : nullptr, y.data<float>(), e);
   }
 
   DType product_input_dtype() const override { return blas_ ? DType::BF16 : DType::F32; }
