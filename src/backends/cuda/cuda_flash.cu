@@ -12,13 +12,16 @@
 // g + 8, a2 = cols 2t + 8, 2t + 9 of row g, a3 of row g + 8; B b0 = (rows 2t, 2t + 1, col g),
 // b1 = rows 2t + 8, 2t + 9; C c0, c1 = (row g, cols 2t, 2t + 1), c2, c3 = row g + 8. A score
 // tile's C fragments are the A fragments of the probabilities for P V as they are.
-#include "backends/cuda/cuda_common.cuh"
+#include "backends/cuda/cuda_flash_common.cuh"
+
+#include <cstdlib>
 
 namespace unicorn::cuda {
 
 namespace {
 
-constexpr int kK = 64;  // keys a tile
+using namespace flash;
+
 
 // Shared memory: two stages of K and V tiles [kK][HDP + 8] (padded rows: 16-byte aligned,
 // ldmatrix without bank conflicts), then two stages of key positions and groups.
@@ -28,19 +31,6 @@ struct FlashLayout {
   static constexpr int kTile = kK * kStride;  // halves
   static constexpr size_t kBytes = 4 * size_t(kTile) * sizeof(__half) + 4 * kK * sizeof(int32_t);
 };
-
-__device__ __forceinline__ unsigned smem_address(const void* p) {
-  return unsigned(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, in flight until cp_async_wait; zeros where !valid.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
@@ -74,14 +64,9 @@ __device__ __forceinline__ void mma_f16_k8(float (&c)[4], uint32_t a0, uint32_t 
                : "r"(a0), "r"(a1), "r"(b0));
 }
 
-__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+__device__ __forceinline__ uint32_t exp2_f16x2(uint32_t x) {
+  uint32_t y;
+  asm("ex2.approx.f16x2 %0, %1;" : "=r"(y) : "r"(x));
   return y;
 }
 
@@ -89,10 +74,18 @@ __device__ __forceinline__ float exp2_approx(float x) {
 // multiplied (HDP / 8, or one fewer where head_dim leaves the last empty: SigLIP's 72 of 80,
 // whose last step of q k^T is then an m16n8k8); columns past head_dim are zeros. K and V are
 // f16, head_dim a multiple of 8. kEvery: every query sees every key and n_k is whole tiles.
-template <int HDP, int NT, bool kEvery, int kWarps>
-__global__ void __launch_bounds__(kWarps * 32, kEvery && HDP == 80 ? 16 / kWarps : 1)
+// MT: 16-query tiles a warp; with two, each K or V fragment read from shared memory feeds two
+// products (shared memory's bandwidth, not the tensor cores, bounds one tile a warp).
+template <int HDP, int NT, bool kEvery, int kWarps, int MT, bool kFast = false>
+__global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery && HDP == 80 ? 16 / kWarps : 1))
     flash_attention_kernel(AttentionArgs a) {
-  constexpr int kThreads = kWarps * 32, kQ = kWarps * 16;
+  static_assert(MT == 1 || kEvery, "the masked kernel takes one query tile a warp");
+  // kFast: probabilities by ex2 on f16 pairs (what P V multiplies), and the row sums by the
+  // tensor cores: a column of ones in the V tile's padding (dimension NT * 8) makes the dimension
+  // tile NT of O the sum of the probabilities, in f32 and rescaled with O.
+  static_assert(!kFast || (kEvery && NT < HDP / 8), "the ones column lives in the tile's padding");
+  constexpr int NO = NT + (kFast ? 1 : 0);  // dimension tiles of O
+  constexpr int kThreads = kWarps * 32, kQ = kWarps * 16 * MT;
   using L = FlashLayout<HDP>;
   // KF: whole 16-wide steps of q k^T; KS: A fragments of q (one more for an odd NT).
   constexpr int KF = NT / 2, KS = (NT + 1) / 2, CPR = NT;  // CPR: 16-byte chunks loaded a row
@@ -129,34 +122,48 @@ __global__ void __launch_bounds__(kWarps * 32, kEvery && HDP == 80 ? 16 / kWarps
   };
   load_tile(0, 0);
   cp_async_commit();
-
-  // This warp's rows g and g + 8: queries scaled by scale * log2 e as A fragments for the KS
-  // steps of the head dimension, and what the mask needs of them.
-  const float q_scale = a.scale * 1.4426950408889634f;
-  const int64_t q0 = int64_t(blockIdx.x) * kQ + warp * 16;
-  bool row_in[2];
-  int32_t row_pos[2], row_group[2];
-  uint32_t qa[KS][4];
+  if constexpr (kFast) {  // the ones column of both stages (cp.async never writes it)
+    for (int i = tid; i < 2 * kK; i += kThreads) {
+      const __half one = __float2half(1.0f), zero = __float2half(0.0f);
+      __half* const c = sv + i * L::kStride + NT * 8;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int64_t row = q0 + g + 8 * r;
-    row_in[r] = row < a.n_q;
-    row_pos[r] = row_in[r] ? a.q_pos[row] : 0;
-    row_group[r] = row_in[r] ? a.q_group[row] : -1;
-#pragma unroll
-    for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int64_t d = ks * 16 + 2 * t + 8 * half;
-        float2 x = make_float2(0.0f, 0.0f);
-        if (row_in[r] && d < hd) x = *reinterpret_cast<const float2*>(a.q + row * qw + h * hd + d);
-        qa[ks][r + 2 * half] = pack_f16(x.x * q_scale, x.y * q_scale);
-      }
+      for (int j = 0; j < 8; ++j) c[j] = j == 0 ? one : zero;
+    }
   }
-  float o[NT][4];
+
+  // This warp's rows g and g + 8 of each of its query tiles: queries scaled by scale * log2 e
+  // as A fragments for the KS steps of the head dimension, and what the mask needs of them.
+  const float q_scale = a.scale * 1.4426950408889634f;
+  const int64_t q0 = int64_t(blockIdx.x) * kQ + warp * 16 * MT;
+  bool row_in[MT][2];
+  int32_t row_pos[MT][2], row_group[MT][2];
+  uint32_t qa[MT][KS][4];
 #pragma unroll
-  for (int v = 0; v < NT; ++v) o[v][0] = o[v][1] = o[v][2] = o[v][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t row = q0 + 16 * mt + g + 8 * r;
+      row_in[mt][r] = row < a.n_q;
+      row_pos[mt][r] = row_in[mt][r] && !kEvery ? a.q_pos[row] : 0;
+      row_group[mt][r] = row_in[mt][r] && !kEvery ? a.q_group[row] : -1;
+#pragma unroll
+      for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int64_t d = ks * 16 + 2 * t + 8 * half;
+          float2 x = make_float2(0.0f, 0.0f);
+          if (row_in[mt][r] && d < hd) x = *reinterpret_cast<const float2*>(a.q + row * qw + h * hd + d);
+          qa[mt][ks][r + 2 * half] = pack_f16(x.x * q_scale, x.y * q_scale);
+        }
+    }
+  float o[MT][NO][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int v = 0; v < NO; ++v) o[mt][v][0] = o[mt][v][1] = o[mt][v][2] = o[mt][v][3] = 0.0f;
+  float m[MT][2], l[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
   const int mi = lane >> 3, mr = lane & 7;  // ldmatrix: the matrix and row this lane addresses
 
   int stage = 0;
@@ -174,7 +181,8 @@ __global__ void __launch_bounds__(kWarps * 32, kEvery && HDP == 80 ? 16 / kWarps
     const int32_t* const tpos = spos + stage * kK;
     const int32_t* const tgroup = sgroup + stage * kK;
 
-    // The mask of this thread's 32 scores: bit 4 nt + e, key nt * 8 + 2t + (e & 1), row e >> 1.
+    // The mask of this thread's 32 scores (one query tile: MT is 1 here): bit 4 nt + e, key
+    // nt * 8 + 2t + (e & 1), row e >> 1.
     uint32_t seen = kEvery ? ~0u : 0u;
 #pragma unroll
     for (int nt = 0; nt < (kEvery ? 0 : 8); ++nt)
@@ -185,30 +193,35 @@ __global__ void __launch_bounds__(kWarps * 32, kEvery && HDP == 80 ? 16 / kWarps
         if (kp < 0) continue;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          bool vis = row_in[r];
+          bool vis = row_in[0][r];
           if (vis && a.causal) {
-            const int32_t qp = row_pos[r];
+            const int32_t qp = row_pos[0][r];
             if (a.window != 0 && int64_t(qp) - kp >= a.window)
               vis = false;  // also inside an image
             else if (kp > qp)
-              vis = row_group[r] >= 0 && row_group[r] == tgroup[kj];
+              vis = row_group[0][r] >= 0 && row_group[0][r] == tgroup[kj];
           }
           if (vis) seen |= 1u << (nt * 4 + 2 * r + c);
         }
       }
     if (kEvery || __any_sync(0xffffffffu, seen != 0)) {
-      // Scores of 16 queries x 64 keys: 8 tiles of 8 keys, two a ldmatrix.
-      float s[8][4];
+      // Scores of 16 queries x 64 keys a query tile: 8 tiles of 8 keys, two a ldmatrix.
+      float s[MT][8][4];
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
 #pragma unroll
       for (int np = 0; np < 4; ++np)
 #pragma unroll
         for (int ks = 0; ks < KF; ++ks) {
           uint32_t b[4];  // keys np*16 + (mi >> 1) * 8 + mr, dims ks*16 + (mi & 1) * 8
           ldmatrix_x4(b, tk + (np * 16 + (mi >> 1) * 8 + mr) * L::kStride + ks * 16 + (mi & 1) * 8);
-          mma_f16(s[2 * np], qa[ks], b[0], b[1]);
-          mma_f16(s[2 * np + 1], qa[ks], b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_f16(s[mt][2 * np], qa[mt][ks], b[0], b[1]);
+            mma_f16(s[mt][2 * np + 1], qa[mt][ks], b[2], b[3]);
+          }
         }
       if constexpr (NT % 2 == 1) {
         // The last 8 dimensions: four key tiles a ldmatrix (keys np*32 + mi*8 + mr).
@@ -217,98 +230,135 @@ __global__ void __launch_bounds__(kWarps * 32, kEvery && HDP == 80 ? 16 / kWarps
           uint32_t b[4];
           ldmatrix_x4(b, tk + (np * 32 + mi * 8 + mr) * L::kStride + KF * 16);
 #pragma unroll
-          for (int i = 0; i < 4; ++i) mma_f16_k8(s[4 * np + i], qa[KF][0], qa[KF][1], b[i]);
+          for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) mma_f16_k8(s[mt][4 * np + i], qa[mt][KF][0], qa[mt][KF][1], b[i]);
         }
       }
-      // The online softmax of rows g (e = 0, 1) and g + 8 (e = 2, 3).
-      float mx[2] = {-INFINITY, -INFINITY};
+      // The online softmax of rows g (e = 0, 1) and g + 8 (e = 2, 3) of each query tile.
+      float mx[MT][2], base[MT][2], corr[MT][2];
+      bool settled = true;
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt)
+      for (int mt = 0; mt < MT; ++mt) {
+        mx[mt][0] = mx[mt][1] = -INFINITY;
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          if (!kEvery && !(seen >> (nt * 4 + e) & 1u)) s[nt][e] = -INFINITY;
-          mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            if (!kEvery && !(seen >> (nt * 4 + e) & 1u)) s[mt][nt][e] = -INFINITY;
+            mx[mt][e >> 1] = fmaxf(mx[mt][e >> 1], s[mt][nt][e]);
+          }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          mx[mt][r] = fmaxf(mx[mt][r], __shfl_xor_sync(0xffffffffu, mx[mt][r], 1));
+          mx[mt][r] = fmaxf(mx[mt][r], __shfl_xor_sync(0xffffffffu, mx[mt][r], 2));
+          const float m_new = fmaxf(m[mt][r], mx[mt][r]);
+          base[mt][r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: every p is 0
+          corr[mt][r] = exp2_approx(m[mt][r] - base[mt][r]);
+          m[mt][r] = m_new;
+          l[mt][r] *= corr[mt][r];
+          settled = settled && corr[mt][r] == 1.0f;
         }
-      float base[2], corr[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float m_new = fmaxf(m[r], mx[r]);
-        base[r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: every p is 0
-        corr[r] = exp2_approx(m[r] - base[r]);
-        m[r] = m_new;
-        l[r] *= corr[r];
       }
       // Once the rows' maxima settle (most tiles of a long row), no rescaling of the sums.
-      if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) {
+      if (!__all_sync(0xffffffffu, settled)) {
 #pragma unroll
-        for (int v = 0; v < NT; ++v) {
-          o[v][0] *= corr[0], o[v][1] *= corr[0];
-          o[v][2] *= corr[1], o[v][3] *= corr[1];
-        }
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int v = 0; v < NO; ++v) {
+            o[mt][v][0] *= corr[mt][0], o[mt][v][1] *= corr[mt][0];
+            o[mt][v][2] *= corr[mt][1], o[mt][v][3] *= corr[mt][1];
+          }
       }
+      // The probabilities as f16 pairs, the A fragments of P V: ph[mt][nt][r] = keys nt * 8
+      // + 2t, + 1 of row r.
+      uint32_t ph[MT][8][2];
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt)
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[nt][e] = exp2_approx(s[nt][e] - base[e >> 1]);
-          l[e >> 1] += s[nt][e];
-        }
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const float x0 = s[mt][nt][2 * r] - base[mt][r], x1 = s[mt][nt][2 * r + 1] - base[mt][r];
+            if constexpr (kFast) {
+              ph[mt][nt][r] = exp2_f16x2(pack_f16(x0, x1));
+            } else {
+              const float p0 = exp2_approx(x0), p1 = exp2_approx(x1);
+              l[mt][r] += p0 + p1;
+              ph[mt][nt][r] = pack_f16(p0, p1);
+            }
+          }
       // O += P V over the 64 keys: 4 steps of 16, two dimension tiles a ldmatrix.
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
-        const uint32_t p[4] = {pack_f16(s[2 * kk][0], s[2 * kk][1]), pack_f16(s[2 * kk][2], s[2 * kk][3]),
-                               pack_f16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                               pack_f16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        uint32_t p[MT][4];
 #pragma unroll
-        for (int vp = 0; vp < NT / 2; ++vp) {
+        for (int mt = 0; mt < MT; ++mt) {
+          p[mt][0] = ph[mt][2 * kk][0];
+          p[mt][1] = ph[mt][2 * kk][1];
+          p[mt][2] = ph[mt][2 * kk + 1][0];
+          p[mt][3] = ph[mt][2 * kk + 1][1];
+        }
+#pragma unroll
+        for (int vp = 0; vp < NO / 2; ++vp) {
           uint32_t b[4];  // keys kk*16 + (mi & 1) * 8 + mr, dims vp*16 + (mi >> 1) * 8, transposed
           ldmatrix_x4_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + vp * 16 + (mi >> 1) * 8);
-          mma_f16(o[2 * vp], p, b[0], b[1]);
-          mma_f16(o[2 * vp + 1], p, b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_f16(o[mt][2 * vp], p[mt], b[0], b[1]);
+            mma_f16(o[mt][2 * vp + 1], p[mt], b[2], b[3]);
+          }
         }
-        if constexpr (NT % 2 == 1) {  // the last dimension tile alone (lanes 16-31 unused)
+        if constexpr (NO % 2 == 1) {  // the last dimension tile alone (lanes 16-31 unused)
           uint32_t b[2];
-          ldmatrix_x2_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + (NT - 1) * 8);
-          mma_f16(o[NT - 1], p, b[0], b[1]);
+          ldmatrix_x2_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + (NO - 1) * 8);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) mma_f16(o[mt][NO - 1], p[mt], b[0], b[1]);
         }
       }
     }
   }
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int64_t row = q0 + g + 8 * r;
-    if (!row_in[r]) continue;
-    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;  // no visible key: zeros, as the CPU backend
-#pragma unroll
-    for (int v = 0; v < NT; ++v) {
-      const int64_t d = v * 8 + 2 * t;
-      if (d >= hd) continue;
-      const float lo = o[v][2 * r] * inv, hi = o[v][2 * r + 1] * inv;
-      if (a.out_bf16)
-        *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(a.out_bf16) + row * qw + h * hd + d) =
-            __floats2bfloat162_rn(lo, hi);
-      else
-        *reinterpret_cast<float2*>(a.out + row * qw + h * hd + d) = make_float2(lo, hi);
+    for (int r = 0; r < 2; ++r) {
+      if constexpr (kFast) {  // dimension NT * 8 of O: lane t = 0 of the quad holds it
+        l[mt][r] = __shfl_sync(0xffffffffu, o[mt][NT][2 * r], lane & ~3);
+      } else {
+        l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 1);
+        l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 2);
+      }
     }
-  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t row = q0 + 16 * mt + g + 8 * r;
+      if (!row_in[mt][r]) continue;
+      const float inv = l[mt][r] > 0.0f ? 1.0f / l[mt][r] : 0.0f;  // no visible key: zeros, as the CPU backend
+#pragma unroll
+      for (int v = 0; v < NT; ++v) {
+        const int64_t d = v * 8 + 2 * t;
+        if (d >= hd) continue;
+        const float lo = o[mt][v][2 * r] * inv, hi = o[mt][v][2 * r + 1] * inv;
+        if (a.out_bf16)
+          *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(a.out_bf16) + row * qw + h * hd + d) =
+              __floats2bfloat162_rn(lo, hi);
+        else
+          *reinterpret_cast<float2*>(a.out + row * qw + h * hd + d) = make_float2(lo, hi);
+      }
+    }
 }
 
-template <int HDP, int NT, bool kEvery, int kWarps>
+template <int HDP, int NT, bool kEvery, int kWarps, int MT = 1, bool kFast = false>
 void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
   constexpr size_t bytes = FlashLayout<HDP>::kBytes;
-  constexpr int kQ = kWarps * 16;
+  constexpr int kQ = kWarps * 16 * MT;
   // Per launch, not once: the attribute belongs to the current device.
-  UNICORN_CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<HDP, NT, kEvery, kWarps>,
+  UNICORN_CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<HDP, NT, kEvery, kWarps, MT, kFast>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
   const dim3 grid{unsigned((a.n_q + kQ - 1) / kQ), unsigned(a.heads)};
-  flash_attention_kernel<HDP, NT, kEvery, kWarps><<<grid, kWarps * 32, bytes, stream>>>(a);
+  flash_attention_kernel<HDP, NT, kEvery, kWarps, MT, kFast><<<grid, kWarps * 32, bytes, stream>>>(a);
   UNICORN_CUDA_LAUNCHED();
 }
 
@@ -316,7 +366,26 @@ void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
 // query (on an H200, the 27B vision tower's image 23.7 -> 22.6 ms against 4 warps).
 template <int HDP, int NT = HDP / 8>
 void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.every_key && a.n_k % kK == 0)
+  static const int variant = [] {
+    const char* e = std::getenv("UNICORN_FLASH_VARIANT");
+    return e ? std::atoi(e) : 1;
+  }();
+  if (a.every_key && a.n_k % kK == 0 && variant == 1)
+    launch_flash<HDP, NT, true, 4, 2>(a, stream);
+  else if (a.every_key && a.n_k % kK == 0 && variant == 2)
+    launch_flash<HDP, NT, true, 8, 2>(a, stream);
+#ifdef UNICORN_CUDA_SM90A
+  else if (a.every_key && a.n_k % kK == 0 && variant >= 4 && HDP == 80 && NT == 9 && a.head_dim == 72 &&
+           flash_wgmma(a, stream, variant == 5)) {
+  }
+#endif
+  else if (a.every_key && a.n_k % kK == 0 && variant == 3) {
+    if constexpr (NT < HDP / 8)
+      launch_flash<HDP, NT, true, 4, 2, true>(a, stream);
+    else
+      launch_flash<HDP, NT, true, 4, 2>(a, stream);
+  }
+  else if (a.every_key && a.n_k % kK == 0)
     launch_flash<HDP, NT, true, 8>(a, stream);
   else
     launch_flash<HDP, NT, false, 4>(a, stream);
