@@ -6,21 +6,20 @@
 // used, with the tile's key positions and image groups; ldmatrix turns them into B fragments
 // (V transposed on the way). A warp skips the products of a tile in which none of its scores
 // is visible (the future half of a causal chunk). Where every query sees every key (the vision
-// tower: not causal, no empty slot, whole tiles) a second form of the kernel skips the mask.
+// tower: not causal, no empty slot, whole tiles) a second form of the kernel skips the mask and
+// gives each warp two tiles of 16 queries.
 // Scores are kept in base 2 (q scaled by scale * log2 e), so each probability is one ex2.
 // Fragments (PTX ISA, m16n8k16, lane = 4 g + t): A a0 = (row g, cols 2t, 2t + 1), a1 = row
 // g + 8, a2 = cols 2t + 8, 2t + 9 of row g, a3 of row g + 8; B b0 = (rows 2t, 2t + 1, col g),
 // b1 = rows 2t + 8, 2t + 9; C c0, c1 = (row g, cols 2t, 2t + 1), c2, c3 = row g + 8. A score
 // tile's C fragments are the A fragments of the probabilities for P V as they are.
-#include "backends/cuda/cuda_flash_common.cuh"
-
-#include <cstdlib>
+#include "backends/cuda/cuda_common.cuh"
 
 namespace unicorn::cuda {
 
 namespace {
 
-using namespace flash;
+constexpr int kK = 64;  // keys a tile
 
 
 // Shared memory: two stages of K and V tiles [kK][HDP + 8] (padded rows: 16-byte aligned,
@@ -31,6 +30,19 @@ struct FlashLayout {
   static constexpr int kTile = kK * kStride;  // halves
   static constexpr size_t kBytes = 4 * size_t(kTile) * sizeof(__half) + 4 * kK * sizeof(int32_t);
 };
+
+__device__ __forceinline__ unsigned smem_address(const void* p) {
+  return unsigned(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, in flight until cp_async_wait; zeros where !valid.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
@@ -64,11 +76,17 @@ __device__ __forceinline__ void mma_f16_k8(float (&c)[4], uint32_t a0, uint32_t 
                : "r"(a0), "r"(a1), "r"(b0));
 }
 
-__device__ __forceinline__ uint32_t exp2_f16x2(uint32_t x) {
-  uint32_t y;
-  asm("ex2.approx.f16x2 %0, %1;" : "=r"(y) : "r"(x));
+__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
+
 
 // HDP: the head dimension padded to 16 (the tiles' rows); NT: the 8-wide dimension tiles
 // multiplied (HDP / 8, or one fewer where head_dim leaves the last empty: SigLIP's 72 of 80,
@@ -76,15 +94,10 @@ __device__ __forceinline__ uint32_t exp2_f16x2(uint32_t x) {
 // f16, head_dim a multiple of 8. kEvery: every query sees every key and n_k is whole tiles.
 // MT: 16-query tiles a warp; with two, each K or V fragment read from shared memory feeds two
 // products (shared memory's bandwidth, not the tensor cores, bounds one tile a warp).
-template <int HDP, int NT, bool kEvery, int kWarps, int MT, bool kFast = false>
+template <int HDP, int NT, bool kEvery, int kWarps, int MT>
 __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery && HDP == 80 ? 16 / kWarps : 1))
     flash_attention_kernel(AttentionArgs a) {
   static_assert(MT == 1 || kEvery, "the masked kernel takes one query tile a warp");
-  // kFast: probabilities by ex2 on f16 pairs (what P V multiplies), and the row sums by the
-  // tensor cores: a column of ones in the V tile's padding (dimension NT * 8) makes the dimension
-  // tile NT of O the sum of the probabilities, in f32 and rescaled with O.
-  static_assert(!kFast || (kEvery && NT < HDP / 8), "the ones column lives in the tile's padding");
-  constexpr int NO = NT + (kFast ? 1 : 0);  // dimension tiles of O
   constexpr int kThreads = kWarps * 32, kQ = kWarps * 16 * MT;
   using L = FlashLayout<HDP>;
   // KF: whole 16-wide steps of q k^T; KS: A fragments of q (one more for an odd NT).
@@ -122,15 +135,6 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
   };
   load_tile(0, 0);
   cp_async_commit();
-  if constexpr (kFast) {  // the ones column of both stages (cp.async never writes it)
-    for (int i = tid; i < 2 * kK; i += kThreads) {
-      const __half one = __float2half(1.0f), zero = __float2half(0.0f);
-      __half* const c = sv + i * L::kStride + NT * 8;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) c[j] = j == 0 ? one : zero;
-    }
-  }
-
   // This warp's rows g and g + 8 of each of its query tiles: queries scaled by scale * log2 e
   // as A fragments for the KS steps of the head dimension, and what the mask needs of them.
   const float q_scale = a.scale * 1.4426950408889634f;
@@ -156,11 +160,11 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
           qa[mt][ks][r + 2 * half] = pack_f16(x.x * q_scale, x.y * q_scale);
         }
     }
-  float o[MT][NO][4];
+  float o[MT][NT][4];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int v = 0; v < NO; ++v) o[mt][v][0] = o[mt][v][1] = o[mt][v][2] = o[mt][v][3] = 0.0f;
+    for (int v = 0; v < NT; ++v) o[mt][v][0] = o[mt][v][1] = o[mt][v][2] = o[mt][v][3] = 0.0f;
   float m[MT][2], l[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
@@ -265,7 +269,7 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-          for (int v = 0; v < NO; ++v) {
+          for (int v = 0; v < NT; ++v) {
             o[mt][v][0] *= corr[mt][0], o[mt][v][1] *= corr[mt][0];
             o[mt][v][2] *= corr[mt][1], o[mt][v][3] *= corr[mt][1];
           }
@@ -280,13 +284,9 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const float x0 = s[mt][nt][2 * r] - base[mt][r], x1 = s[mt][nt][2 * r + 1] - base[mt][r];
-            if constexpr (kFast) {
-              ph[mt][nt][r] = exp2_f16x2(pack_f16(x0, x1));
-            } else {
-              const float p0 = exp2_approx(x0), p1 = exp2_approx(x1);
-              l[mt][r] += p0 + p1;
-              ph[mt][nt][r] = pack_f16(p0, p1);
-            }
+            const float p0 = exp2_approx(x0), p1 = exp2_approx(x1);
+            l[mt][r] += p0 + p1;
+            ph[mt][nt][r] = pack_f16(p0, p1);
           }
       // O += P V over the 64 keys: 4 steps of 16, two dimension tiles a ldmatrix.
 #pragma unroll
@@ -300,7 +300,7 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
           p[mt][3] = ph[mt][2 * kk + 1][1];
         }
 #pragma unroll
-        for (int vp = 0; vp < NO / 2; ++vp) {
+        for (int vp = 0; vp < NT / 2; ++vp) {
           uint32_t b[4];  // keys kk*16 + (mi & 1) * 8 + mr, dims vp*16 + (mi >> 1) * 8, transposed
           ldmatrix_x4_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + vp * 16 + (mi >> 1) * 8);
 #pragma unroll
@@ -309,11 +309,11 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
             mma_f16(o[mt][2 * vp + 1], p[mt], b[2], b[3]);
           }
         }
-        if constexpr (NO % 2 == 1) {  // the last dimension tile alone (lanes 16-31 unused)
+        if constexpr (NT % 2 == 1) {  // the last dimension tile alone (lanes 16-31 unused)
           uint32_t b[2];
-          ldmatrix_x2_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + (NO - 1) * 8);
+          ldmatrix_x2_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + (NT - 1) * 8);
 #pragma unroll
-          for (int mt = 0; mt < MT; ++mt) mma_f16(o[mt][NO - 1], p[mt], b[0], b[1]);
+          for (int mt = 0; mt < MT; ++mt) mma_f16(o[mt][NT - 1], p[mt], b[0], b[1]);
         }
       }
     }
@@ -322,12 +322,8 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      if constexpr (kFast) {  // dimension NT * 8 of O: lane t = 0 of the quad holds it
-        l[mt][r] = __shfl_sync(0xffffffffu, o[mt][NT][2 * r], lane & ~3);
-      } else {
-        l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 1);
-        l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 2);
-      }
+      l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 1);
+      l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 2);
     }
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -350,45 +346,30 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
     }
 }
 
-template <int HDP, int NT, bool kEvery, int kWarps, int MT = 1, bool kFast = false>
+template <int HDP, int NT, bool kEvery, int kWarps, int MT = 1>
 void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
   constexpr size_t bytes = FlashLayout<HDP>::kBytes;
   constexpr int kQ = kWarps * 16 * MT;
   // Per launch, not once: the attribute belongs to the current device.
-  UNICORN_CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<HDP, NT, kEvery, kWarps, MT, kFast>,
+  UNICORN_CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<HDP, NT, kEvery, kWarps, MT>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
   const dim3 grid{unsigned((a.n_q + kQ - 1) / kQ), unsigned(a.heads)};
-  flash_attention_kernel<HDP, NT, kEvery, kWarps, MT, kFast><<<grid, kWarps * 32, bytes, stream>>>(a);
+  flash_attention_kernel<HDP, NT, kEvery, kWarps, MT><<<grid, kWarps * 32, bytes, stream>>>(a);
   UNICORN_CUDA_LAUNCHED();
 }
 
-// Without a mask, 8 warps a block (128 queries) share each K and V tile: half the tile loads a
-// query (on an H200, the 27B vision tower's image 23.7 -> 22.6 ms against 4 warps).
+// Without a mask, 128 queries a block share each K and V tile (on an H200, the 27B vision
+// tower's image 23.7 -> 22.6 ms against 64), as 4 warps of two query tiles each, so each K or V
+// fragment read from shared memory feeds two products (18.0 / 18.6 -> 17.4 / 18.1 ms against 8
+// warps of one tile).
 template <int HDP, int NT = HDP / 8>
 void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
-  static const int variant = [] {
-    const char* e = std::getenv("UNICORN_FLASH_VARIANT");
-    return e ? std::atoi(e) : 1;
-  }();
-  if (a.every_key && a.n_k % kK == 0 && variant == 1)
-    launch_flash<HDP, NT, true, 4, 2>(a, stream);
-  else if (a.every_key && a.n_k % kK == 0 && variant == 2)
-    launch_flash<HDP, NT, true, 8, 2>(a, stream);
-#ifdef UNICORN_CUDA_SM90A
-  else if (a.every_key && a.n_k % kK == 0 && variant >= 4 && HDP == 80 && NT == 9 && a.head_dim == 72 &&
-           flash_wgmma(a, stream, variant == 5)) {
-  }
-#endif
-  else if (a.every_key && a.n_k % kK == 0 && variant == 3) {
-    if constexpr (NT < HDP / 8)
-      launch_flash<HDP, NT, true, 4, 2, true>(a, stream);
-    else
-      launch_flash<HDP, NT, true, 4, 2>(a, stream);
-  }
-  else if (a.every_key && a.n_k % kK == 0)
-    launch_flash<HDP, NT, true, 8>(a, stream);
-  else
+  if (!a.every_key || a.n_k % kK != 0)
     launch_flash<HDP, NT, false, 4>(a, stream);
+  else if constexpr (HDP <= 80)
+    launch_flash<HDP, NT, true, 4, 2>(a, stream);
+  else  // (two tiles of 128 dimensions would not fit the registers)
+    launch_flash<HDP, NT, true, 8, 1>(a, stream);
 }
 
 }  // namespace
