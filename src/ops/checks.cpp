@@ -30,6 +30,25 @@ void check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Te
     fail("linear: bias {} does not match {} outputs", shape_str(bias->shape()), w.dim(0));
 }
 
+int64_t check_linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::span<Tensor* const> ys,
+                           bool bf16) {
+  const int64_t parts = int64_t(ys.size());
+  if (parts == 0 || w.rank() != 2 || w.dim(0) % parts != 0)
+    fail("linear_parts: weight {} does not split into {} parts of equal rows", shape_str(w.shape()), parts);
+  const int64_t m = w.dim(0) / parts;
+  check_f32_matrix("linear_parts", "x", x, bf16);
+  if (x.dim(1) != w.dim(1)) fail("linear_parts: x {} against weight {}", shape_str(x.shape()), shape_str(w.shape()));
+  if (bias && bias->numel() != w.dim(0))
+    fail("linear_parts: bias {} does not match {} outputs", shape_str(bias->shape()), w.dim(0));
+  for (const Tensor* y : ys) {
+    check_f32_matrix("linear_parts", "y", *y);
+    if (y->dim(0) != x.dim(0) || y->dim(1) != m)
+      fail("linear_parts: y {} is not [{}, {}] (x {}, weight {} in {} parts)", shape_str(y->shape()), x.dim(0), m,
+           shape_str(x.shape()), shape_str(w.shape()), parts);
+  }
+  return m;
+}
+
 void check_norm(const char* op, const Tensor& x, const Tensor& w, const Tensor& y, bool bf16_y) {
   check_f32_matrix(op, "x", x);
   check_f32_matrix(op, "y", y, bf16_y);

@@ -11,6 +11,9 @@ namespace unicorn::ops {
 void check_embed(const Tensor& table, std::span<const int32_t> ids, const Tensor& out);
 // bf16: x and y may also be BF16 (a backend whose product_input_dtype() is BF16).
 void check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y, bool bf16 = false);
+// linear_parts: w splits into ys.size() parts, each y f32 [n, m]; returns m.
+int64_t check_linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::span<Tensor* const> ys,
+                           bool bf16 = false);
 // y f32, or also BF16 where bf16_y.
 void check_norm(const char* op, const Tensor& x, const Tensor& w, const Tensor& y, bool bf16_y = false);
 void check_rope(const Tensor& x, std::span<const int32_t> positions, int64_t head_dim);

@@ -48,6 +48,35 @@ TEST_F(CpuOps, LinearShapeMismatchIsAnError) {
   EXPECT_THROW(cpu.linear(x, w, nullptr, y), Error);
 }
 
+// linear_parts (Backend's default: row views of the stacked weight, one product each) against
+// products with each part prepared alone, over plain and interleaved (Q8_0, 16-row groups)
+// weights; parts that do
+// not split the weight, or outputs of the wrong shape, are errors.
+TEST_F(CpuOps, LinearParts) {
+  const int64_t n = 5, k = 64, m = 32, P = 3;
+  for (DType wt : {DType::BF16, DType::Q8_0}) {
+    SCOPED_TRACE(dtype_name(wt));
+    const Tensor w = random_tensor(DType::F32, {P * m, k}, 7, 0.1f).converted(wt);
+    const Tensor dw = cpu.prepare_weight(w), bias = random_tensor(DType::F32, {P * m}, 8);
+    const Tensor x = random_tensor(DType::F32, {n, k}, 9);
+    Tensor all = cpu.alloc(DType::F32, {P * n, m});
+    Tensor y[3] = {all.rows(0, n), all.rows(n, n), all.rows(2 * n, n)};
+    Tensor* const ys[] = {&y[0], &y[1], &y[2]};
+    cpu.linear_parts(x, dw, &bias, ys);
+    for (int64_t p = 0; p < P; ++p) {
+      Tensor want = cpu.alloc(DType::F32, {n, m});
+      const Tensor bp = bias.rows(p * m, m);
+      cpu.linear(x, cpu.prepare_weight(w.rows(p * m, m)), &bp, want);
+      expect_close(y[p], want);
+    }
+    Tensor* const two[] = {&y[0], &y[1]};
+    EXPECT_THROW(cpu.linear_parts(x, dw, &bias, two), Error);  // 96 rows are not 2 parts of 32
+    Tensor wrong = cpu.alloc(DType::F32, {n, m + 1});
+    Tensor* const bad[] = {&y[0], &y[1], &wrong};
+    EXPECT_THROW(cpu.linear_parts(x, dw, &bias, bad), Error);
+  }
+}
+
 // The CPU's activations are f32 (product_input_dtype): a bf16 x, norm or attention output is
 // refused, never read as f32.
 TEST_F(CpuOps, Bf16ActivationsAreRefused) {

@@ -182,6 +182,53 @@ TEST_F(CudaOps, LinearGeluAndLinearAdd) {
   }
 }
 
+// linear_parts (the vision tower's q, k and v as one stacked weight): three outputs one after
+// another in one buffer take cuBLASLt's batched product (with and without bias, bf16 x too);
+// outputs apart, few rows, an f16 weight or UNICORN_CUDA_LT=0 take the whole product and a copy
+// of its columns. Each against the reference's three products.
+TEST_F(CudaOps, LinearParts) {
+  std::unique_ptr<Backend> no_lt;
+  {
+    test::ScopedEnv off("UNICORN_CUDA_LT", "0");
+    no_lt = test::backend_or_skip("cuda");
+  }
+  ASSERT_TRUE(no_lt);
+  const int64_t m = 72, k = 1152, P = 3;
+  for (Backend* b : {gpu.get(), no_lt.get()}) {
+    for (const DType dtype : {DType::BF16, DType::F16}) {
+      for (const int64_t n : {5, 70}) {
+        for (const int layout : {0, 1, 2}) {  // 0: one buffer, f32 x; 1: one buffer, bf16 x; 2: apart
+          const bool with_bias = layout != 1;
+          SCOPED_TRACE(std::string(b == no_lt.get() ? "UNICORN_CUDA_LT=0 " : "") + std::string(dtype_name(dtype)) +
+                       " n=" + std::to_string(n) + " layout " + std::to_string(layout));
+          const Tensor w = weight(dtype, P * m, k, 61), x = random_tensor(DType::F32, {n, k}, 62);
+          const Tensor bias = random_tensor(DType::F32, {P * m}, 63);
+          const bool tensor_cores = n >= 16;
+          const Tensor x_ref = tensor_cores || layout == 1 ? bf16_rounded(x) : x;
+          const Tensor w_ref = tensor_cores ? bf16_rounded(Tensor::from_f32(w.to_f32(), {P * m, k})) : w;
+          const Tensor dw = b->prepare_weight(w), db = b->prepare_weight(bias);
+          const Tensor x_in = b->from_host(layout == 1 ? x.converted(DType::BF16) : x);
+          const Tensor one = b->alloc(DType::F32, {P * n, m});
+          std::vector<Tensor> apart;
+          Tensor outs[3];
+          for (int64_t p = 0; p < P; ++p) {
+            if (layout == 2) apart.push_back(b->alloc(DType::F32, {n, m}));
+            outs[p] = layout == 2 ? apart.back() : one.rows(p * n, n);
+          }
+          Tensor* const ys[] = {&outs[0], &outs[1], &outs[2]};
+          b->linear_parts(x_in, dw, with_bias ? &db : nullptr, ys);
+          for (int64_t p = 0; p < P; ++p) {
+            Tensor want = ref.alloc(DType::F32, {n, m});
+            const Tensor bp = bias.rows(p * m, m);
+            ref.linear(x_ref, w_ref.rows(p * m, m), with_bias ? &bp : nullptr, want);
+            expect_close(b->to_host(outs[p]), want, 1e-4);
+          }
+        }
+      }
+    }
+  }
+}
+
 // Activations only products read stay bf16 on "cuda" (product_input_dtype): layer_norm,
 // attention and linear_gelu write bf16, linear / linear_add / linear_gelu read it, through cuBLAS from 16
 // rows and the f32 kernels below (x widened first). Results rounded to bf16 against the f32
@@ -601,6 +648,8 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
   for (const Case& c : {Case{"vision 72", 4, 4, 72, 200, 0, false, false},
                         Case{"vision 72, every key (the unmasked kernel)", 4, 4, 72, 192, 0, false, true},
                         Case{"every key, 64 not whole tiles", 2, 2, 64, 100, 0, false, true},
+                        Case{"every key 64, GQA (two query tiles a warp)", 4, 2, 64, 192, 0, false, true},
+                        Case{"every key 128 (one query tile a warp)", 2, 2, 128, 128, 0, false, true},
                         Case{"causal GQA 128", 8, 2, 128, 100, 0, true, false},
                         Case{"window 64", 4, 2, 64, 70, 20, true, false},
                         Case{"small heads 32", 2, 1, 32, 17, 0, true, false}}) {

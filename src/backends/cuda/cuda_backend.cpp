@@ -42,8 +42,10 @@ using cuda::WFmt;
 using cuda::WeightArena;
 using cuda::WeightView;
 using cuda::CudaWeight;
-using cuda::plain_format;
 using cuda::attention_args;
+using cuda::f32_vector;
+using cuda::free_memory;
+using cuda::weight_of;
 using Epilogue = cuda::Blas::Epilogue;
 
 // The stream and device of one backend, kept alive by every tensor allocated on it.
@@ -273,6 +275,27 @@ class CudaBackend final : public Backend {
       OpScope product(*this, "linear: cuBLAS");
       blas_->gemm_bf16(xb.get(), wb.get(), y + r0, n, r1 - r0, view.cols, view.rows, b ? b + r0 : nullptr, e);
     }
+  }
+
+  // The vision tower's q, k and v: one batched cuBLASLt product where the parts' outputs lie
+  // one after another, else the whole product into scratch and its columns copied out.
+  void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::span<Tensor* const> ys) override {
+    const int64_t m = ops::check_linear_parts(x, w, bias, ys, true), n = x.dim(0), P = int64_t(ys.size());
+    const auto [fmt, view] = weight_of(w);
+    bool batched = blas_ && n >= kTensorCoreRows && fmt == WFmt::BF16 && !graphs_.recording();
+    for (int64_t p = 0; p < P; ++p) batched = batched && ys[size_t(p)]->data<float>() == ys[0]->data<float>() + p * n * m;
+    if (batched) {
+      OpScope scope(*this, "linear_parts: cuBLAS");
+      const auto xb = bf16_input(x);
+      return blas_->gemm_bf16_parts(xb.get(), view.p0, ys[0]->data<float>(), n, m, view.cols, int(P),
+                                    bias ? f32_vector(*bias, "linear bias") : nullptr);
+    }
+    Tensor t = empty(DType::F32, {n, P * m});
+    linear(x, w, bias, t);
+    for (int64_t p = 0; p < P; ++p)
+      UNICORN_CUDA_CHECK(cudaMemcpy2DAsync(ys[size_t(p)]->raw(), size_t(m) * 4, t.data<float>() + p * m,
+                                           size_t(P * m) * 4, size_t(m) * 4, size_t(n), cudaMemcpyDeviceToDevice,
+                                           ctx_->stream));
   }
 
   void linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0, Tensor& y1,
@@ -659,13 +682,6 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // The GPU's free memory now (cudaMemGetInfo): it sizes prefill scratch.
-  static int64_t free_memory() {
-    size_t free_b = 0, total_b = 0;
-    UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    return int64_t(free_b);
-  }
-
   // Stream-ordered device memory (the pool keeps freed blocks for reuse).
   void* device_alloc(int64_t bytes) {
     void* p = nullptr;
@@ -719,22 +735,6 @@ class CudaBackend final : public Backend {
     else
       UNICORN_CUDA_CHECK(cudaMemcpyAsync(p, values.data(), values.size_bytes(), cudaMemcpyHostToDevice, ctx_->stream));
     return std::shared_ptr<const T>(std::move(owner), static_cast<const T*>(p));
-  }
-
-  std::pair<WFmt, WeightView> weight_of(const Tensor& w) const {
-    if (const auto* cw = dynamic_cast<const CudaWeight*>(w.aux().get())) return {cw->fmt, cw->view};
-    WeightView v;
-    v.p0 = static_cast<const uint8_t*>(w.raw());
-    v.cols = w.dim(-1);
-    v.rows = w.numel() / v.cols;
-    const WFmt f = plain_format(w.dtype());
-    return {f, v};
-  }
-
-  // A vector operand (norm weight, bias): prepare_weight makes them f32; activations are.
-  static const float* f32_vector(const Tensor& t, const char* what) {
-    if (t.dtype() != DType::F32) fail("cuda: {} must be f32 on the GPU (got {}): prepare it first", what, dtype_name(t.dtype()));
-    return t.data<const float>();
   }
 
   const float* inv_freq(int64_t head_dim, double theta, double factor) {

@@ -73,6 +73,7 @@ struct LtApi {
   cublasStatus_t (*desc_set)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void*, size_t) = nullptr;
   cublasStatus_t (*layout_create)(cublasLtMatrixLayout_t*, cudaDataType, uint64_t, uint64_t, int64_t) = nullptr;
   cublasStatus_t (*layout_destroy)(cublasLtMatrixLayout_t) = nullptr;
+  cublasStatus_t (*layout_set)(cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t, const void*, size_t) = nullptr;
   cublasStatus_t (*pref_create)(cublasLtMatmulPreference_t*) = nullptr;
   cublasStatus_t (*pref_destroy)(cublasLtMatmulPreference_t) = nullptr;
   cublasStatus_t (*pref_set)(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void*,
@@ -107,6 +108,7 @@ const LtApi& lt_api() {
     sym(a.desc_set, "cublasLtMatmulDescSetAttribute");
     sym(a.layout_create, "cublasLtMatrixLayoutCreate");
     sym(a.layout_destroy, "cublasLtMatrixLayoutDestroy");
+    sym(a.layout_set, "cublasLtMatrixLayoutSetAttribute");
     sym(a.pref_create, "cublasLtMatmulPreferenceCreate");
     sym(a.pref_destroy, "cublasLtMatmulPreferenceDestroy");
     sym(a.pref_set, "cublasLtMatmulPreferenceSetAttribute");
@@ -166,7 +168,7 @@ struct Blas::Plan {
 };
 
 bool Blas::lt_product(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, int64_t ldy,
-                      const void* bias, Epilogue e, bool y_bf16) {
+                      const void* bias, Epilogue e, bool y_bf16, int parts) {
   if (!lt_) return false;
   const LtApi& lt = lt_api();
   // The alignment the pointers share (up to 256 bytes): the algorithm chosen may rely on it.
@@ -174,7 +176,7 @@ bool Blas::lt_product(const void* x, const void* w, void* y, int64_t n, int64_t 
   for (const void* p : {x, w, static_cast<const void*>(y), bias})
     if (p) bits |= reinterpret_cast<uintptr_t>(p);
   const uint32_t align = uint32_t(bits & (~bits + 1));
-  const auto key = std::make_tuple(n, m, k, ldy, int(e) | (y_bf16 ? 8 : 0), bias != nullptr, align);
+  const auto key = std::make_tuple(n, m, k, ldy, int(e) | (y_bf16 ? 8 : 0) | parts << 4, bias != nullptr, align);
   auto& slot = plans_[key];
   if (!slot) {
     slot = std::make_unique<Plan>();
@@ -195,6 +197,17 @@ bool Blas::lt_product(const void* x, const void* w, void* y, int64_t n, int64_t 
               lt.layout_create(&p.c, y_bf16 ? CUDA_R_16BF : CUDA_R_32F, uint64_t(m), uint64_t(n), ldy) ==
                   CUBLAS_STATUS_SUCCESS &&
               lt.pref_create(&pref) == CUBLAS_STATUS_SUCCESS;
+    if (parts > 1) {  // a batch of products: W and y strided, x the same for each (stride 0)
+      const int32_t count = parts;
+      const int64_t stride_w = m * k, stride_x = 0, stride_y = ldy * n, stride_bias = m;
+      for (auto [layout, stride] : {std::pair{p.a, stride_w}, {p.b, stride_x}, {p.c, stride_y}})
+        ok = ok &&
+             lt.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count) == CUBLAS_STATUS_SUCCESS &&
+             lt.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride) ==
+                 CUBLAS_STATUS_SUCCESS;
+      ok = ok && lt.desc_set(p.desc, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &stride_bias, sizeof stride_bias) ==
+                     CUBLAS_STATUS_SUCCESS;
+    }
     const uint64_t ws = kWorkspaceBytes;
     ok = ok && lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == CUBLAS_STATUS_SUCCESS;
     for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
@@ -244,6 +257,14 @@ void Blas::gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t 
                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              "GemmEx");
   if (bias || e == Epilogue::kGelu) bias_act(y, bias, n, m, ldy, e == Epilogue::kGelu, stream_);
+}
+
+void Blas::gemm_bf16_parts(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int parts,
+                           const float* bias) {
+  if (parts > 1 && lt_product(x, w, y, n, m, k, m, bias, Epilogue::kNone, false, parts)) return;
+  const auto* wb = static_cast<const uint16_t*>(w);  // bf16
+  for (int p = 0; p < parts; ++p)
+    gemm_bf16(x, wb + p * m * k, y + p * n * m, n, m, k, m, bias ? bias + p * m : nullptr);
 }
 
 bool Blas::gemm_bf16_out(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k,

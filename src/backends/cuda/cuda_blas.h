@@ -35,6 +35,12 @@ class Blas {
   void gemm_bf16(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t ldy = 0,
                  const float* bias = nullptr, Epilogue e = Epilogue::kNone);
 
+  // `parts` products of one x with the stacked W [parts m, k]: y_p [n, m] (y + p n m) =
+  // x W_p^T + bias_p (bias [parts m] or null); one batched product through cuBLASLt, else one
+  // product a part.
+  void gemm_bf16_parts(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int parts,
+                       const float* bias);
+
   // The same with y and the bias bf16 (kNone or kGelu), through cuBLASLt only: false (nothing
   // done) where it is missing or has no algorithm for it.
   bool gemm_bf16_out(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, const void* bias_bf16,
@@ -54,13 +60,13 @@ class Blas {
   struct Plan;
   // The product with its epilogue through cuBLASLt; false (nothing done) without it.
   bool lt_product(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, int64_t ldy,
-                  const void* bias, Epilogue e, bool y_bf16);
+                  const void* bias, Epilogue e, bool y_bf16, int parts = 1);
   static constexpr size_t kWorkspaceBytes = size_t(16) << 20;  // cuBLASLt's scratch
   void* handle_ = nullptr;
   void* lt_ = nullptr;  // cublasLtHandle_t, null without cuBLASLt
   void* workspace_ = nullptr;
   cudaStream_t stream_ = nullptr;
-  // Plans by (n, m, k, ldy, epilogue, bias or not, pointer alignment).
+  // Plans by (n, m, k, ldy, epilogue | y type | parts, bias or not, pointer alignment).
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int, bool, uint32_t>, std::unique_ptr<Plan>> plans_;
 };
 

@@ -115,6 +115,12 @@ void set_device_quietly(int device) {
 
 void forget_current_device() { t_current_device = -1; }
 
+int64_t free_memory() {
+  size_t free_b = 0, total_b = 0;
+  UNICORN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  return int64_t(free_b);
+}
+
 struct PinnedPool::State {
   static constexpr size_t kKeep = 4;  // free blocks kept for reuse
   std::mutex mutex;

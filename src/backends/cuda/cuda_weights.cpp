@@ -140,6 +140,20 @@ Tensor prepare_weight(const Tensor& host, const UploadWeight& upload_weight) {
   return with_view(d, WFmt::F16, starts, nullptr);
 }
 
+std::pair<WFmt, WeightView> weight_of(const Tensor& w) {
+  if (const auto* cw = dynamic_cast<const CudaWeight*>(w.aux().get())) return {cw->fmt, cw->view};
+  WeightView v;
+  v.p0 = static_cast<const uint8_t*>(w.raw());
+  v.cols = w.dim(-1);
+  v.rows = w.numel() / v.cols;
+  return {plain_format(w.dtype()), v};
+}
+
+const float* f32_vector(const Tensor& t, const char* what) {
+  if (t.dtype() != DType::F32) fail("cuda: {} must be f32 on the GPU (got {}): prepare it first", what, dtype_name(t.dtype()));
+  return t.data<const float>();
+}
+
 Tensor upload_weight(WeightArena& arena, DType dtype, const Shape& shape, const UploadParts& parts,
                      std::vector<const uint8_t*>* starts) {
   int64_t total = 0;

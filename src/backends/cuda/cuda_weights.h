@@ -34,6 +34,14 @@ using UploadWeight =
 Tensor upload_weight(WeightArena& arena, DType dtype, const Shape& shape, const UploadParts& parts,
                      std::vector<const uint8_t*>* starts);
 
+// What the kernels take of a weight: its prepared form (CudaWeight), or a plain f32 / f16 /
+// bf16 tensor's bytes as they are.
+std::pair<WFmt, WeightView> weight_of(const Tensor& w);
+
+// A vector operand (norm weight, bias) as f32 on the GPU (prepare_weight makes them so, and
+// activations are); an error naming `what` otherwise.
+const float* f32_vector(const Tensor& t, const char* what);
+
 // The GPU form of a host weight (CudaWeight in its aux); formats without a kernel (Q5_K, Q3_K,
 // ..., NF4 with small blocks) dequantized once to f16.
 Tensor prepare_weight(const Tensor& host, const UploadWeight& upload_weight);

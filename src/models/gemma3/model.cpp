@@ -24,6 +24,26 @@ Tensor transpose_2d(const Tensor& t) {
   return out;
 }
 
+// Matrices (or vectors) of one type and width stacked by rows; an empty tensor where the
+// parts differ in type or width, or carry state beside their bytes (NF4's scales).
+Tensor stack_rows(std::initializer_list<const Tensor*> parts) {
+  const Tensor& first = **parts.begin();
+  int64_t rows = 0;
+  for (const Tensor* t : parts) {
+    if (t->dtype() != first.dtype() || t->dtype() == DType::NF4 || t->aux() || t->rank() != first.rank() ||
+        t->rank() < 1 || t->rank() > 2 || (t->rank() == 2 && t->dim(1) != first.dim(1)))
+      return Tensor();
+    rows += t->dim(0);
+  }
+  Tensor out = Tensor::zeros(first.dtype(), first.rank() == 2 ? Shape{rows, first.dim(1)} : Shape{rows});
+  char* dst = static_cast<char*>(out.raw());
+  for (const Tensor* t : parts) {
+    std::memcpy(dst, t->raw(), size_t(t->nbytes()));
+    dst += t->nbytes();
+  }
+  return out;
+}
+
 std::vector<int32_t> iota(int64_t n) {
   std::vector<int32_t> v(static_cast<size_t>(n));
   std::iota(v.begin(), v.end(), 0);
@@ -65,9 +85,18 @@ Model::Model(Config config, Weights weights, Placement placement)
     for (int64_t l = 0; l < vc.num_hidden_layers; ++l) {
       const std::string p = "vision.blk." + std::to_string(l) + ".";
       auto g = [&](const char* n) { return vb.prepare_weight(w.get(p + n)); };
-      vision_layers_.push_back({g("ln1"), g("ln1_bias"), g("attn_q"), g("attn_q_bias"), g("attn_k"), g("attn_k_bias"),
-                                g("attn_v"), g("attn_v_bias"), g("attn_out"), g("attn_out_bias"), g("ln2"),
-                                g("ln2_bias"), g("fc1"), g("fc1_bias"), g("fc2"), g("fc2_bias")});
+      // q, k and v as one stacked matrix (one product of three times the rows) where they share
+      // a type; else each by itself.
+      auto host = [&](const char* n) { return &w.get(p + n); };
+      Tensor qkv = stack_rows({host("attn_q"), host("attn_k"), host("attn_v")});
+      Tensor qkv_b = stack_rows({host("attn_q_bias"), host("attn_k_bias"), host("attn_v_bias")});
+      const bool stacked = qkv.rank() == 2 && qkv_b.rank() == 1;
+      auto part = [&](const char* n) { return stacked ? Tensor() : g(n); };
+      vision_layers_.push_back({g("ln1"), g("ln1_bias"), part("attn_q"), part("attn_q_bias"), part("attn_k"),
+                                part("attn_k_bias"), part("attn_v"), part("attn_v_bias"), g("attn_out"),
+                                g("attn_out_bias"), g("ln2"), g("ln2_bias"), g("fc1"), g("fc1_bias"), g("fc2"),
+                                g("fc2_bias"), stacked ? vb.prepare_weight(qkv) : Tensor(),
+                                stacked ? vb.prepare_weight(qkv_b) : Tensor()});
     }
   }
 }
@@ -292,13 +321,20 @@ Tensor Model::vision_tower(const Tensor& image) {
   // by products: in the backend's product_input_dtype (bf16 on CUDA's tensor cores: no
   // conversion before them).
   const DType pd = b.product_input_dtype();
-  Tensor h = b.empty(pd, {P, V}), q = b.empty(DType::F32, {P, V}), k = b.empty(DType::F32, {P, V}),
-         v = b.empty(DType::F32, {P, V}), a = b.empty(pd, {P, V}), f = b.empty(pd, {P, vc.intermediate_size});
+  // q, k and v one after another in one buffer (linear_parts writes them in one product).
+  const Tensor qkv = b.empty(DType::F32, {3 * P, V});
+  Tensor q = qkv.rows(0, P), k = qkv.rows(P, P), v = qkv.rows(2 * P, P);
+  Tensor* const parts[] = {&q, &k, &v};
+  Tensor h = b.empty(pd, {P, V}), a = b.empty(pd, {P, V}), f = b.empty(pd, {P, vc.intermediate_size});
   for (const VisionLayer& w : vision_layers_) {
     b.layer_norm(x, w.ln1, w.ln1_b, eps, h);
-    b.linear(h, w.q, &w.q_b, q);
-    b.linear(h, w.k, &w.k_b, k);
-    b.linear(h, w.v, &w.v_b, v);
+    if (w.qkv.rank() == 2) {
+      b.linear_parts(h, w.qkv, &w.qkv_b, parts);
+    } else {
+      b.linear(h, w.q, &w.q_b, q);
+      b.linear(h, w.k, &w.k_b, k);
+      b.linear(h, w.v, &w.v_b, v);
+    }
     b.attention(q, k, v, mask, shape, a);
     b.linear_add(a, w.out, &w.out_b, x);
     b.layer_norm(x, w.ln2, w.ln2_b, eps, h);

@@ -40,7 +40,9 @@ struct TextLayer {
   Tensor attn_norm, q, k, v, q_norm, k_norm, o, post_attn_norm, ffn_norm, gate, up, down, post_ffn_norm;
 };
 struct VisionLayer {
-  Tensor ln1, ln1_b, q, q_b, k, k_b, v, v_b, out, out_b, ln2, ln2_b, fc1, fc1_b, fc2, fc2_b;
+  // qkv, qkv_b: q, k and v stacked [3 V, V] (one product); empty where their types differ,
+  // which then go one by one.
+  Tensor ln1, ln1_b, q, q_b, k, k_b, v, v_b, out, out_b, ln2, ln2_b, fc1, fc1_b, fc2, fc2_b, qkv, qkv_b;
 };
 
 class Model {
