@@ -480,8 +480,8 @@ TEST_F(CudaOps, EmbedOverEveryWeightFormat) {
 
 TEST_F(CudaOps, NormsAndElementwise) {
   // Widths up to 27B's 5376, the widest row the register kernels take (8192: 1024 threads)
-  // and one past it (the strided kernels).
-  for (int64_t d : {16, 37, 1152, 5376, 8192, 8200}) {
+  // and one past it (the strided kernels); LayerNorm a warp a row up to 1536 (16, 1152, 1536).
+  for (int64_t d : {16, 37, 1152, 1536, 5376, 8192, 8200}) {
     SCOPED_TRACE(d);
     const Tensor x = random_tensor(DType::F32, {6, d}, 4, 3.0f);
     const Tensor w = random_tensor(DType::BF16, {d}, 5, 0.5f), b = random_tensor(DType::BF16, {d}, 6);
