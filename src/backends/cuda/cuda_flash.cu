@@ -21,7 +21,6 @@ namespace {
 
 constexpr int kK = 64;  // keys a tile
 
-
 // Shared memory: two stages of K and V tiles [kK][HDP + 8] (padded rows: 16-byte aligned,
 // ldmatrix without bank conflicts), then two stages of key positions and groups.
 template <int HDP>
@@ -87,13 +86,12 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
-
 // HDP: the head dimension padded to 16 (the tiles' rows); NT: the 8-wide dimension tiles
 // multiplied (HDP / 8, or one fewer where head_dim leaves the last empty: SigLIP's 72 of 80,
 // whose last step of q k^T is then an m16n8k8); columns past head_dim are zeros. K and V are
 // f16, head_dim a multiple of 8. kEvery: every query sees every key and n_k is whole tiles.
 // MT: 16-query tiles a warp; with two, each K or V fragment read from shared memory feeds two
-// products (shared memory's bandwidth, not the tensor cores, bounds one tile a warp).
+// products (half the ldmatrix a query).
 template <int HDP, int NT, bool kEvery, int kWarps, int MT>
 __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery && HDP == 80 ? 16 / kWarps : 1))
     flash_attention_kernel(AttentionArgs a) {
