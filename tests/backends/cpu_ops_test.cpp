@@ -8,6 +8,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
+#include "core/quant/interleaved.h"
 #include "ops/reference_backend.h"
 #include "support/op_checks.h"
 
@@ -75,6 +76,12 @@ TEST_F(CpuOps, LinearParts) {
     Tensor* const bad[] = {&y[0], &y[1], &wrong};
     EXPECT_THROW(cpu.linear_parts(x, dw, &bias, bad), Error);
   }
+  // Parts of 24 rows of an interleaved matrix (groups of 16) are refused, not misread.
+  const Tensor w24 = cpu.prepare_weight(random_tensor(DType::F32, {72, k}, 10, 0.1f).converted(DType::Q8_0));
+  ASSERT_TRUE(is_interleaved(w24.dtype()));
+  Tensor y24[3] = {cpu.alloc(DType::F32, {n, 24}), cpu.alloc(DType::F32, {n, 24}), cpu.alloc(DType::F32, {n, 24})};
+  Tensor* const ys24[] = {&y24[0], &y24[1], &y24[2]};
+  EXPECT_THROW(cpu.linear_parts(random_tensor(DType::F32, {n, k}, 11), w24, nullptr, ys24), Error);
 }
 
 // The CPU's activations are f32 (product_input_dtype): a bf16 x, norm or attention output is

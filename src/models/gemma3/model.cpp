@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/quant/interleaved.h"
 
 namespace unicorn::gemma3 {
 
@@ -86,11 +87,12 @@ Model::Model(Config config, Weights weights, Placement placement)
       const std::string p = "vision.blk." + std::to_string(l) + ".";
       auto g = [&](const char* n) { return vb.prepare_weight(w.get(p + n)); };
       // q, k and v as one stacked matrix (one product of three times the rows) where they share
-      // a type; else each by itself.
+      // a type and each is whole groups of 16 rows (linear_parts' row views of a CPU-interleaved
+      // matrix); else each by itself.
       auto host = [&](const char* n) { return &w.get(p + n); };
       Tensor qkv = stack_rows({host("attn_q"), host("attn_k"), host("attn_v")});
       Tensor qkv_b = stack_rows({host("attn_q_bias"), host("attn_k_bias"), host("attn_v_bias")});
-      const bool stacked = qkv.rank() == 2 && qkv_b.rank() == 1;
+      const bool stacked = qkv.rank() == 2 && qkv_b.rank() == 1 && vc.hidden_size % kInterleaveRows == 0;
       auto part = [&](const char* n) { return stacked ? Tensor() : g(n); };
       vision_layers_.push_back({g("ln1"), g("ln1_bias"), part("attn_q"), part("attn_q_bias"), part("attn_k"),
                                 part("attn_k_bias"), part("attn_v"), part("attn_v_bias"), g("attn_out"),
