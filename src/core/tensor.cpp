@@ -68,6 +68,12 @@ int64_t Tensor::dim(int i) const {
 
 Tensor Tensor::rows(int64_t begin, int64_t count) const {
   UNICORN_CHECK(rank() >= 1 && begin >= 0 && count >= 0 && begin + count <= shape_[0]);
+  // An interleaved matrix keeps its rows in groups of 16 (core/quant/interleaved.h): a view
+  // holds whole groups, or runs to the last row (the plain tail).
+  if (is_interleaved(dtype_) &&
+      (begin % kInterleaveRows != 0 || (count % kInterleaveRows != 0 && begin + count != shape_[0])))
+    fail("rows [{}, {}) of an interleaved {} matrix {} would split its groups of {} rows", begin, begin + count,
+         dtype_name(dtype_), shape_str(shape_), kInterleaveRows);
   Shape s = shape_;
   s[0] = count;
   const int64_t row_elems = shape_[0] == 0 ? 0 : numel() / shape_[0];

@@ -1,18 +1,12 @@
 // Backend's default compositions that need more than a line or two.
 #include "ops/backend.h"
 
-#include "core/error.h"
-#include "core/quant/interleaved.h"
 #include "ops/checks.h"
 
 namespace unicorn {
 
 void Backend::linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::span<Tensor* const> ys) {
   const int64_t m = ops::check_linear_parts(x, w, bias, ys, product_input_dtype() == DType::BF16);
-  // Row views of an interleaved matrix hold only whole groups of 16 rows.
-  if (is_interleaved(w.dtype()) && m % kInterleaveRows != 0)
-    fail("linear_parts: parts of {} rows of an interleaved {} weight (groups of {} rows): not row views", m,
-         dtype_name(w.dtype()), kInterleaveRows);
   for (size_t p = 0; p < ys.size(); ++p) {
     const int64_t r0 = int64_t(p) * m;
     const Tensor b = bias ? bias->rows(r0, m) : Tensor();

@@ -139,8 +139,8 @@ class Backend {
   // Products of one x with the parts of a stacked weight (the vision tower's q, k and v as one
   // matrix), in one product where a backend can: ys[p] = x w_p^T (+ bias_p), w_p rows
   // [p m, (p + 1) m) of w.                 x [n, k]; w [P m, k]; bias [P m]; ys[p] [n, m] f32
-  // The default multiplies row views of w one by one (an error for an interleaved weight unless
-  // m is whole groups of 16 rows).
+  // The default multiplies row views of w one by one (Tensor::rows refuses parts that would
+  // split an interleaved weight's groups of 16 rows).
   // (Backends whose prepared weights carry more than their data, as CUDA's, override it.)
   virtual void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::span<Tensor* const> ys);
   // out = a + b                                                  same shapes; out may alias a or b.

@@ -76,7 +76,8 @@ TEST_F(CpuOps, LinearParts) {
     Tensor* const bad[] = {&y[0], &y[1], &wrong};
     EXPECT_THROW(cpu.linear_parts(x, dw, &bias, bad), Error);
   }
-  // Parts of 24 rows of an interleaved matrix (groups of 16) are refused, not misread.
+  // Parts of 24 rows of an interleaved matrix (groups of 16) are refused, not misread (by
+  // Tensor::rows, which refuses any view that splits a group).
   const Tensor w24 = cpu.prepare_weight(random_tensor(DType::F32, {72, k}, 10, 0.1f).converted(DType::Q8_0));
   ASSERT_TRUE(is_interleaved(w24.dtype()));
   Tensor y24[3] = {cpu.alloc(DType::F32, {n, 24}), cpu.alloc(DType::F32, {n, 24}), cpu.alloc(DType::F32, {n, 24})};

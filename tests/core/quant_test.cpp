@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/quant/formats.h"
@@ -145,6 +148,23 @@ TEST_F(GgmlBlocks, TensorConversionsUseTheBlockFormats) {
   EXPECT_EQ(x16.to_f32(), input.converted(DType::Q8_0).to_f32());
   EXPECT_THROW(input.reshaped({2048}).converted(DType::Q8_0_X16), Error);   // not a matrix
   EXPECT_THROW(input.reshaped({4, 16, 32}).converted(DType::Q4_K), Error);  // rows of 32 values
+}
+
+// Row views of an interleaved matrix (2 groups of 16 rows + 8 plain rows here): whole groups
+// and views running to the last row read the right values; a view that splits a group is an
+// error, never a misread.
+TEST(InterleavedRows, ViewsHoldWholeGroups) {
+  std::vector<float> v(40 * 64);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(float(i) * 0.37f);
+  const Tensor plain = Tensor::from_f32(v, {40, 64}).converted(DType::Q8_0);
+  const Tensor x16 = plain.converted(DType::Q8_0_X16);
+  for (auto [begin, count] : {std::pair<int64_t, int64_t>{0, 32}, {16, 16}, {16, 24}, {32, 8}, {0, 40}}) {
+    SCOPED_TRACE(std::to_string(begin) + " + " + std::to_string(count));
+    EXPECT_EQ(x16.rows(begin, count).to_f32(), plain.rows(begin, count).to_f32());
+  }
+  EXPECT_THROW(x16.rows(8, 16), Error);   // starts inside a group
+  EXPECT_THROW(x16.rows(0, 20), Error);   // ends inside a group, before the last row
+  EXPECT_THROW(x16.rows(16, 20), Error);
 }
 
 TEST(QuantizeValues, VectorizedQ4_0AndQ8_0MatchTheReference) {
