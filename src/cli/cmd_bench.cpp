@@ -30,6 +30,7 @@ namespace {
 struct BenchArgs {
   std::string model, device = "cpu", quant, mmproj, image;
   int64_t prompt = 512, gen = 128, reps = 3, batch = 1, ctx = 0, chunk = 0;
+  int64_t depth = 0;  // tokens already in each sequence before the timed part (llama-bench's -d)
   double gpu_limit_gib = 0;  // emulate a card of this much memory (0: the whole card)
   int threads = 0;
 };
@@ -71,8 +72,8 @@ int run_bench(const BenchArgs& a) {
   EngineOptions opts;
   opts.device = a.device;
   opts.threads = a.threads;
-  opts.context = std::max<int64_t>(a.ctx, std::max<int64_t>(a.prompt, a.gen) + 8);
-  opts.max_chunk = a.chunk > 0 ? a.chunk : std::max<int64_t>(a.prompt, 1);
+  opts.context = std::max<int64_t>(a.ctx, a.depth + std::max<int64_t>(a.prompt, a.gen) + 8);
+  opts.max_chunk = a.chunk > 0 ? a.chunk : std::max<int64_t>({a.prompt, std::min<int64_t>(a.depth, 512), 1});
   opts.quantize = parse_quant_type(a.quant);
   opts.mmproj = a.mmproj;
   const std::optional<int> gpu = cuda_device_index(a.device);
@@ -117,6 +118,16 @@ int run_bench(const BenchArgs& a) {
     return s;
   };
 
+  // The untimed start of each sequence: `depth` random tokens (prefill), then the test goes on
+  // from there; "@ dN" on the test's name, as llama-bench writes it.
+  auto fill = [&](Sequence& seq) {
+    if (a.depth == 0) return;
+    std::vector<int32_t> ids(size_t(a.depth));
+    for (auto& t : ids) t = tok(rng);
+    engine->append(seq, ids, nullptr, false);
+  };
+  const std::string at_depth = a.depth > 0 ? fmt::format(" @ d{}", a.depth) : "";
+
   auto memory_report = [&] {
     if (!gpu) return;
     // What the run holds on the GPU at the end: weights, the KV caches, the stream-ordered pool
@@ -135,13 +146,14 @@ int run_bench(const BenchArgs& a) {
     std::vector<double> tps;
     for (int64_t r = 0; r < a.reps + 1; ++r) {  // the first run warms caches and is dropped
       auto seq = engine->new_sequence();
+      fill(*seq);
       std::vector<int32_t> ids(size_t(a.prompt));
       for (auto& t : ids) t = tok(rng);
       const auto t0 = std::chrono::steady_clock::now();
       engine->append(*seq, ids, nullptr, false);
       if (r > 0) tps.push_back(double(a.prompt) / seconds_since(t0));
     }
-    row(fmt::format("pp{}", a.prompt), tps);
+    row(fmt::format("pp{}{}", a.prompt, at_depth), tps);
   }
   if (!a.image.empty()) {
     // One image through the vision tower and projector, timed from preprocessed pixels to
@@ -167,6 +179,7 @@ int run_bench(const BenchArgs& a) {
       std::vector<Sequence*> ptrs;
       for (int64_t b = 0; b < a.batch; ++b) {
         seqs.push_back(engine->new_sequence());
+        fill(*seqs.back());
         ptrs.push_back(seqs.back().get());
       }
       std::vector<int32_t> next(size_t(a.batch));
@@ -177,7 +190,7 @@ int run_bench(const BenchArgs& a) {
       }
       if (r > 0) tps.push_back(double(a.gen * a.batch) / seconds_since(t0));
     }
-    const Stat s = row(fmt::format("tg{}", a.gen), tps);
+    const Stat s = row(fmt::format("tg{}{}", a.gen, at_depth), tps);
     memory_report();
     const double steps_per_s = s.mean / double(a.batch);
     const double read_gbs = double(step_bytes) * steps_per_s / 1e9;
@@ -209,6 +222,8 @@ const CommandRegistration bench_reg(80, [](CLI::App& app, int& exit_code) {
   cmd->add_option("--image", a->image, "Also time one image (PNG/JPEG/WebP) through the vision tower and projector");
   cmd->add_option("-p,--n-prompt", a->prompt, "Prompt tokens (ppN test; 0 to skip)")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-n,--n-gen", a->gen, "Generated tokens (tgN test; 0 to skip)")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-d,--n-depth", a->depth, "Tokens already in each sequence (prefilled, not timed) before ppN / tgN")
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-r,--repetitions", a->reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
   cmd->add_option("--batch", a->batch, "Sequences decoding together in tgN")->check(CLI::Range(1, 4096));
   cmd->add_option("--ctx", a->ctx, "Context size of each sequence's KV cache (default: what the tests need)")

@@ -187,6 +187,49 @@ TEST_F(CudaOps, ThreeProductsOfOneRow) {
   }
 }
 
+// A block's residual step done by the product after it (Backend::residual_linear3 and
+// residual_gate_up): fused for one row over Q4_0 / Q8_0 (each block of the streamed kernel makes
+// the normed sum; the sum comes back as x), composed for two rows or BF16. Against the
+// reference's residual_rms_norm, then the products on the normed row (int8-rounded where the GPU
+// quantizes it). The products' tolerance allows an int8 code rounded the other way where the
+// GPU's normed value differs from the reference's in its last bits.
+TEST_F(CudaOps, ResidualStepInTheProducts) {
+  const float eps = 1e-6f;
+  for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::BF16}) {
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 544}, {1, 5376}, {2, 512}}) {  // 544: an odd count of chunks
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+      const Tensor x = random_tensor(DType::F32, {n, k}, 71), y = random_tensor(DType::F32, {n, k}, 72, 3.0f);
+      const Tensor wp = random_tensor(DType::F32, {k}, 73, 0.5f), wn = random_tensor(DType::F32, {k}, 74, 0.5f);
+      const Tensor w0 = weight(dtype, 72, k, 75), w1 = weight(dtype, 24, k, 76), w2 = weight(dtype, 40, k, 77);
+      const Tensor wg = weight(dtype, 200, k, 78), wu = weight(dtype, 200, k, 79);
+      Tensor sum = Tensor::from_f32(x.to_f32(), x.shape()), y_ref = Tensor::from_f32(y.to_f32(), y.shape());
+      Tensor h = ref.alloc(DType::F32, {n, k});
+      ref.residual_rms_norm(sum, y_ref, wp, eps, &wn, &h);
+      const bool int8_x = dtype != DType::BF16;
+      const Tensor h_ref = int8_x ? int8_rounded(h) : h;
+      Tensor a = ref.alloc(DType::F32, {n, 72}), b = ref.alloc(DType::F32, {n, 24}), c = ref.alloc(DType::F32, {n, 40});
+      Tensor g = ref.alloc(DType::F32, {n, 200});
+      ref.linear3(h_ref, w0, w1, w2, a, b, c);
+      ref.gate_up(h_ref, wg, wu, g);
+      const double tol = int8_x ? 5e-3 : 2e-5;
+      const Tensor gwp = gpu->prepare_weight(wp), gwn = gpu->prepare_weight(wn);
+      Tensor gx = up(x), gy = up(y);
+      Tensor ga = gpu->alloc(DType::F32, {n, 72}), gb = gpu->alloc(DType::F32, {n, 24}),
+             gc = gpu->alloc(DType::F32, {n, 40}), gg = gpu->alloc(DType::F32, {n, 200});
+      gpu->residual_linear3({gx, gy, gwp, gwn, eps}, gpu->prepare_weight(w0), gpu->prepare_weight(w1),
+                            gpu->prepare_weight(w2), ga, gb, gc);
+      expect_close(down(gx), sum);
+      expect_close(down(ga), a, tol);
+      expect_close(down(gb), b, tol);
+      expect_close(down(gc), c, tol);
+      gx = up(x), gy = up(y);
+      gpu->residual_gate_up({gx, gy, gwp, gwn, eps}, gpu->prepare_weight(wg), gpu->prepare_weight(wu), gg);
+      expect_close(down(gx), sum);
+      expect_close(down(gg), g, tol);
+    }
+  }
+}
+
 // One row of x against big Q4_0 / Q8_0 matrices (the streamed kernel, cuda_matvec.cu; Q6_K, the
 // LM head's format, on the block-per-rows kernel, q6k_chunk's addressing at 27B widths): more
 // rows than the GPU has warps, so each warp walks several rows with the next row's loads in
@@ -491,26 +534,32 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
 // A decode batch: every sequence's KV writes and attention in one launch each, against the
 // same jobs one by one (Backend::attention_jobs: scatter_rows and attention per sequence), and
 // each job alone through attention_jobs (K and V written in one launch).
-// Sequences of different lengths, one with two queries, sliding window on one.
+// Sequences of different lengths, one with two queries, sliding window on two; caches that one
+// sequence's kernel splits over many blocks (whole splits outside the window, their partial
+// sums empty), and empty slots among the used rows holding NaN (never read into a sum).
 TEST_F(CudaOps, AttentionJobsBatched) {
   const AttentionShape shape{8, 2, 64, 0.125f};
-  const int64_t kw = shape.n_kv_heads * shape.head_dim, qw = shape.n_heads * shape.head_dim, cap = 40;
+  const int64_t kw = shape.n_kv_heads * shape.head_dim, qw = shape.n_heads * shape.head_dim, cap = 1400;
   struct Seq {
     int64_t len, n_new, window;
   };
-  const Seq seqs[] = {{5, 1, 0}, {33, 2, 0}, {17, 1, 4}};
+  const Seq seqs[] = {{5, 1, 0}, {33, 2, 0}, {17, 1, 4}, {1300, 1, 300}, {700, 1, 0}};
+  constexpr size_t kSeqs = std::size(seqs);
+  const int64_t empty_from = 200, empty_to = 210;  // of the last sequence
   const DType kv = gpu->kv_dtype();
   std::vector<Tensor> caches[3];  // [0]: batched, [1]: one by one, [2]: alone; k and v per sequence
   std::vector<std::vector<int32_t>> slots, q_pos, q_group, k_pos, k_group;
   for (const Seq& sq : seqs) {
+    const bool holes = &sq == &seqs[kSeqs - 1];
     for (auto& c : caches) {
       for (int kv_i = 0; kv_i < 2; ++kv_i) {
-        const Tensor init = random_tensor(DType::F32, {cap, kw}, uint32_t(50 + sq.len + kv_i)).converted(kv);
-        c.push_back(up(init));
+        std::vector<float> init = random_tensor(DType::F32, {cap, kw}, uint32_t(50 + sq.len + kv_i)).to_f32();
+        if (holes) std::fill(init.begin() + empty_from * kw, init.begin() + empty_to * kw, std::nanf(""));
+        c.push_back(up(Tensor::from_f32(init, {cap, kw}).converted(kv)));
       }
     }
     std::vector<int32_t> sl, qp, qg, kp(size_t(cap), -1), kg(size_t(cap), -1);
-    for (int64_t p = 0; p < sq.len + sq.n_new; ++p) kp[size_t(p)] = int32_t(p);
+    for (int64_t p = 0; p < sq.len + sq.n_new; ++p) kp[size_t(p)] = holes && p >= empty_from && p < empty_to ? -1 : int32_t(p);
     for (int64_t t = 0; t < sq.n_new; ++t) {
       sl.push_back(int32_t(sq.len + t));
       qp.push_back(int32_t(sq.len + t));
@@ -524,9 +573,9 @@ TEST_F(CudaOps, AttentionJobsBatched) {
                v = up(random_tensor(DType::F32, {n, kw}, 62));
   Tensor outs[3] = {gpu->alloc(DType::F32, {n, qw}), gpu->alloc(DType::F32, {n, qw}), gpu->alloc(DType::F32, {n, qw})};
   for (int way = 0; way < 3; ++way) {
-    std::vector<AttentionJob> jobs(3);
+    std::vector<AttentionJob> jobs(kSeqs);
     int64_t off = 0;
-    for (size_t i = 0; i < 3; ++i) {
+    for (size_t i = 0; i < kSeqs; ++i) {
       const Seq& sq = seqs[i];
       AttentionJob& j = jobs[i];
       j.q = q.rows(off, sq.n_new);
@@ -551,14 +600,14 @@ TEST_F(CudaOps, AttentionJobsBatched) {
   // Alone, a job runs the same attention kernel as one by one: the same bits.
   expect_close(down(outs[2]), down(outs[1]), 0);
   for (size_t c = 0; c < caches[1].size(); ++c) expect_close(down(caches[2][c]), down(caches[1][c]), 0);
-  // One sequence's kernel splits the keys over 16 warps, a batch's over 4: the same sums in
-  // another order (f32 rounding); the caches' rows are the same bits.
+  // One sequence's kernel splits the keys over blocks, a batch's walks them in 4 warps: the same
+  // sums in another order (f32 rounding); the caches' rows are the same bits.
   expect_close(down(outs[0]), down(outs[1]), 1e-6);
   for (size_t c = 0; c < caches[0].size(); ++c) expect_close(down(caches[0][c]), down(caches[1][c]), 0);
   // And against the reference on the cache contents (f16 on the GPU: the reference reads the
   // same rounded values back from the batched caches).
   int64_t off = 0;
-  for (size_t i = 0; i < 3; ++i) {
+  for (size_t i = 0; i < kSeqs; ++i) {
     const Seq& sq = seqs[i];
     const int64_t used = sq.len + sq.n_new;
     const Tensor kc = down(caches[0][2 * i]).converted(DType::F32).rows(0, used);

@@ -31,6 +31,11 @@ TEST(RandomModelCliSlow, Nf4FolderLoadsAndRuns) {
   EXPECT_NE(bench.out.find("| pp12 |"), std::string::npos) << bench.out;
   EXPECT_NE(bench.out.find("| tg2 |"), std::string::npos) << bench.out;
   EXPECT_NE(bench.out.find("NF4"), std::string::npos) << bench.out;
+  // The same after 20 tokens already in the sequence (llama-bench's -d): the context grows to hold them.
+  const auto deep = test::run_command(test::unicorn_binary() + " bench -m " + dir + " -p 4 -n 2 -r 1 -t 2 -d 20 --ctx 8");
+  ASSERT_EQ(deep.status, 0) << deep.err;
+  EXPECT_NE(deep.out.find("| pp4 @ d20 |"), std::string::npos) << deep.out;
+  EXPECT_NE(deep.out.find("| tg2 @ d20 |"), std::string::npos) << deep.out;
 }
 
 TEST(BenchCli, Errors) {
@@ -45,6 +50,9 @@ TEST(BenchCli, Errors) {
   const auto chunk = test::run_command(test::unicorn_binary() + " bench -m " + demo + " --chunk -3");
   EXPECT_NE(chunk.status, 0);
   EXPECT_NE(chunk.err.find("--chunk"), std::string::npos) << chunk.err;
+  const auto depth = test::run_command(test::unicorn_binary() + " bench -m " + demo + " -d -1");
+  EXPECT_NE(depth.status, 0);
+  EXPECT_NE(depth.err.find("--n-depth"), std::string::npos) << depth.err;
 }
 
 }  // namespace
