@@ -154,30 +154,6 @@ class Backend {
     add(x, y, x);
     if (w_next) rms_norm(x, *w_next, eps, *next);
   }
-  // The residual step of a Gemma block and the products of the next block's normed input, fused
-  // where a backend can (one row on CUDA: each block of the product makes the normed sum itself,
-  // so no one-block norm kernel runs between two products):
-  //   x += rms_norm(y, w_post); h = rms_norm(x, w_next); then linear3(h, ...) or gate_up(h, ...)
-  // x [n, d] may come back as another tensor holding the sum; y may be overwritten. The defaults
-  // call residual_rms_norm, then the product.
-  struct ResidualStep {
-    Tensor& x;
-    Tensor& y;
-    const Tensor& w_post;
-    const Tensor& w_next;
-    float eps;
-  };
-  virtual void residual_linear3(const ResidualStep& r, const Tensor& w0, const Tensor& w1, const Tensor& w2,
-                                Tensor& y0, Tensor& y1, Tensor& y2) {
-    Tensor h = empty(DType::F32, r.x.shape());
-    residual_rms_norm(r.x, r.y, r.w_post, r.eps, &r.w_next, &h);
-    linear3(h, w0, w1, w2, y0, y1, y2);
-  }
-  virtual void residual_gate_up(const ResidualStep& r, const Tensor& w_gate, const Tensor& w_up, Tensor& out) {
-    Tensor h = empty(DType::F32, r.x.shape());
-    residual_rms_norm(r.x, r.y, r.w_post, r.eps, &r.w_next, &h);
-    gate_up(h, w_gate, w_up, out);
-  }
   // The element type of the KV cache (the k, v that attention reads): F32, or F16 on backends
   // that halve the cache (CUDA).
   virtual DType kv_dtype() const { return DType::F32; }

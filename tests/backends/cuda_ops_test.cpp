@@ -187,49 +187,6 @@ TEST_F(CudaOps, ThreeProductsOfOneRow) {
   }
 }
 
-// A block's residual step done by the product after it (Backend::residual_linear3 and
-// residual_gate_up): fused for one row over Q4_0 / Q8_0 (each block of the streamed kernel makes
-// the normed sum; the sum comes back as x), composed for two rows or BF16. Against the
-// reference's residual_rms_norm, then the products on the normed row (int8-rounded where the GPU
-// quantizes it). The products' tolerance allows an int8 code rounded the other way where the
-// GPU's normed value differs from the reference's in its last bits.
-TEST_F(CudaOps, ResidualStepInTheProducts) {
-  const float eps = 1e-6f;
-  for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::BF16}) {
-    for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 544}, {1, 5376}, {2, 512}}) {  // 544: an odd count of chunks
-      SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
-      const Tensor x = random_tensor(DType::F32, {n, k}, 71), y = random_tensor(DType::F32, {n, k}, 72, 3.0f);
-      const Tensor wp = random_tensor(DType::F32, {k}, 73, 0.5f), wn = random_tensor(DType::F32, {k}, 74, 0.5f);
-      const Tensor w0 = weight(dtype, 72, k, 75), w1 = weight(dtype, 24, k, 76), w2 = weight(dtype, 40, k, 77);
-      const Tensor wg = weight(dtype, 200, k, 78), wu = weight(dtype, 200, k, 79);
-      Tensor sum = Tensor::from_f32(x.to_f32(), x.shape()), y_ref = Tensor::from_f32(y.to_f32(), y.shape());
-      Tensor h = ref.alloc(DType::F32, {n, k});
-      ref.residual_rms_norm(sum, y_ref, wp, eps, &wn, &h);
-      const bool int8_x = dtype != DType::BF16;
-      const Tensor h_ref = int8_x ? int8_rounded(h) : h;
-      Tensor a = ref.alloc(DType::F32, {n, 72}), b = ref.alloc(DType::F32, {n, 24}), c = ref.alloc(DType::F32, {n, 40});
-      Tensor g = ref.alloc(DType::F32, {n, 200});
-      ref.linear3(h_ref, w0, w1, w2, a, b, c);
-      ref.gate_up(h_ref, wg, wu, g);
-      const double tol = int8_x ? 5e-3 : 2e-5;
-      const Tensor gwp = gpu->prepare_weight(wp), gwn = gpu->prepare_weight(wn);
-      Tensor gx = up(x), gy = up(y);
-      Tensor ga = gpu->alloc(DType::F32, {n, 72}), gb = gpu->alloc(DType::F32, {n, 24}),
-             gc = gpu->alloc(DType::F32, {n, 40}), gg = gpu->alloc(DType::F32, {n, 200});
-      gpu->residual_linear3({gx, gy, gwp, gwn, eps}, gpu->prepare_weight(w0), gpu->prepare_weight(w1),
-                            gpu->prepare_weight(w2), ga, gb, gc);
-      expect_close(down(gx), sum);
-      expect_close(down(ga), a, tol);
-      expect_close(down(gb), b, tol);
-      expect_close(down(gc), c, tol);
-      gx = up(x), gy = up(y);
-      gpu->residual_gate_up({gx, gy, gwp, gwn, eps}, gpu->prepare_weight(wg), gpu->prepare_weight(wu), gg);
-      expect_close(down(gx), sum);
-      expect_close(down(gg), g, tol);
-    }
-  }
-}
-
 // One row of x against big Q4_0 / Q8_0 matrices (the streamed kernel, cuda_matvec.cu; Q6_K, the
 // LM head's format, on the block-per-rows kernel, q6k_chunk's addressing at 27B widths): more
 // rows than the GPU has warps, so each warp walks several rows with the next row's loads in

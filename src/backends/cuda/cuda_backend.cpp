@@ -358,55 +358,6 @@ class CudaBackend final : public Backend {
     cuda::gate_up_int8(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream);
   }
 
-  // One row's residual step in the streamed product's blocks (cuda_matvec.cu): the sum goes to
-  // a new tensor (the blocks still read x while block 0 writes it), which becomes x.
-  void residual_linear3(const ResidualStep& r, const Tensor& w0, const Tensor& w1, const Tensor& w2, Tensor& y0,
-                        Tensor& y1, Tensor& y2) override {
-    const auto [f0, v0] = weight_of(w0);
-    const auto [f1, v1] = weight_of(w1);
-    const auto [f2, v2] = weight_of(w2);
-    if (!fusable(r) || f0 != f1 || f0 != f2) return Backend::residual_linear3(r, w0, w1, w2, y0, y1, y2);
-    ops::check_linear(r.x, w0, nullptr, y0);
-    ops::check_linear(r.x, w1, nullptr, y1);
-    ops::check_linear(r.x, w2, nullptr, y2);
-    OpScope scope(*this, "residual_linear3");
-    Tensor sum = empty(DType::F32, r.x.shape());
-    const cuda::ResidualNorm rn = residual_norm(r, sum);
-    const cuda::WeightView views[3] = {v0, v1, v2};
-    float* const outs[3] = {y0.data<float>(), y1.data<float>(), y2.data<float>()};
-    if (!cuda::matvec_stream(f0, 3, views, nullptr, outs, nullptr, multiprocessors_, ctx_->stream, &rn))
-      return Backend::residual_linear3(r, w0, w1, w2, y0, y1, y2);
-    r.x = sum;
-  }
-
-  void residual_gate_up(const ResidualStep& r, const Tensor& w_gate, const Tensor& w_up, Tensor& out) override {
-    const auto [gf, gv] = weight_of(w_gate);
-    const auto [uf, uv] = weight_of(w_up);
-    if (!fusable(r) || gf != uf || gv.rows != uv.rows || gv.cols != uv.cols)
-      return Backend::residual_gate_up(r, w_gate, w_up, out);
-    ops::check_linear(r.x, w_gate, nullptr, out);
-    ops::check_linear(r.x, w_up, nullptr, out);
-    OpScope scope(*this, "residual_gate_up");
-    Tensor sum = empty(DType::F32, r.x.shape());
-    const cuda::ResidualNorm rn = residual_norm(r, sum);
-    if (!cuda::gate_up_stream(gf, gv, uv, nullptr, out.data<float>(), multiprocessors_, ctx_->stream, &rn))
-      return Backend::residual_gate_up(r, w_gate, w_up, out);
-    r.x = sum;
-  }
-
-  // One row, f32, aligned for float4 loads: the streamed kernels' residual step can take it
-  // (they also need Q4_0 / Q8_0 weights, or they launch nothing).
-  bool fusable(const ResidualStep& r) {
-    ops::check_norm("residual step", r.y, r.w_post, r.x);
-    ops::check_norm("residual step", r.x, r.w_next, r.x);
-    auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    return on_.fuse_residual && r.x.dim(0) == 1 && r.x.dim(1) % 32 == 0 && aligned(r.x.raw()) && aligned(r.y.raw());
-  }
-  cuda::ResidualNorm residual_norm(const ResidualStep& r, Tensor& sum) {
-    return {r.x.data<const float>(), r.y.data<const float>(), f32_vector(r.w_post, "rms_norm weight"),
-            f32_vector(r.w_next, "rms_norm weight"), sum.data<float>(), r.eps};
-  }
-
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override {
     ops::check_norm("rms_norm", x, w, y);
     OpScope scope(*this, "rms_norm");

@@ -226,20 +226,6 @@ __device__ __forceinline__ void chunk_quarter(const WeightView& w, int64_t row, 
   }
 }
 
-// Sum over the block (blockDim.x a multiple of 32, at most 1024).
-__device__ __forceinline__ float block_sum(float v) {
-  __shared__ float partial[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();  // partial may still be read by a previous call
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  const int warps = blockDim.x >> 5;
-  float s = lane < warps ? partial[lane] : 0.0f;
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  return s;
-}
-
 // 32 values of x as int8 codes packed four to a word (scale amax / 127, rounded half away
 // from zero, as ggml's Q8_0), the scale and the codes' sum.
 __device__ __forceinline__ void quantize_chunk(const float* x, int (&xq)[8], float& d, int& sum) {

@@ -25,6 +25,20 @@ namespace {
 
 constexpr int kNormThreads = 256;
 
+// Sum over the block (blockDim.x a multiple of 32, at most 1024).
+__device__ float block_sum(float v) {
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();  // partial may still be read by a previous call
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  const int warps = blockDim.x >> 5;
+  float s = lane < warps ? partial[lane] : 0.0f;
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  return s;
+}
+
 __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* y,
                                 int64_t d) {
   let_next_start();

@@ -54,20 +54,10 @@ struct WeightView {
 // out; x quantized to int8 as linear's int8_x. False (nothing launched) for other formats or
 // rows wider than the kernel's shared memory holds (then linear, linear3_int8, gate_up_int8).
 // multiprocessors: the GPU's, over which the rows are spread.
-// With `res`, x is not read: the product's input is the residual step's normed sum, which every
-// block computes (and block 0 writes the sum); false also where the row is too wide for that.
-struct ResidualNorm {  // sum = x + rms_norm(y, w_post); input = rms_norm(sum, w_next); one row
-  const float* x = nullptr;
-  const float* y = nullptr;
-  const float* w_post = nullptr;
-  const float* w_next = nullptr;
-  float* sum = nullptr;  // not x: the other blocks still read x
-  float eps = 0.0f;
-};
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   int multiprocessors, cudaStream_t stream, const ResidualNorm* res = nullptr);
+                   int multiprocessors, cudaStream_t stream);
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
-                    int multiprocessors, cudaStream_t stream, const ResidualNorm* res = nullptr);
+                    int multiprocessors, cudaStream_t stream);
 // y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 / Q6_K products
 // of one row quantize x to int8 per 32 values (amax / 127, rounded half away from zero, as
 // ggml's Q8_0) and multiply in integers.

@@ -7,10 +7,6 @@
 // shared memory (per 32 values: scale amax / 127 and the codes' sum, as linear's int8_x), with
 // its first loads already in flight; products in dp4a, one float multiply per chunk and row.
 // The warp's sum of a row meets in shuffles; gate and up rows go together (GELU(g) u out).
-// With a residual step before the product (R), x is the normed sum that step makes: every block
-// computes it from the residual stream and the last product's output (two block sums) in
-// shared memory before quantizing it, and block 0 writes the sum; no kernel of one block
-// stands between two products.
 #include <algorithm>
 #include <type_traits>
 
@@ -31,7 +27,6 @@ struct StreamJob {
   int64_t end[3] = {0, 0, 0};  // each matrix's last row + 1 in the range
   int64_t rows = 0, rows_per_warp = 0, chunks = 0;
   int steps_per_row = 0;  // ceil(chunks / (32 U))
-  ResidualNorm res;       // the residual step before the product (kernels with R)
 };
 
 // Row `row` of the range: which matrix, and its row there.
@@ -87,51 +82,7 @@ __device__ __forceinline__ void load_step(const StreamJob& j, const Cursor& at, 
   }
 }
 
-// Where the residual step's values start in shared memory: after x's codes, scales and sums
-// (40 bytes a chunk), on 16 bytes.
-__host__ __device__ constexpr size_t residual_offset(int64_t chunks) { return (size_t(chunks) * 40 + 15) / 16 * 16; }
-
-// The residual step of ResidualNorm into `h` (chunks * 32 values in shared memory, beside y's
-// and the two norm weights' copies), as residual_rms_norm then rms_norm: block 0 writes the sum.
-// Each thread keeps to its own float4s until the last pass, so only the block sums synchronize.
-__device__ __forceinline__ void residual_norm_into(const ResidualNorm& r, int64_t chunks, float* h) {
-  const int64_t d = chunks * 32, d4 = chunks * 8;
-  float4* const h4 = reinterpret_cast<float4*>(h);  // d values each: h, y, w_post, w_next
-  float4* const y4 = h4 + d4;
-  float4* const wp4 = y4 + d4;
-  float4* const wn4 = wp4 + d4;
-  for (int64_t i = threadIdx.x; i < d4; i += kThreads) {  // weights: not written by the kernels before
-    wp4[i] = __ldg(reinterpret_cast<const float4*>(r.w_post) + i);
-    wn4[i] = __ldg(reinterpret_cast<const float4*>(r.w_next) + i);
-  }
-  wait_for_inputs();
-  float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < d4; i += kThreads) {
-    const float4 x = reinterpret_cast<const float4*>(r.x)[i], y = reinterpret_cast<const float4*>(r.y)[i];
-    h4[i] = x;
-    y4[i] = y;
-    ss += y.x * y.x + y.y * y.y + y.z * y.z + y.w * y.w;
-  }
-  const float inv = rsqrtf(block_sum(ss) / float(d) + r.eps);
-  float ss2 = 0.0f;
-  for (int64_t i = threadIdx.x; i < d4; i += kThreads) {
-    const float4 x = h4[i], y = y4[i], w = wp4[i];
-    const float4 v = make_float4(x.x + y.x * inv * (1.0f + w.x), x.y + y.y * inv * (1.0f + w.y),
-                                 x.z + y.z * inv * (1.0f + w.z), x.w + y.w * inv * (1.0f + w.w));
-    h4[i] = v;
-    if (blockIdx.x == 0) reinterpret_cast<float4*>(r.sum)[i] = v;
-    ss2 += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-  }
-  const float inv2 = rsqrtf(block_sum(ss2) / float(d) + r.eps);
-  for (int64_t i = threadIdx.x; i < d4; i += kThreads) {
-    const float4 v = h4[i], w = wn4[i];
-    h4[i] = make_float4(v.x * inv2 * (1.0f + w.x), v.y * inv2 * (1.0f + w.y), v.z * inv2 * (1.0f + w.z),
-                        v.w * inv2 * (1.0f + w.w));
-  }
-  __syncthreads();  // the chunks are quantized by other threads
-}
-
-template <WFmt F, int U, int M, bool R>
+template <WFmt F, int U, int M>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(StreamJob j, const float* __restrict__ x) {
   extern __shared__ __align__(16) unsigned char smem[];
   uint4* const xlo = reinterpret_cast<uint4*>(smem);  // codes of values 0-15 of each chunk
@@ -154,13 +105,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(S
     load_step<F, U, M>(j, load_at, lane, b);
     load_at.next(j.steps_per_row);
   }
-  if constexpr (R) {
-    float* const h = reinterpret_cast<float*>(smem + residual_offset(j.chunks));
-    residual_norm_into(j.res, j.chunks, h);
-    x = h;
-  } else {
-    wait_for_inputs();
-  }
+  wait_for_inputs();
   for (int64_t c = threadIdx.x; c < j.chunks; c += kThreads) {
     int xq[8], sum;
     float d;
@@ -239,49 +184,31 @@ int pick_u(int64_t chunks) {
   return best;
 }
 
-// x's codes, scales and sums in shared memory: 40 bytes a chunk, within the default 48 KiB;
-// with the residual step (R) also the sum, y and the two norm weights: 552 bytes a chunk (93 KB
-// for 27B's 5376 values: two blocks still fit a multiprocessor), which the kernel must be
-// allowed (false where the GPU cannot give it).
+// x's codes, scales and sums in shared memory: 40 bytes a chunk, within the default 48 KiB.
 template <WFmt F, int M, int... Us>
 bool launch(StreamJob& j, const float* x, int multiprocessors, cudaStream_t stream) {
-  const bool r = j.res.x != nullptr;
-  const size_t smem = r ? residual_offset(j.chunks) + size_t(j.chunks) * 4 * 32 * 4 : size_t(j.chunks) * 40;
-  if (smem > (r ? 200 : 48) * 1024) return false;
+  const size_t smem = size_t(j.chunks) * 40;
+  if (smem > 48 * 1024) return false;
   if (j.rows == 0) return true;
   const int u = pick_u<Us...>(j.chunks);
   j.steps_per_row = int((j.chunks + 32 * u - 1) / (32 * u));
   const int64_t warps = int64_t(multiprocessors) * kBlocksPerSm * kWarps;
   j.rows_per_warp = (j.rows + warps - 1) / warps;
   const unsigned blocks = unsigned((j.rows + kWarps * j.rows_per_warp - 1) / (kWarps * j.rows_per_warp));
-  bool launched = false;
   auto go = [&](auto uc) {
     constexpr int U = decltype(uc)::value;
-    if (u != U) return;
-    if (r) {
-      const auto kernel = matvec_stream_kernel<F, U, M, true>;
-      if (smem > 48 * 1024 &&
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
-        cudaGetLastError();
-        return;
-      }
-      launch_dependent(kernel, blocks, kThreads, smem, stream, j, x);
-    } else {
-      launch_dependent(matvec_stream_kernel<F, U, M, false>, blocks, kThreads, smem, stream, j, x);
-    }
-    launched = true;
+    if (u == U) launch_dependent(matvec_stream_kernel<F, U, M>, blocks, kThreads, smem, stream, j, x);
   };
   (go(std::integral_constant<int, Us>()), ...);
-  return launched;
+  return true;
 }
 
 }  // namespace
 
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   int multiprocessors, cudaStream_t stream, const ResidualNorm* res) {
+                   int multiprocessors, cudaStream_t stream) {
   if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || parts < 1 || parts > 3) return false;
   StreamJob j;
-  if (res) j.res = *res;
   j.chunks = w[0].cols / 32;
   for (int p = 0; p < parts; ++p) {
     if (w[p].cols != w[0].cols) return false;
@@ -298,10 +225,9 @@ bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const*
 }
 
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
-                    int multiprocessors, cudaStream_t stream, const ResidualNorm* res) {
+                    int multiprocessors, cudaStream_t stream) {
   if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || gate.rows != up.rows || gate.cols != up.cols) return false;
   StreamJob j;
-  if (res) j.res = *res;
   j.w[0] = gate;
   j.w[1] = up;
   j.y[0] = out;

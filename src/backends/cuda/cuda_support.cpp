@@ -48,8 +48,6 @@ Switches Switches::from_environment(int cc_major) {
              env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
   s.stream = !s.exact_f32 &&
              env_switch("UNICORN_CUDA_STREAM", "0", "1", "1 (streamed one-row products, the default) or 0") != "0";
-  s.fuse_residual = s.stream && env_switch("UNICORN_CUDA_FUSE_RESIDUAL", "0", "1",
-                                            "1 (the residual step in the next product's blocks, the default) or 0") != "0";
   s.flash = !s.exact_f32 && f16_mma &&
             env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
   s.dependent_launches =

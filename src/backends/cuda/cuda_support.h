@@ -47,10 +47,6 @@ struct Switches {
   // One row of x against Q4_0 / Q8_0 streamed (cuda_matvec.cu) unless UNICORN_CUDA_STREAM=0:
   // then blocks of 8-16 rows with k split over their threads (cuda_linear.cu).
   bool stream = false;
-  // With `stream`: a Gemma block's residual step computed by each block of the product after it
-  // (Backend::residual_linear3 / residual_gate_up) unless UNICORN_CUDA_FUSE_RESIDUAL=0: then its
-  // own one-block kernel.
-  bool fuse_residual = false;
   // Attention of many queries (prefill chunks, the vision tower) as flash attention on the f16
   // tensor cores (sm_80 on; head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then
   // TF32 products with the scores in memory.

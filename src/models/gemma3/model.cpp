@@ -175,31 +175,30 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   bool plain = placement_.ffn == placement_.attention;
   for (const DecodeItem& it : items) plain = plain && it.tokens.size() == 1 && it.groups[0] < 0;
   constexpr int64_t kGraphLayers = 8;
-  Pending pending;
+  Tensor normed;
   for (int64_t l0 = 0; l0 < tc.num_hidden_layers; l0 += kGraphLayers) {
     const int64_t l1 = std::min(tc.num_hidden_layers, l0 + kGraphLayers);
     auto group = [&] {
       for (int64_t l = l0; l < l1; ++l) {
         const TextLayer* next = l + 1 < tc.num_hidden_layers ? &layers_[size_t(l + 1)] : nullptr;
-        attention_block(layers_[size_t(l)], l, x, pending, items, steps);
-        ffn_block(layers_[size_t(l)], next, x, pending);
+        attention_block(layers_[size_t(l)], l, x, normed, items, steps);
+        ffn_block(layers_[size_t(l)], next, x, normed);
       }
     };
     if (!plain || !ab.begin_graph(int64_t(items.size()) * 1024 + l0 / kGraphLayers, l0 == 0)) {
       group();
       continue;
     }
-    const Tensor x_before = x;
-    const Pending pending_before = pending;
+    const Tensor normed_before = normed;
     try {
       group();
     } catch (...) {
       ab.end_graph(false);
       throw;
     }
-    if (!ab.end_graph(true)) {  // nothing ran: the group again from the same tensors
-      x = x_before;
-      pending = pending_before;
+    // (outside the try: an error in end_graph itself is not followed by a second end_graph)
+    if (!ab.end_graph(true)) {
+      normed = normed_before;
       group();
     }
   }
@@ -224,7 +223,7 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   return out;
 }
 
-void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Pending& pending,
+void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor& normed,
                             std::span<DecodeItem> items, std::vector<KvCache::Step>& steps) {
   const TextConfig& tc = config_.text;
   Backend& b = *placement_.attention;
@@ -233,16 +232,14 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Pendin
   const bool sliding = tc.is_sliding(layer);
   const RopeParams& rope = sliding ? tc.rope_sliding : tc.rope_full;
 
+  Tensor h = normed;
+  if (!h.defined()) {
+    h = b.empty(DType::F32, {n, tc.hidden_size});
+    b.rms_norm(x, w.attn_norm, eps, h);
+  }
   Tensor q = b.empty(DType::F32, {n, nh * hd}), k = b.empty(DType::F32, {n, nkv * hd}),
          v = b.empty(DType::F32, {n, nkv * hd});
-  if (pending.w_post) {  // the last block's residual step, then attn_norm, with the products
-    b.residual_linear3({x, pending.y, *pending.w_post, w.attn_norm, eps}, w.q, w.k, w.v, q, k, v);
-    pending = {};
-  } else {
-    Tensor h = b.empty(DType::F32, {n, tc.hidden_size});
-    b.rms_norm(x, w.attn_norm, eps, h);
-    b.linear3(h, w.q, w.k, w.v, q, k, v);
-  }
+  b.linear3(h, w.q, w.k, w.v, q, k, v);
   // ref: Gemma3Attention: q_norm / k_norm per head, before RoPE.
   std::vector<int32_t> positions;
   for (const auto& s : steps) positions.insert(positions.end(), s.positions.begin(), s.positions.end());
@@ -274,36 +271,32 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Pendin
   b.attention_jobs(jobs, shape);
   Tensor o = b.empty(DType::F32, {n, tc.hidden_size});
   b.linear(attn, w.o, nullptr, o);
-  // x += post_attn_norm(o): by the FFN's first product when the FFN runs here too.
-  if (placement_.ffn == placement_.attention)
-    pending = {o, &w.post_attn_norm};
-  else
-    b.residual_rms_norm(x, o, w.post_attn_norm, eps, nullptr, nullptr);
+  // x += post_attn_norm(o), and the FFN's pre-norm of x with it when the FFN runs here too.
+  const bool fuse_next = placement_.ffn == placement_.attention;
+  normed = fuse_next ? b.empty(DType::F32, {n, tc.hidden_size}) : Tensor();
+  b.residual_rms_norm(x, o, w.post_attn_norm, eps, fuse_next ? &w.ffn_norm : nullptr, fuse_next ? &normed : nullptr);
 }
 
-void Model::ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x_att, Pending& pending) {
+void Model::ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x_att, Tensor& normed) {
   const TextConfig& tc = config_.text;
   Backend& b = *placement_.ffn;
   Tensor x = move(b, *placement_.attention, x_att);
   const int64_t n = x.dim(0);
   const float eps = float(tc.rms_norm_eps);
-  Tensor g = b.empty(DType::F32, {n, tc.intermediate_size});
-  // ref: Gemma3MLP: down(gelu_tanh(gate(x)) * up(x))
-  if (pending.w_post) {  // attention's residual step, then ffn_norm, with gate/up
-    b.residual_gate_up({x, pending.y, *pending.w_post, w.ffn_norm, eps}, w.gate, w.up, g);
-    pending = {};
-  } else {
-    Tensor h = b.empty(DType::F32, {n, tc.hidden_size});
+  Tensor h = normed;
+  if (!h.defined()) {
+    h = b.empty(DType::F32, {n, tc.hidden_size});
     b.rms_norm(x, w.ffn_norm, eps, h);
-    b.gate_up(h, w.gate, w.up, g);
   }
+  Tensor g = b.empty(DType::F32, {n, tc.intermediate_size});
+  b.gate_up(h, w.gate, w.up, g);  // ref: Gemma3MLP: down(gelu_tanh(gate(x)) * up(x))
   Tensor d = b.empty(DType::F32, {n, tc.hidden_size});
   b.linear(g, w.down, nullptr, d);
-  // x += post_ffn_norm(d): by the next layer's first product when it runs here.
-  if (next && placement_.ffn == placement_.attention)
-    pending = {d, &w.post_ffn_norm};
-  else
-    b.residual_rms_norm(x, d, w.post_ffn_norm, eps, nullptr, nullptr);
+  // x += post_ffn_norm(d), and the next layer's attention pre-norm with it when it runs here.
+  const bool fuse_next = next && placement_.ffn == placement_.attention;
+  normed = fuse_next ? b.empty(DType::F32, {n, tc.hidden_size}) : Tensor();
+  b.residual_rms_norm(x, d, w.post_ffn_norm, eps, fuse_next ? &next->attn_norm : nullptr,
+                      fuse_next ? &normed : nullptr);
   x_att = move(*placement_.attention, b, x);
 }
 

@@ -70,16 +70,11 @@ class Model {
 
  private:
   Tensor move(Backend& to, Backend& from, const Tensor& t);
-  // A block's residual step left to the next block (when both run on one backend), which does
-  // it with its pre-norm and first product (Backend::residual_linear3 / residual_gate_up):
-  // x += rms_norm(y, *w_post). Empty (w_post null) when x is up to date.
-  struct Pending {
-    Tensor y;
-    const Tensor* w_post = nullptr;
-  };
-  void attention_block(const TextLayer& w, int64_t layer, Tensor& x, Pending& pending, std::span<DecodeItem> items,
+  // Each block starts from `normed` (its pre-norm of x) when the previous block computed it
+  // in its fused residual step, and leaves the next block's there when both run on one backend.
+  void attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor& normed, std::span<DecodeItem> items,
                        std::vector<KvCache::Step>& steps);
-  void ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x, Pending& pending);
+  void ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x, Tensor& normed);
   Tensor vision_tower(const Tensor& image);  // [3, S, S] -> [patches, vision_hidden] (vision backend)
 
   Config config_;
