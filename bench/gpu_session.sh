@@ -2,7 +2,7 @@
 # What runs on the GPU machine (see bench/RESULTS.md, CUDA): the CUDA tests, then the
 # benchmarks at real shapes with random weights. Expects .dev/bundle.tar.xz from
 # scripts/device-bundle.sh; writes logs to $OUT (default ./out).
-#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [vision27b] [profile] [nf4_27b] [ab27b] [flashab] [ncu] [envab] [binab]
+#   bash bench/gpu_session.sh [tests] [bench1b] [bench27b] [depth27b] [vision27b] [profile] [nf4_27b] [ab27b] [flashab] [ncu] [envab] [binab]
 #   (default: tests bench1b bench27b vision27b)
 set -uo pipefail
 OUT=${OUT:-out}
@@ -32,6 +32,13 @@ if [[ $parts == *bench27b* ]]; then
   [[ -f /tmp/r27b-q4_0.gguf ]] || (time $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf) 2>&1 | tail -4
   timeout 400 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 512 -n 128 -r 3 2>&1 | tee -a "$OUT/bench27b.txt"
   timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 32 -r 2 --batch 32 2>&1 | tee -a "$OUT/bench27b.txt" | grep -E 'tg'
+fi
+if [[ $parts == *depth27b* ]]; then
+  # 27B decode with a filled context: 4096 and 16384 tokens already in the sequence (bench -d).
+  [[ -f /tmp/r27b-q4_0.gguf ]] || $U random-model --size 27b --gguf q4_0 --out /tmp/r27b-q4_0.gguf >/dev/null
+  for d in 4096 16384; do
+    timeout 300 $U bench -m /tmp/r27b-q4_0.gguf --device cuda -p 0 -n 64 -r 2 -d $d 2>&1 | tee -a "$OUT/depth27b.txt" | grep -E 'tg|error'
+  done
 fi
 if [[ $parts == *ab27b* ]]; then
   # A/B in alternation on one card: decode and 32 sequences with and without CUDA graphs
