@@ -129,7 +129,8 @@ namespace {
 // steps launched op by op (UNICORN_CUDA_GRAPHS=0): one sequence, then two at once (another
 // recording key), then 17, over bf16 and Q4_0 weights (the int8 tensor-core products inside the
 // graph). The first recording of a key fills no arena yet, so it runs op by op; the others are
-// graphs.
+// graphs. tiny-text's head dim (16) takes one sequence's attention kernel of one block a head,
+// tiny-mm's (32) the kernel split over the keys (its partial sums in the step's arena).
 TEST(CudaGraphs, DecodeStepsEqualOpByOp) {
   std::unique_ptr<Backend> graphs = test::backend_or_skip("cuda");
   if (!graphs) GTEST_SKIP() << "no CUDA GPU here";
@@ -138,49 +139,54 @@ TEST(CudaGraphs, DecodeStepsEqualOpByOp) {
     test::ScopedEnv off("UNICORN_CUDA_GRAPHS", "0");
     plain = test::backend_or_skip("cuda");
   }
-  for (DType weights : {DType::BF16, DType::Q4_0}) {
-    SCOPED_TRACE(std::string(dtype_name(weights)));
-    auto run = [&](Backend& backend) {
-      Loaded l = load("tiny-text", backend);
-      if (weights != DType::BF16) {
-        const std::string dir = test::data_path("models/tiny-text");
-        Config config = load_config(dir);
-        Weights w = Weights::from_safetensors(std::make_shared<const SafetensorsSet>(SafetensorsSet::open(dir)), config);
-        w.quantize_text_matrices(weights, DType::Q8_0, nullptr);
-        l.model = std::make_unique<Model>(std::move(config), std::move(w), Placement::all(backend));
-      }
-      const std::vector<int32_t> ids = input_ids(*l.ref);
-      const int64_t n = int64_t(ids.size());
-      auto a = l.model->new_cache(n + 16, n), b = l.model->new_cache(n + 16, n);
-      std::vector<float> out;
-      auto step = [&](std::vector<KvCache*> caches, std::span<const int32_t> tokens) {
-        std::vector<int32_t> groups(tokens.size(), -1);
-        std::vector<DecodeItem> items;
-        for (KvCache* c : caches) items.push_back({c, tokens, groups, nullptr, false});
-        const std::vector<float> logits = l.model->decode(items).to_f32();
-        out.insert(out.end(), logits.begin(), logits.end());
+  for (const std::string name : {"tiny-text", "tiny-mm"}) {
+    for (DType weights : {DType::BF16, DType::Q4_0}) {
+      SCOPED_TRACE(name + " " + std::string(dtype_name(weights)));
+      auto run = [&](Backend& backend) {
+        Loaded l = load(name, backend);
+        if (weights != DType::BF16) {
+          const std::string dir = test::data_path("models/" + name);
+          Config config = load_config(dir);
+          Weights w =
+              Weights::from_safetensors(std::make_shared<const SafetensorsSet>(SafetensorsSet::open(dir)), config);
+          w.quantize_text_matrices(weights, DType::Q8_0, nullptr);
+          l.model = std::make_unique<Model>(std::move(config), std::move(w), Placement::all(backend));
+        }
+        const std::vector<int32_t> ids = input_ids(*l.ref);
+        const int64_t n = int64_t(ids.size());
+        auto a = l.model->new_cache(n + 16, n), b = l.model->new_cache(n + 16, n);
+        std::vector<float> out;
+        auto step = [&](std::vector<KvCache*> caches, std::span<const int32_t> tokens) {
+          std::vector<int32_t> groups(tokens.size(), -1);
+          std::vector<DecodeItem> items;
+          for (KvCache* c : caches) items.push_back({c, tokens, groups, nullptr, false});
+          const std::vector<float> logits = l.model->decode(items).to_f32();
+          out.insert(out.end(), logits.begin(), logits.end());
+        };
+        step({a.get()}, std::span<const int32_t>(ids).first(size_t(n / 2)));
+        step({b.get()}, std::span<const int32_t>(ids).first(size_t(n / 3)));
+        for (int64_t i = 0; i < 5; ++i) step({a.get()}, std::span<const int32_t>(ids).subspan(size_t(i), 1));
+        for (int64_t i = 0; i < 5; ++i)
+          step({a.get(), b.get()}, std::span<const int32_t>(ids).subspan(size_t(i + 3), 1));
+        // 17 sequences: over bf16 the products go to cuBLAS, which is not recorded, so the
+        // recording is given up and the groups run op by op (the same logits either way).
+        std::vector<std::unique_ptr<KvCache>> many;
+        std::vector<KvCache*> ptrs;
+        for (int s = 0; s < 17; ++s) {
+          many.push_back(l.model->new_cache(n + 16, n));
+          ptrs.push_back(many.back().get());
+        }
+        for (int64_t i = 0; i < 3; ++i) step(ptrs, std::span<const int32_t>(ids).subspan(size_t(i), 1));
+        return out;
       };
-      step({a.get()}, std::span<const int32_t>(ids).first(size_t(n / 2)));
-      step({b.get()}, std::span<const int32_t>(ids).first(size_t(n / 3)));
-      for (int64_t i = 0; i < 5; ++i) step({a.get()}, std::span<const int32_t>(ids).subspan(size_t(i), 1));
-      for (int64_t i = 0; i < 5; ++i) step({a.get(), b.get()}, std::span<const int32_t>(ids).subspan(size_t(i + 3), 1));
-      // 17 sequences: over bf16 the products go to cuBLAS, which is not recorded, so the
-      // recording is given up and the groups run op by op (the same logits either way).
-      std::vector<std::unique_ptr<KvCache>> many;
-      std::vector<KvCache*> ptrs;
-      for (int s = 0; s < 17; ++s) {
-        many.push_back(l.model->new_cache(n + 16, n));
-        ptrs.push_back(many.back().get());
-      }
-      for (int64_t i = 0; i < 3; ++i) step(ptrs, std::span<const int32_t>(ids).subspan(size_t(i), 1));
-      return out;
-    };
-    const int64_t before = graphs->graph_launches();
-    const std::vector<float> want = run(*plain), got = run(*graphs);
-    ASSERT_EQ(got.size(), want.size());
-    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << "graph and op-by-op logits differ";
-    EXPECT_GE(graphs->graph_launches() - before, 6);
-    EXPECT_EQ(plain->graph_launches(), 0);
+      const int64_t before = graphs->graph_launches();
+      const std::vector<float> want = run(*plain), got = run(*graphs);
+      ASSERT_EQ(got.size(), want.size());
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+          << "graph and op-by-op logits differ";
+      EXPECT_GE(graphs->graph_launches() - before, 6);
+      EXPECT_EQ(plain->graph_launches(), 0);
+    }
   }
 }
 
