@@ -22,17 +22,8 @@ namespace {
 constexpr int kWarpsOne = 16, kWarpsBatch = 4;
 constexpr int kMaxPerLane = int(kMaxAttentionHeadDim / 32);
 
-__device__ __forceinline__ bool visible(const AttentionArgs& a, int64_t i, int64_t j) {
-  const int32_t kp = a.k_pos[j];
-  if (kp < 0) return false;
-  if (!a.causal) return true;
-  const int32_t qp = a.q_pos[i];
-  if (a.window != 0 && int64_t(qp) - kp >= a.window) return false;  // also inside an image
-  if (kp <= qp) return true;
-  return a.q_group[i] >= 0 && a.q_group[i] == a.k_group[j];
-}
-
-// visible() with the query's position and group already read.
+// Whether key j is visible to the query at position qp in image group qg (its q_pos and
+// q_group entries, read once by the caller).
 __device__ __forceinline__ bool visible_to(const AttentionArgs& a, int32_t qp, int32_t qg, int64_t j) {
   const int32_t kp = a.k_pos[j];
   if (kp < 0) return false;
@@ -59,9 +50,10 @@ __device__ __forceinline__ void attend(const AttentionArgs& a, int64_t i, int64_
     qv[e] = d < hd ? q[d] * a.scale : 0.0f;
     acc[e] = 0.0f;
   }
+  const int32_t qp = a.q_pos[i], qg = a.q_group[i];
   float m = -FLT_MAX, l = 0.0f;
   for (int64_t j = warp; j < a.n_k; j += W) {
-    if (!visible(a, i, j)) continue;
+    if (!visible_to(a, qp, qg, j)) continue;
     const T* k = static_cast<const T*>(a.k) + j * kw + kvh * hd;
     float s = 0.0f;
 #pragma unroll
@@ -285,7 +277,7 @@ __global__ void __launch_bounds__(32 * kWarpsBatch) attention_multi_kernel(const
 __global__ void masked_softmax_kernel(AttentionArgs a, float* scores, int64_t q0, int64_t rows) {
   const int64_t i = blockIdx.x % rows;
   float* s = scores + int64_t(blockIdx.x) * a.n_k;
-  const int64_t qi = q0 + i;
+  const int32_t qp = a.q_pos[q0 + i], qg = a.q_group[q0 + i];
   __shared__ float red[32];
   auto block_reduce = [&](float v, bool is_max) {
     for (int o = 16; o > 0; o >>= 1) {
@@ -305,11 +297,11 @@ __global__ void masked_softmax_kernel(AttentionArgs a, float* scores, int64_t q0
   };
   float mx = -FLT_MAX;
   for (int64_t j = threadIdx.x; j < a.n_k; j += blockDim.x)
-    if (visible(a, qi, j)) mx = fmaxf(mx, s[j]);
+    if (visible_to(a, qp, qg, j)) mx = fmaxf(mx, s[j]);
   mx = block_reduce(mx, true);
   float sum = 0.0f;
   for (int64_t j = threadIdx.x; j < a.n_k; j += blockDim.x) {
-    const float e = visible(a, qi, j) ? __expf(s[j] - mx) : 0.0f;
+    const float e = visible_to(a, qp, qg, j) ? __expf(s[j] - mx) : 0.0f;
     s[j] = e;
     sum += e;
   }

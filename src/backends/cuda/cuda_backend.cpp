@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
