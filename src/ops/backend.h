@@ -41,6 +41,16 @@ struct AttentionShape {
   float scale = 1.0f;  // multiplies q.k before the softmax
 };
 
+// Gemma's q_norm and k_norm and RoPE (qk_norm_rope's arguments but q and k).
+struct QkNorms {
+  const Tensor& wq;
+  const Tensor& wk;
+  float eps = 0.0f;
+  std::span<const int32_t> positions;
+  int64_t head_dim = 0;
+  double theta = 0.0, factor = 1.0;
+};
+
 // One sequence's share of an attention step over several sequences (decode of a batch): its
 // new keys and values go into its own cache at `slots`, then its queries attend to cache rows
 // [0, used) under `mask`.
@@ -161,6 +171,14 @@ class Backend {
   // k and v are F32, or F16 on a backend whose kv_dtype() is F16.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                          const AttentionShape& shape, Tensor& out) = 0;
+  // qk_norm_rope of one step's q and k (every sequence's rows), then attention_jobs over jobs
+  // whose q and k_new are rows of them: in one call, so a backend may write the keys and values
+  // into the caches as it norms them.
+  virtual void qk_norm_rope_attention(Tensor& q, Tensor& k, const QkNorms& norms, std::span<AttentionJob> jobs,
+                                      const AttentionShape& shape) {
+    qk_norm_rope(q, norms.wq, k, norms.wk, norms.eps, norms.positions, norms.head_dim, norms.theta, norms.factor);
+    attention_jobs(jobs, shape);
+  }
   // Each job's KV writes and attention, as scatter_rows and attention do them one by one; a
   // backend may run all the jobs' writes and attention in one launch each.
   virtual void attention_jobs(std::span<AttentionJob> jobs, const AttentionShape& shape) {

@@ -187,15 +187,17 @@ TEST_F(CudaOps, ThreeProductsOfOneRow) {
   }
 }
 
-// One row of x against big Q4_0 / Q8_0 matrices (the streamed kernel, cuda_matvec.cu; Q6_K, the
-// LM head's format, on the block-per-rows kernel, q6k_chunk's addressing at 27B widths): more
-// rows than the GPU has warps, so each warp walks several rows with the next row's loads in
-// flight; widths of 1, 3 and a partial number of steps a row (21504: 27B's FFN width); q/k/v
-// whose parts meet inside a warp's run; gate/up with GELU. With bias on the plain product. The
-// same on the block-per-rows kernels (UNICORN_CUDA_STREAM=0, also the fallback for wide rows).
+// One row of x against big Q4_0 / Q8_0 / Q6_K matrices (the streamed kernel, cuda_matvec.cu, in
+// blocks of 16 warps and of 8; Q6_K is the LM head's format, by halves of its super-blocks):
+// more rows than the GPU has warps, so each warp walks several rows with the next row's loads in
+// flight, and rows split between warps; widths of 1, 3 and a partial number of steps a row
+// (21504: 27B's FFN width); q/k/v whose parts meet inside a warp's run; gate/up with GELU. With
+// bias on the plain product. The same on the block-per-rows kernels (UNICORN_CUDA_STREAM=0, also
+// the fallback for wide rows).
 TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
-  for (const char* stream : {"1", "0"}) {
-    test::ScopedEnv env("UNICORN_CUDA_STREAM", stream);
+  for (const char* stream : {"1", "8", "0"}) {
+    test::ScopedEnv env("UNICORN_CUDA_STREAM", stream == std::string("0") ? "0" : "1");
+    test::ScopedEnv warps("UNICORN_CUDA_STREAM_WARPS", stream == std::string("8") ? "8" : "16");
     auto b = test::backend_or_skip("cuda");
     for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K}) {
       for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128)}) {
@@ -211,7 +213,7 @@ TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
         const Tensor db = b->prepare_weight(bias);
         b->linear(b->from_host(x), b->prepare_weight(w), &db, got);
         expect_close(b->to_host(got), want);
-        if (k != 5376 || dtype == DType::Q6_K) continue;  // q/k/v and gate/up: Q4_0 / Q8_0
+        if (k != 5376) continue;  // q/k/v and gate/up
         const Tensor w2 = weight(dtype, 2001, k, 64), w3 = weight(dtype, 1501, k, 65);
         Tensor ra = ref.alloc(DType::F32, {1, m}), rb = ref.alloc(DType::F32, {1, 2001}), rc = ref.alloc(DType::F32, {1, 1501});
         ref.linear3(x_ref, w, w2, w3, ra, rb, rc);
@@ -576,6 +578,57 @@ TEST_F(CudaOps, AttentionJobsBatched) {
                   shape, want);
     expect_close(down(outs[0]).rows(off, sq.n_new), want, 1e-4);
     off += sq.n_new;
+  }
+}
+
+// One sequence's step through qk_norm_rope_attention: on "cuda" the K and V cache writes ride in
+// the q/k norm + RoPE kernel (UNICORN_CUDA_FUSE_KV); against the same step op by op (Backend's
+// default: qk_norm_rope, then attention_jobs with its own K/V kernel): the same bits in q, k,
+// the caches and the output; the normed rows against the reference, and the cache rows written
+// (f16 on the GPU) against them. One query and three (a short prompt chunk), cache rows beyond.
+TEST_F(CudaOps, QkNormRopeAttentionWritesTheCache) {
+  const int64_t hd = 128, cap = 300, len = 257, kw = 4 * hd, qw = 8 * hd;
+  const AttentionShape shape{8, 4, hd, 0.088f};
+  const Tensor wq = random_tensor(DType::BF16, {hd}, 70, 0.5f), wk = random_tensor(DType::BF16, {hd}, 71, 0.5f);
+  const Tensor dwq = gpu->prepare_weight(wq), dwk = gpu->prepare_weight(wk);
+  const DType kv = gpu->kv_dtype();
+  for (int64_t n_new : {1, 3}) {
+    SCOPED_TRACE(n_new);
+    const int64_t used = len + n_new;
+    std::vector<int32_t> slots, q_pos, q_group, k_pos(size_t(cap), -1), k_group(size_t(cap), -1);
+    for (int64_t p = 0; p < used; ++p) k_pos[size_t(p)] = int32_t(p);
+    for (int64_t t = 0; t < n_new; ++t) {
+      slots.push_back(int32_t(len + t));
+      q_pos.push_back(int32_t(len + t));
+      q_group.push_back(-1);
+    }
+    const Tensor q0 = random_tensor(DType::F32, {n_new, qw}, 72), k0 = random_tensor(DType::F32, {n_new, kw}, 73),
+                 v0 = random_tensor(DType::F32, {n_new, kw}, 74);
+    const Tensor cache0 = random_tensor(DType::F32, {cap, kw}, 75).converted(kv);
+    Tensor q[2], k[2], k_cache[2], v_cache[2], out[2];
+    for (int way = 0; way < 2; ++way) {
+      q[way] = up(q0), k[way] = up(k0), k_cache[way] = up(cache0), v_cache[way] = up(cache0);
+      out[way] = gpu->alloc(DType::F32, {n_new, qw});
+      AttentionJob j;
+      j.q = q[way], j.k_new = k[way], j.v_new = up(v0), j.slots = slots;
+      j.k_cache = &k_cache[way], j.v_cache = &v_cache[way], j.used = used, j.out = out[way];
+      j.mask = AttentionMask{q_pos, q_group, std::span(k_pos).first(size_t(used)),
+                             std::span(k_group).first(size_t(used)), 0, true};
+      const QkNorms norms{dwq, dwk, 1e-6f, q_pos, hd, 10000.0, 1.0};
+      if (way == 0)
+        gpu->qk_norm_rope_attention(q[way], k[way], norms, std::span(&j, 1), shape);
+      else
+        gpu->Backend::qk_norm_rope_attention(q[way], k[way], norms, std::span(&j, 1), shape);
+    }
+    for (Tensor* t : {q, k, k_cache, v_cache, out}) expect_close(down(t[0]), down(t[1]), 0);
+    Tensor q_want = q0.clone(), k_want = k0.clone();
+    ref.qk_norm_rope(q_want, wq, k_want, wk, 1e-6f, q_pos, hd, 10000.0, 1.0);
+    expect_close(down(q[0]), q_want, 1e-4);
+    expect_close(down(k[0]), k_want, 1e-4);
+    const double rounding = kv == DType::F16 ? 1e-3 : 1e-4;
+    expect_close(down(k_cache[0]).converted(DType::F32).rows(len, n_new), k_want, rounding);
+    expect_close(down(v_cache[0]).converted(DType::F32).rows(len, n_new), v0, rounding);
+    expect_close(down(k_cache[0]).converted(DType::F32).rows(0, len), cache0.converted(DType::F32).rows(0, len), 0);
   }
 }
 

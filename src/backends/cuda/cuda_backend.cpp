@@ -11,11 +11,9 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <initializer_list>
 #include <map>
 #include <tuple>
@@ -34,6 +32,8 @@ namespace unicorn {
 
 namespace {
 
+using cuda::Context;
+using cuda::DeviceGuard;
 using cuda::OpProfile;
 using cuda::set_device_quietly;
 using cuda::UploadRing;
@@ -47,25 +47,6 @@ using cuda::f32_vector;
 using cuda::free_memory;
 using cuda::weight_of;
 using Epilogue = cuda::Blas::Epilogue;
-
-// The stream and device of one backend, kept alive by every tensor allocated on it.
-struct Context {
-  int device = 0;
-  cudaStream_t stream = nullptr;
-  ~Context() {
-    if (!stream) return;  // the constructor failed before making one
-    set_device_quietly(device);
-    cudaStreamSynchronize(stream);
-    cudaStreamDestroy(stream);
-    cudaGetLastError();  // nothing here may surface as a later call's error
-  }
-};
-
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) { use_device(device); }
-};
-
 
 class CudaBackend final : public Backend {
  public:
@@ -92,6 +73,7 @@ class CudaBackend final : public Backend {
     UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, index));
     UNICORN_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, index));
     on_ = cuda::Switches::from_environment(cc_major);
+    stream_grid_ = {multiprocessors_, on_.stream_warps};
     if (!on_.exact_f32) blas_ = cuda::Blas::create(ctx_->stream, on_.blas_lt, &blas_missing_);
     if (on_.profile) profile_ = std::make_unique<OpProfile>();
     cuda::allow_dependent_launches(on_.dependent_launches);
@@ -194,7 +176,7 @@ class CudaBackend final : public Backend {
     OpScope part(*this, n == 1 ? kOneRow[int(fmt)] : "linear: few rows");
     float* yp = y.data<float>();
     if (on_.stream && n == 1 &&
-        cuda::matvec_stream(fmt, 1, &view, &b, &yp, x.data<const float>(), multiprocessors_, ctx_->stream))
+        cuda::matvec_stream(fmt, 1, &view, &b, &yp, x.data<const float>(), stream_grid_, ctx_->stream))
       return;
     cuda::linear(fmt, view, x.data<const float>(), b, yp, n, !on_.exact_f32, ctx_->stream);
   }
@@ -323,7 +305,7 @@ class CudaBackend final : public Backend {
     OpScope scope(*this, "linear3");
     const cuda::WeightView views[3] = {v0, v1, v2};
     float* const outs[3] = {y0.data<float>(), y1.data<float>(), y2.data<float>()};
-    if (on_.stream && cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), multiprocessors_, ctx_->stream))
+    if (on_.stream && cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), stream_grid_, ctx_->stream))
       return;
     cuda::linear3_int8(f0, views, x.data<const float>(), outs, ctx_->stream);
   }
@@ -352,7 +334,7 @@ class CudaBackend final : public Backend {
     ops::check_linear(x, w_up, nullptr, out);
     OpScope scope(*this, "gate_up");
     if (on_.stream &&
-        cuda::gate_up_stream(gf, gv, uv, x.data<const float>(), out.data<float>(), multiprocessors_, ctx_->stream))
+        cuda::gate_up_stream(gf, gv, uv, x.data<const float>(), out.data<float>(), stream_grid_, ctx_->stream))
       return;
     cuda::gate_up_int8(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream);
   }
@@ -468,6 +450,14 @@ class CudaBackend final : public Backend {
     cuda::attention(a, multiprocessors_, partial.get(), ctx_->stream);
   }
 
+  void qk_norm_rope_attention(Tensor& q, Tensor& k, const QkNorms& norms, std::span<AttentionJob> jobs,
+                              const AttentionShape& shape) override {
+    if (!on_.fuse_kv || jobs.size() != 1 || jobs[0].k_new.raw() != k.raw() || jobs[0].k_new.dim(0) != k.dim(0) ||
+        jobs[0].v_new.dtype() != DType::F32 || k.dtype() != DType::F32)
+      return Backend::qk_norm_rope_attention(q, k, norms, jobs, shape);
+    attention_job(jobs[0], shape, &norms, &q);
+  }
+
   // A decode batch: every sequence's KV writes in one launch and its attention in another
   // (one launch per sequence and layer each made 32 sequences host-bound). Jobs with many
   // queries (prefill chunks) go one by one, to the products path.
@@ -475,50 +465,21 @@ class CudaBackend final : public Backend {
     if (jobs.size() == 1 && jobs[0].k_new.dtype() == DType::F32 && jobs[0].v_new.dtype() == DType::F32)
       return attention_job(jobs[0], shape);
     bool batched = jobs.size() > 1 && shape.head_dim <= cuda::kMaxAttentionHeadDim;
-    int64_t max_nq = 0;
-    for (const AttentionJob& j : jobs) {
+    for (const AttentionJob& j : jobs)
       if (blas_ && j.q.dim(0) >= kTensorCoreRows) batched = false;
-      max_nq = std::max(max_nq, j.q.dim(0));
-    }
     if (!batched) return Backend::attention_jobs(jobs, shape);
     OpScope scope(*this, "attention (batch)");
-    const DType kv = jobs[0].k_cache->dtype();
-    // The jobs' index arrays in one upload: slots, then q_pos, q_group, k_pos, k_group.
-    std::vector<int32_t> ints;
-    std::vector<std::array<size_t, 5>> at(jobs.size());
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      AttentionJob& j = jobs[i];
-      ops::check_rows("scatter_rows", j.k_new, j.slots, *j.k_cache, true);
-      ops::check_rows("scatter_rows", j.v_new, j.slots, *j.v_cache, true);
-      if (j.k_cache->dtype() != kv || j.v_cache->dtype() != kv || j.used > j.k_cache->dim(0))
-        fail("cuda attention: a batch's caches differ in type, or {} rows used of {}", j.used, j.k_cache->dim(0));
-      ops::check_attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out, true);
-      const std::span<const int32_t> parts[5] = {j.slots, j.mask.q_pos, j.mask.q_group, j.mask.k_pos, j.mask.k_group};
-      for (int p = 0; p < 5; ++p) {
-        at[i][size_t(p)] = ints.size();
-        ints.insert(ints.end(), parts[p].begin(), parts[p].end());
-      }
-    }
-    const auto d_ints = upload(std::span<const int32_t>(ints));
+    const cuda::BatchedJobs batch(jobs, shape);
+    const auto d_ints = upload(batch.ints());
     std::vector<cuda::RowScatter> writes;
-    std::vector<cuda::AttentionArgs> args(jobs.size());
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      AttentionJob& j = jobs[i];
-      const int32_t* base = d_ints.get();
-      writes.push_back({j.k_new.data<const float>(), base + at[i][0], j.k_cache->raw(), j.k_new.dim(0)});
-      writes.push_back({j.v_new.data<const float>(), base + at[i][0], j.v_cache->raw(), j.v_new.dim(0)});
-      cuda::AttentionArgs& a = args[i];
-      a = attention_args(j.q, *j.k_cache, j.used, *j.v_cache, j.mask, shape, j.out);
-      a.q_pos = base + at[i][1];
-      a.q_group = base + at[i][2];
-      a.k_pos = base + at[i][3];
-      a.k_group = base + at[i][4];
-    }
+    std::vector<cuda::AttentionArgs> args;
+    batch.arguments(d_ints.get(), writes, args);
     const auto d_writes = upload(std::span<const cuda::RowScatter>(writes));
     const auto d_args = upload(std::span<const cuda::AttentionArgs>(args));
-    cuda::scatter_rows_multi(d_writes.get(), int64_t(writes.size()), max_nq, jobs[0].k_new.dim(1), kv == DType::F16,
-                             ctx_->stream);
-    cuda::attention_multi(d_args.get(), int64_t(args.size()), max_nq, shape.n_heads, kv == DType::F16, ctx_->stream);
+    cuda::scatter_rows_multi(d_writes.get(), int64_t(writes.size()), batch.max_nq(), jobs[0].k_new.dim(1),
+                             batch.kv_f16(), ctx_->stream);
+    cuda::attention_multi(d_args.get(), int64_t(args.size()), batch.max_nq(), shape.n_heads, batch.kv_f16(),
+                          ctx_->stream);
   }
 
   void scatter_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override {
@@ -595,18 +556,31 @@ class CudaBackend final : public Backend {
     size_t index_ = 0;
   };
 
-  // One sequence's KV writes (K and V in one launch) and its attention.
-  void attention_job(AttentionJob& j, const AttentionShape& shape) {
+  // One sequence's KV writes (K and V in one launch) and its attention; with `norms`, q's and k's
+  // (k_new's: all of k) norms and RoPE in that launch too (qk_norm_rope_attention).
+  void attention_job(AttentionJob& j, const AttentionShape& shape, const QkNorms* norms = nullptr, Tensor* q = nullptr) {
     ops::check_rows("scatter_rows", j.k_new, j.slots, *j.k_cache, true);
     ops::check_rows("scatter_rows", j.v_new, j.slots, *j.v_cache, true);
     if (j.k_cache->dtype() != j.v_cache->dtype() || j.k_new.dim(1) != j.v_new.dim(1))
       fail("cuda attention: the K and V caches differ in type or width");
     {
-      OpScope scope(*this, "scatter_rows");
+      OpScope scope(*this, norms ? "qk_norm_rope + KV writes" : "scatter_rows");
       const auto d_slots = upload(j.slots);
-      cuda::scatter_rows_pair({j.k_new.data<const float>(), d_slots.get(), j.k_cache->raw(), j.k_new.dim(0)},
-                              {j.v_new.data<const float>(), d_slots.get(), j.v_cache->raw(), j.v_new.dim(0)},
-                              j.k_new.dim(1), j.k_cache->dtype() == DType::F16, ctx_->stream);
+      const bool f16 = j.k_cache->dtype() == DType::F16;
+      if (norms) {
+        const QkNorms& n = *norms;
+        ops::check_norm_rope("qk_norm_rope", *q, n.wq, n.positions, n.head_dim, 2048);
+        ops::check_norm_rope("qk_norm_rope", j.k_new, n.wk, n.positions, n.head_dim, 2048);
+        const auto d_pos = upload(n.positions);
+        cuda::qk_norm_rope(q->data<float>(), f32_vector(n.wq, "rms_norm weight"), q->dim(1), j.k_new.data<float>(),
+                           f32_vector(n.wk, "rms_norm weight"), j.k_new.dim(1), n.eps, d_pos.get(),
+                           inv_freq(n.head_dim, n.theta, n.factor), q->dim(0), n.head_dim, ctx_->stream,
+                           {j.v_new.data<const float>(), d_slots.get(), j.k_cache->raw(), j.v_cache->raw(), f16});
+      } else {
+        cuda::scatter_rows_pair({j.k_new.data<const float>(), d_slots.get(), j.k_cache->raw(), j.k_new.dim(0)},
+                                {j.v_new.data<const float>(), d_slots.get(), j.v_cache->raw(), j.v_new.dim(0)},
+                                j.k_new.dim(1), f16, ctx_->stream);
+      }
     }
     attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out);
   }
@@ -768,6 +742,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<Context> ctx_;
   cuda::Switches on_;  // kernels and memory chosen from the GPU and the environment
   int multiprocessors_ = 0;
+  cuda::StreamGrid stream_grid_{};  // the streamed one-row products' blocks
   std::unique_ptr<WeightArena> arena_;
   std::unique_ptr<cuda::Blas> blas_;  // null: f32 kernels only (blas_missing_ says why)
   std::unique_ptr<OpProfile> profile_;

@@ -283,11 +283,20 @@ struct NormRopePart {
   int64_t width = 0;
 };
 
+// One value of a cache row, as the cache's type.
+__device__ __forceinline__ void store_value(void* row, int64_t i, float v, bool f16) {
+  if (f16)
+    static_cast<__half*>(row)[i] = __float2half_rn(v);
+  else
+    static_cast<float*>(row)[i] = v;
+}
+
 // Block (row, head) of part a (the first blocks_a blocks), then of part b (q and k in one
-// launch); thread p holds the pair (p, p + half) through the norm and the rotation.
+// launch); thread p holds the pair (p, p + half) through the norm and the rotation. With
+// store.k_cache, part b's rows (k) and v's go into the KV cache too.
 __global__ void rms_norm_rope_kernel(NormRopePart pa, NormRopePart pb, int64_t blocks_a, float eps,
                                      const int32_t* __restrict__ positions, const float* __restrict__ inv_freq,
-                                     int64_t head_dim) {
+                                     int64_t head_dim, KvStore store) {
   const bool second = int64_t(blockIdx.x) >= blocks_a;
   const int64_t block = second ? int64_t(blockIdx.x) - blocks_a : int64_t(blockIdx.x);
   const float* __restrict__ w = second ? pb.w : pa.w;
@@ -309,6 +318,13 @@ __global__ void rms_norm_rope_kernel(NormRopePart pa, NormRopePart pb, int64_t b
   sincosf(angle, &s, &c);
   v[p] = an * c - bn * s;
   v[p + half] = bn * c + an * s;
+  if (second && store.k_cache) {  // k's head and v's into the caches' row
+    const int64_t at = int64_t(store.slots[r]) * width + h * head_dim, from = r * width + h * head_dim;
+    store_value(store.k_cache, at + p, an * c - bn * s, store.f16);
+    store_value(store.k_cache, at + p + half, bn * c + an * s, store.f16);
+    store_value(store.v_cache, at + p, store.v[from + p], store.f16);
+    store_value(store.v_cache, at + p + half, store.v[from + p + half], store.f16);
+  }
 }
 
 __global__ void gelu_tanh_mul_kernel(const float* gate, const float* up, float* out, int64_t count) {
@@ -522,12 +538,13 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n, 
 }
 
 void qk_norm_rope(float* q, const float* wq, int64_t q_width, float* k, const float* wk, int64_t k_width, float eps,
-                  const int32_t* positions, const float* inv_freq, int64_t n, int64_t head_dim, cudaStream_t stream) {
+                  const int32_t* positions, const float* inv_freq, int64_t n, int64_t head_dim, cudaStream_t stream,
+                  const KvStore& store) {
   const int64_t blocks_q = n * (q_width / head_dim), blocks = blocks_q + n * (k_width / head_dim);
   if (blocks == 0) return;
   const int threads = int(std::max<int64_t>(32, (head_dim / 2 + 31) / 32 * 32));
   launch_dependent(rms_norm_rope_kernel, unsigned(blocks), threads, 0, stream, NormRopePart{q, wq, q_width},
-                   NormRopePart{k, wk, k_width}, blocks_q, eps, positions, inv_freq, head_dim);
+                   NormRopePart{k, wk, k_width}, blocks_q, eps, positions, inv_freq, head_dim, store);
 }
 
 void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions, const float* inv_freq, int64_t n,

@@ -49,15 +49,19 @@ struct WeightView {
   int64_t nf4_nested = 256;  // NF4: absmax blocks per nested_absmax
 };
 
-// One row of x against Q4_0 / Q8_0 weights, streamed (cuda_matvec.cu): the rows of `parts`
-// (1-3) matrices of one width as one launch (q, k and v), or gate and up with GELU(gate) * up
-// out; x quantized to int8 as linear's int8_x. False (nothing launched) for other formats or
+// One row of x against Q4_0 / Q8_0 / Q6_K weights (gate_up_stream: Q4_0 / Q8_0), streamed
+// (cuda_matvec.cu): the rows of `parts` (1-3) matrices of one width as one launch (q, k and v),
+// or gate and up with GELU(gate) * up out; x quantized to int8 as linear's int8_x. False (nothing launched) for other formats or
 // rows wider than the kernel's shared memory holds (then linear, linear3_int8, gate_up_int8).
-// multiprocessors: the GPU's, over which the rows are spread.
+// grid: the rows spread over one block of 16 warps a multiprocessor, or two of 8.
+struct StreamGrid {
+  int multiprocessors;
+  int warps;  // a block: 16 or 8
+};
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   int multiprocessors, cudaStream_t stream);
+                   StreamGrid grid, cudaStream_t stream);
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
-                    int multiprocessors, cudaStream_t stream);
+                    StreamGrid grid, cudaStream_t stream);
 // y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 / Q6_K products
 // of one row quantize x to int8 per 32 values (amax / 127, rounded half away from zero, as
 // ggml's Q8_0) and multiply in integers.
@@ -108,9 +112,20 @@ void residual_rms_norm(float* x, const float* y, const float* w_post, float eps,
 // Per head of x [n, width]: RMS norm with w [head_dim] (1 + w), then RoPE; one block a head.
 void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions, const float* inv_freq, int64_t n,
                    int64_t width, int64_t head_dim, cudaStream_t stream);
-// The same for q [n, q_width] with wq and k [n, k_width] with wk in one launch.
+// Where qk_norm_rope also puts k's rows (normed and roped) and v's [n, k_width]: the KV cache
+// rows slots[i] (f16 or f32, as the cache).
+struct KvStore {
+  const float* v = nullptr;
+  const int32_t* slots = nullptr;
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  bool f16 = false;
+};
+// The same for q [n, q_width] with wq and k [n, k_width] with wk in one launch; with `store`,
+// k and v also into the KV cache (no scatter_rows_pair after it).
 void qk_norm_rope(float* q, const float* wq, int64_t q_width, float* k, const float* wk, int64_t k_width, float eps,
-                  const int32_t* positions, const float* inv_freq, int64_t n, int64_t head_dim, cudaStream_t stream);
+                  const int32_t* positions, const float* inv_freq, int64_t n, int64_t head_dim, cudaStream_t stream,
+                  const KvStore& store = {});
 // In place, rotate-half layout; inv_freq [head_dim / 2].
 void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n, int64_t width, int64_t head_dim,
           cudaStream_t stream);

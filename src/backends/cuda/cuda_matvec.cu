@@ -1,12 +1,16 @@
-// One row of x against Q4_0 / Q8_0 weights (decode at batch 1), streaming the weights at the
-// memory's rate. Each warp takes a run of whole rows and walks them in steps of U chunks a lane
-// (lane l reads chunks l, l + 32, ...: a warp's loads are contiguous), the next step's loads in
-// flight while the current one is multiplied, across row boundaries too. The grid is two blocks
-// of 8 warps a multiprocessor with the rows spread evenly over its warps, so every warp has
-// the same work and no block waits for a late one. Each block first quantizes x to int8 into
-// shared memory (per 32 values: scale amax / 127 and the codes' sum, as linear's int8_x), with
-// its first loads already in flight; products in dp4a, one float multiply per chunk and row.
-// The warp's sum of a row meets in shuffles; gate and up rows go together (GELU(g) u out).
+// One row of x against Q4_0 / Q8_0 / Q6_K weights (decode at batch 1), streaming the weights at
+// the memory's rate. The rows are spread evenly over one block of 16 warps a multiprocessor
+// (or two of 8: UNICORN_CUDA_STREAM_WARPS=8; whole rows, at most one apart), and a block's rows,
+// as one run of steps of U units a lane (Unit below), evenly over its warps, so every warp has
+// the same work to within a step even where the rows do not divide (a row may start in one
+// warp and end in the next). A warp walks its run with the next step's loads in flight while
+// the current one is multiplied, across row boundaries too (lane l reads units l, l + 32, ...:
+// a warp's loads are contiguous). Each block quantizes x to int8 into shared memory (per 32
+// values: scale amax / 127 and the codes' sum, as linear's int8_x) with its first step's loads
+// in flight; products in dp4a, one float multiply per chunk and row. A warp's sum of a row
+// meets in shuffles; rows a warp finishes go to shared memory, the parts of rows split between
+// warps to slots added in warp order (the same sums every run), and the block writes its rows
+// at the end. Gate and up rows go together (GELU(g) u out).
 #include <algorithm>
 #include <type_traits>
 
@@ -16,7 +20,7 @@ namespace unicorn::cuda {
 
 namespace {
 
-constexpr int kWarps = 8, kThreads = 32 * kWarps, kBlocksPerSm = 2;
+constexpr int kMaxWarps = 16;
 
 // Up to three matrices of one width as one range of rows (q, k and v), or (M = 2 below) gate
 // and up whose rows go together.
@@ -25,8 +29,11 @@ struct StreamJob {
   const float* bias[3] = {nullptr, nullptr, nullptr};
   float* y[3] = {nullptr, nullptr, nullptr};
   int64_t end[3] = {0, 0, 0};  // each matrix's last row + 1 in the range
-  int64_t rows = 0, rows_per_warp = 0, chunks = 0;
-  int steps_per_row = 0;  // ceil(chunks / (32 U))
+  int64_t rows = 0, chunks = 0;  // chunks: x's 32-value chunks
+  int64_t units = 0;              // a row's units (Unit below): chunks, or Q6_K's half blocks
+  int steps_per_row = 0;          // ceil(units / (32 U))
+  int blocks = 0;         // block b takes rows [b rows / blocks, (b + 1) rows / blocks)
+  int block_rows = 0;     // ceil(rows / blocks): room for a block's sums
 };
 
 // Row `row` of the range: which matrix, and its row there.
@@ -39,14 +46,100 @@ __device__ __forceinline__ PartRow part_row(const StreamJob& j, int64_t row) {
   return {part, row - (part > 0 ? j.end[part - 1] : 0)};
 }
 
-template <WFmt F>
-constexpr int kVecs = F == WFmt::Q4_0 ? 1 : 2;  // 16-byte code vectors a chunk
+// x's int8 codes in shared memory: chunk c's values 0-15 in lo[c], 16-31 in hi[c], its
+// scale and codes' sum (as int bits) in ds[c].
+struct XCodes {
+  uint4* lo;
+  uint4* hi;
+  float2* ds;
+  __device__ void get(int64_t c, int (&xq)[8], float2& d) const {
+    const uint4 l = lo[c], h = hi[c];
+    d = ds[c];
+    xq[0] = int(l.x), xq[1] = int(l.y), xq[2] = int(l.z), xq[3] = int(l.w);
+    xq[4] = int(h.x), xq[5] = int(h.y), xq[6] = int(h.z), xq[7] = int(h.w);
+  }
+};
 
-// One step's weights: M matrices' (1, or gate and up) U chunks of a lane.
+// What a lane takes of a row at a time: a 32-value chunk of Q4_0 / Q8_0 (codes and scale), or
+// half a Q6_K super-block (128 values: its ql and qh, its 8 scales and the block's d; the
+// planes of cuda_kernels.h, 16-byte aligned). load fetches unit c of `row` (zeros with scale 0
+// past the row's end, `units` a row); dot is its product with x.
+template <WFmt F>
+struct Unit;
+template <WFmt F>
+  requires(F == WFmt::Q4_0 || F == WFmt::Q8_0)
+struct Unit<F> {
+  static constexpr int kChunks = 1, kVecs = F == WFmt::Q4_0 ? 1 : 2;
+  uint4 q[kVecs];
+  __half d;
+  __device__ void load(const WeightView& w, int64_t row, int64_t units, int64_t c) {
+    if (c < units) {
+      const int64_t b = row * units + c;
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v) q[v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + b * kVecs + v);
+      d = reinterpret_cast<const __half*>(w.p1)[b];
+    } else {
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v) q[v] = make_uint4(0, 0, 0, 0);
+      d = __float2half_rn(0.0f);
+    }
+  }
+  __device__ float dot(const XCodes& x, int64_t c) const {
+    int xq[8];
+    float2 ds;
+    x.get(c, xq, ds);
+    return __half2float(d) * ds.x * float(dot_chunk<F>(reinterpret_cast<const uint32_t*>(q), xq, __float_as_int(ds.y)));
+  }
+};
+template <>
+struct Unit<WFmt::Q6_K> {
+  static constexpr int kChunks = 4;
+  uint4 ql[4], qh[2];
+  uint2 sc;
+  __half d;
+  __device__ void load(const WeightView& w, int64_t row, int64_t units, int64_t c) {
+    if (c < units) {
+      const int64_t half = row * units + c;
+#pragma unroll
+      for (int v = 0; v < 4; ++v) ql[v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + half * 4 + v);
+#pragma unroll
+      for (int v = 0; v < 2; ++v) qh[v] = __ldg(reinterpret_cast<const uint4*>(w.p1) + half * 2 + v);
+      sc = __ldg(reinterpret_cast<const uint2*>(w.p2) + half);
+      d = reinterpret_cast<const __half*>(w.p3)[half / 2];
+    } else {
+#pragma unroll
+      for (int v = 0; v < 4; ++v) ql[v] = make_uint4(0, 0, 0, 0);
+      qh[0] = qh[1] = make_uint4(0, 0, 0, 0);
+      sc = make_uint2(0, 0);
+      d = __float2half_rn(0.0f);
+    }
+  }
+  __device__ float dot(const XCodes& x, int64_t c) const {
+    const uint32_t* l = reinterpret_cast<const uint32_t*>(ql);
+    const uint32_t* h = reinterpret_cast<const uint32_t*>(qh);
+    const int8_t* scales = reinterpret_cast<const int8_t*>(&sc);
+    float sum = 0.0f;
+#pragma unroll
+    for (int quarter = 0; quarter < 4; ++quarter) {  // the half's four chunks (q6k_chunk's quarters)
+      int xq[8];
+      float2 ds;
+      x.get(c * 4 + quarter, xq, ds);
+      int lo = 0, hi = 0;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        lo = __dp4a(int(q6k_word(l[(quarter & 1) * 8 + i], h[i], (quarter >> 1) * 4, quarter * 2)), xq[i], lo);
+        hi = __dp4a(int(q6k_word(l[(quarter & 1) * 8 + i + 4], h[i + 4], (quarter >> 1) * 4, quarter * 2)), xq[i + 4], hi);
+      }
+      sum += ds.x * (float(scales[2 * quarter]) * float(lo) + float(scales[2 * quarter + 1]) * float(hi));
+    }
+    return __half2float(d) * sum;
+  }
+};
+
+// One step's weights: M matrices' (1, or gate and up) U units of a lane.
 template <WFmt F, int U, int M>
 struct Step {
-  uint4 q[M][U][kVecs<F>];
-  __half d[M][U];
+  Unit<F> unit[M][U];
 };
 
 // Where a warp is: the row (of the range) and the step within it.
@@ -61,112 +154,146 @@ struct Cursor {
 template <WFmt F, int U, int M>
 __device__ __forceinline__ void load_step(const StreamJob& j, const Cursor& at, int lane, Step<F, U, M>& s) {
   const PartRow at_row = M == 1 ? part_row(j, at.row) : PartRow{0, at.row};
-  const int64_t row = at_row.row;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    const WeightView& w = j.w[at_row.part + m];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int64_t c = (int64_t(at.step) * U + u) * 32 + lane;
-      if (c < j.chunks) {
-        const int64_t b = row * j.chunks + c;
-#pragma unroll
-        for (int v = 0; v < kVecs<F>; ++v) s.q[m][u][v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + b * kVecs<F> + v);
-        s.d[m][u] = reinterpret_cast<const __half*>(w.p1)[b];
-      } else {
-#pragma unroll
-        for (int v = 0; v < kVecs<F>; ++v) s.q[m][u][v] = make_uint4(0, 0, 0, 0);
-        s.d[m][u] = __float2half_rn(0.0f);
-      }
-    }
+    for (int u = 0; u < U; ++u)
+      s.unit[m][u].load(j.w[at_row.part + m], at_row.row, j.units, (int64_t(at.step) * U + u) * 32 + lane);
   }
 }
 
-template <WFmt F, int U, int M>
-__global__ void __launch_bounds__(kThreads, kBlocksPerSm) matvec_stream_kernel(StreamJob j, const float* __restrict__ x) {
+// Shared memory of a block: x's codes, scales and sums (40 bytes a chunk), then the sums of
+// its rows and the warps' parts of split rows.
+struct Sums {
+  float* rows;       // [M][block_rows]
+  float* parts;      // [W][2][M]: a warp's first and last row where it has only part
+  int* part_rows;    // [W][2]: which row (of the block), -1 for none
+};
+template <int M>
+size_t smem_bytes(const StreamJob& j) {
+  return size_t(j.chunks) * 40 + size_t(j.block_rows) * M * 4 + kMaxWarps * 2 * (M + 1) * 4;
+}
+
+template <WFmt F, int U, int M, int W>
+__global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob j, const float* __restrict__ x) {
+  constexpr int kWarps = W, kThreads = 32 * W;
   extern __shared__ __align__(16) unsigned char smem[];
-  uint4* const xlo = reinterpret_cast<uint4*>(smem);  // codes of values 0-15 of each chunk
-  uint4* const xhi = xlo + j.chunks;                  // values 16-31
-  float2* const xds = reinterpret_cast<float2*>(xhi + j.chunks);  // scale, sum of codes (as int bits)
+  XCodes xc;
+  xc.lo = reinterpret_cast<uint4*>(smem);
+  xc.hi = xc.lo + j.chunks;
+  xc.ds = reinterpret_cast<float2*>(xc.hi + j.chunks);
+  Sums sums;
+  sums.rows = reinterpret_cast<float*>(xc.ds + j.chunks);
+  sums.parts = sums.rows + int64_t(j.block_rows) * M;
+  sums.part_rows = reinterpret_cast<int*>(sums.parts + kWarps * 2 * M);
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
-  const int64_t first = (int64_t(blockIdx.x) * kWarps + warp) * j.rows_per_warp;
-  const int64_t last = min(first + j.rows_per_warp, j.rows);
-  const int64_t steps = last > first ? (last - first) * j.steps_per_row : 0;
+  const int64_t r0 = int64_t(blockIdx.x) * j.rows / j.blocks, r1 = int64_t(blockIdx.x + 1) * j.rows / j.blocks;
+  const int64_t total = (r1 - r0) * j.steps_per_row;
+  const int64_t s0 = total * warp / kWarps;
+  const int steps = int(total * (warp + 1) / kWarps - s0);
   let_next_start();
 
-  // Two steps in flight from the start (over the wait for x and its quantization below too).
+  // One step's loads in flight before the wait for x, the next one's after x's loads: x's
+  // loads, which every warp waits for, queue behind fewer weight loads (tg128 +3-4% over
+  // both steps first).
   Step<F, U, M> a, b;
-  Cursor load_at{first, 0}, use_at{first, 0};
+  const Cursor start{r0 + s0 / j.steps_per_row, int(s0 % j.steps_per_row)};
+  Cursor load_at = start, use_at = start;
   if (steps > 0) {
     load_step<F, U, M>(j, load_at, lane, a);
     load_at.next(j.steps_per_row);
   }
-  if (steps > 1) {
-    load_step<F, U, M>(j, load_at, lane, b);
-    load_at.next(j.steps_per_row);
-  }
+  for (int64_t i = threadIdx.x; i < (r1 - r0) * M; i += kThreads) sums.rows[i] = 0.0f;
+  if (threadIdx.x < kWarps * 2) sums.part_rows[threadIdx.x] = -1;
   wait_for_inputs();
   for (int64_t c = threadIdx.x; c < j.chunks; c += kThreads) {
     int xq[8], sum;
     float d;
     quantize_chunk(x + c * 32, xq, d, sum);
-    xlo[c] = make_uint4(uint32_t(xq[0]), uint32_t(xq[1]), uint32_t(xq[2]), uint32_t(xq[3]));
-    xhi[c] = make_uint4(uint32_t(xq[4]), uint32_t(xq[5]), uint32_t(xq[6]), uint32_t(xq[7]));
-    xds[c] = make_float2(d, __int_as_float(sum));
+    xc.lo[c] = make_uint4(uint32_t(xq[0]), uint32_t(xq[1]), uint32_t(xq[2]), uint32_t(xq[3]));
+    xc.hi[c] = make_uint4(uint32_t(xq[4]), uint32_t(xq[5]), uint32_t(xq[6]), uint32_t(xq[7]));
+    xc.ds[c] = make_float2(d, __int_as_float(sum));
+  }
+  if (steps > 1) {
+    load_step<F, U, M>(j, load_at, lane, b);
+    load_at.next(j.steps_per_row);
   }
   __syncthreads();
 
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  auto use = [&](const Step<F, U, M>& s) {
+  bool first_row = true;  // the row in use is the warp's first
+  auto use = [&](const Step<F, U, M>& s, bool last) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      // Past the row's end the weights are zeros with scale 0: x's last chunk stands in, and
-      // no branch keeps the U chunks' dot products from interleaving.
-      const int64_t c = min((int64_t(use_at.step) * U + u) * 32 + lane, j.chunks - 1);
-      const uint4 lo = xlo[c], hi = xhi[c];
-      const float2 ds = xds[c];
-      const int xq[8] = {int(lo.x), int(lo.y), int(lo.z), int(lo.w), int(hi.x), int(hi.y), int(hi.z), int(hi.w)};
+      // Past the row's end the weights are zeros with scale 0: x's last unit stands in, and
+      // no branch keeps the U units' dot products from interleaving.
+      const int64_t c = min((int64_t(use_at.step) * U + u) * 32 + lane, j.units - 1);
 #pragma unroll
-      for (int m = 0; m < M; ++m) {
-        const uint32_t* words = reinterpret_cast<const uint32_t*>(s.q[m][u]);
-        acc[m] += __half2float(s.d[m][u]) * ds.x * float(dot_chunk<F>(words, xq, __float_as_int(ds.y)));
-      }
+      for (int m = 0; m < M; ++m) acc[m] += s.unit[m][u].dot(xc, c);
     }
-    if (use_at.step + 1 == j.steps_per_row) {  // the row is done: the warp's sums
+    const bool row_end = use_at.step + 1 == j.steps_per_row;
+    if (row_end || last) {  // the warp's sums of the row (or of its part of it)
 #pragma unroll
       for (int m = 0; m < M; ++m) {
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
       }
       if (lane == 0) {
-        if constexpr (M == 2) {
-          j.y[0][use_at.row] = gelu_tanh(acc[0]) * acc[1];
+        const int row = int(use_at.row - r0);
+        const bool whole = row_end && !(first_row && start.step > 0);
+        if (whole) {
+#pragma unroll
+          for (int m = 0; m < M; ++m) sums.rows[m * j.block_rows + row] = acc[m];
         } else {
-          const PartRow at_row = part_row(j, use_at.row);
-          const float* bias = j.bias[at_row.part];
-          j.y[at_row.part][at_row.row] = acc[0] + (bias ? bias[at_row.row] : 0.0f);
+          const int slot = warp * 2 + (first_row ? 0 : 1);
+          sums.part_rows[slot] = row;
+#pragma unroll
+          for (int m = 0; m < M; ++m) sums.parts[slot * M + m] = acc[m];
         }
       }
 #pragma unroll
       for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+      first_row = false;
     }
     use_at.next(j.steps_per_row);
   };
   // Two step buffers in turn: one multiplied while the other's loads are in flight, then
   // loaded with the step after the other's.
-  for (int64_t s = 0; s < steps; s += 2) {
-    use(a);
+  for (int s = 0; s < steps; s += 2) {
+    use(a, s + 1 == steps);
     if (s + 2 < steps) {
       load_step<F, U, M>(j, load_at, lane, a);
       load_at.next(j.steps_per_row);
     }
     if (s + 1 >= steps) break;
-    use(b);
+    use(b, s + 2 == steps);
     if (s + 3 < steps) {
       load_step<F, U, M>(j, load_at, lane, b);
       load_at.next(j.steps_per_row);
+    }
+  }
+  __syncthreads();
+
+  // The block's rows: the whole rows' sums plus the parts of split rows, in warp order.
+  for (int row = threadIdx.x; row < int(r1 - r0); row += kThreads) {
+    float v[M];
+#pragma unroll
+    for (int m = 0; m < M; ++m) v[m] = sums.rows[m * j.block_rows + row];
+    for (int slot = 0; slot < kWarps * 2; ++slot) {
+      if (sums.part_rows[slot] == row) {
+#pragma unroll
+        for (int m = 0; m < M; ++m) v[m] += sums.parts[slot * M + m];
+      }
+    }
+    const int64_t at = r0 + row;
+    if constexpr (M == 2) {
+      j.y[0][at] = gelu_tanh(v[0]) * v[1];
+    } else {
+      const PartRow at_row = part_row(j, at);
+      const float* bias = j.bias[at_row.part];
+      j.y[at_row.part][at_row.row] = v[0] + (bias ? bias[at_row.row] : 0.0f);
     }
   }
 }
@@ -184,20 +311,22 @@ int pick_u(int64_t chunks) {
   return best;
 }
 
-// x's codes, scales and sums in shared memory: 40 bytes a chunk, within the default 48 KiB.
+// x's codes, scales and sums and the block's sums in shared memory, within the default 48 KiB.
 template <WFmt F, int M, int... Us>
-bool launch(StreamJob& j, const float* x, int multiprocessors, cudaStream_t stream) {
-  const size_t smem = size_t(j.chunks) * 40;
+bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream) {
+  const bool wide = grid.warps == 16;
+  j.blocks = int(std::clamp<int64_t>(j.rows, 1, int64_t(grid.multiprocessors) * (wide ? 1 : 2)));
+  j.block_rows = int((j.rows + j.blocks - 1) / j.blocks);
+  const size_t smem = smem_bytes<M>(j);
   if (smem > 48 * 1024) return false;
   if (j.rows == 0) return true;
-  const int u = pick_u<Us...>(j.chunks);
-  j.steps_per_row = int((j.chunks + 32 * u - 1) / (32 * u));
-  const int64_t warps = int64_t(multiprocessors) * kBlocksPerSm * kWarps;
-  j.rows_per_warp = (j.rows + warps - 1) / warps;
-  const unsigned blocks = unsigned((j.rows + kWarps * j.rows_per_warp - 1) / (kWarps * j.rows_per_warp));
+  j.units = j.chunks / Unit<F>::kChunks;
+  const int u = pick_u<Us...>(j.units);
+  j.steps_per_row = int((j.units + 32 * u - 1) / (32 * u));
   auto go = [&](auto uc) {
     constexpr int U = decltype(uc)::value;
-    if (u == U) launch_dependent(matvec_stream_kernel<F, U, M>, blocks, kThreads, smem, stream, j, x);
+    if (u == U && !wide) launch_dependent(matvec_stream_kernel<F, U, M, 8>, unsigned(j.blocks), 256, smem, stream, j, x);
+    if (u == U && wide) launch_dependent(matvec_stream_kernel<F, U, M, 16>, unsigned(j.blocks), 512, smem, stream, j, x);
   };
   (go(std::integral_constant<int, Us>()), ...);
   return true;
@@ -206,8 +335,8 @@ bool launch(StreamJob& j, const float* x, int multiprocessors, cudaStream_t stre
 }  // namespace
 
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   int multiprocessors, cudaStream_t stream) {
-  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || parts < 1 || parts > 3) return false;
+                   StreamGrid grid, cudaStream_t stream) {
+  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0 && fmt != WFmt::Q6_K) || parts < 1 || parts > 3) return false;
   StreamJob j;
   j.chunks = w[0].cols / 32;
   for (int p = 0; p < parts; ++p) {
@@ -219,13 +348,14 @@ bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const*
     j.end[p] = j.rows;
   }
   for (int p = parts; p < 3; ++p) j.end[p] = j.rows;
-  // Q4_0: 4-8 chunks (16 bytes each) a lane a step; Q8_0 (32 bytes): 2-4.
-  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 1, 4, 6, 7, 8>(j, x, multiprocessors, stream)
-                           : launch<WFmt::Q8_0, 1, 2, 3, 4>(j, x, multiprocessors, stream);
+  // Q4_0: 4-8 chunks (16 bytes each) a lane a step; Q8_0 (32 bytes): 2-4; Q6_K: half a block (104 bytes).
+  if (fmt == WFmt::Q6_K) return launch<WFmt::Q6_K, 1, 1>(j, x, grid, stream);
+  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 1, 4, 6, 7, 8>(j, x, grid, stream)
+                           : launch<WFmt::Q8_0, 1, 2, 3, 4>(j, x, grid, stream);
 }
 
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
-                    int multiprocessors, cudaStream_t stream) {
+                    StreamGrid grid, cudaStream_t stream) {
   if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || gate.rows != up.rows || gate.cols != up.cols) return false;
   StreamJob j;
   j.w[0] = gate;
@@ -234,8 +364,8 @@ bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, cons
   j.rows = gate.rows;
   j.end[0] = j.end[1] = j.end[2] = j.rows;
   j.chunks = gate.cols / 32;
-  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 2, 3, 4>(j, x, multiprocessors, stream)
-                           : launch<WFmt::Q8_0, 2, 2>(j, x, multiprocessors, stream);
+  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 2, 3, 4>(j, x, grid, stream)
+                           : launch<WFmt::Q8_0, 2, 2>(j, x, grid, stream);
 }
 
 }  // namespace unicorn::cuda

@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "ops/checks.h"
 
 namespace unicorn::cuda {
 
@@ -48,6 +49,9 @@ Switches Switches::from_environment(int cc_major) {
              env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
   s.stream = !s.exact_f32 &&
              env_switch("UNICORN_CUDA_STREAM", "0", "1", "1 (streamed one-row products, the default) or 0") != "0";
+  s.fuse_kv = env_switch("UNICORN_CUDA_FUSE_KV", "0", "1", "1 (K/V writes in the q/k norm kernel, the default) or 0") != "0";
+  s.stream_warps =
+      env_switch("UNICORN_CUDA_STREAM_WARPS", "16", "8", "16 (warps a block, the default) or 8") == "8" ? 8 : 16;
   s.flash = !s.exact_f32 && f16_mma &&
             env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
   s.dependent_launches =
@@ -361,6 +365,42 @@ AttentionArgs attention_args(const Tensor& q, const Tensor& k, int64_t n_k, cons
   a.every_key = !mask.causal && std::ranges::all_of(mask.k_pos, [](int32_t p) { return p >= 0; });
   a.scale = shape.scale;
   return a;
+}
+
+BatchedJobs::BatchedJobs(std::span<AttentionJob> jobs, const AttentionShape& shape)
+    : jobs_(jobs), shape_(shape), at_(jobs.size()) {
+  const DType kv = jobs[0].k_cache->dtype();
+  kv_f16_ = kv == DType::F16;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    AttentionJob& j = jobs[i];
+    ops::check_rows("scatter_rows", j.k_new, j.slots, *j.k_cache, true);
+    ops::check_rows("scatter_rows", j.v_new, j.slots, *j.v_cache, true);
+    if (j.k_cache->dtype() != kv || j.v_cache->dtype() != kv || j.used > j.k_cache->dim(0))
+      fail("cuda attention: a batch's caches differ in type, or {} rows used of {}", j.used, j.k_cache->dim(0));
+    ops::check_attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out, true);
+    const std::span<const int32_t> parts[5] = {j.slots, j.mask.q_pos, j.mask.q_group, j.mask.k_pos, j.mask.k_group};
+    for (int p = 0; p < 5; ++p) {
+      at_[i][size_t(p)] = ints_.size();
+      ints_.insert(ints_.end(), parts[p].begin(), parts[p].end());
+    }
+    max_nq_ = std::max(max_nq_, j.q.dim(0));
+  }
+}
+
+void BatchedJobs::arguments(const int32_t* d, std::vector<RowScatter>& writes, std::vector<AttentionArgs>& args) const {
+  writes.clear();
+  args.resize(jobs_.size());
+  for (size_t i = 0; i < jobs_.size(); ++i) {
+    AttentionJob& j = jobs_[i];
+    writes.push_back({j.k_new.data<const float>(), d + at_[i][0], j.k_cache->raw(), j.k_new.dim(0)});
+    writes.push_back({j.v_new.data<const float>(), d + at_[i][0], j.v_cache->raw(), j.v_new.dim(0)});
+    AttentionArgs& a = args[i];
+    a = attention_args(j.q, *j.k_cache, j.used, *j.v_cache, j.mask, shape_, j.out);
+    a.q_pos = d + at_[i][1];
+    a.q_group = d + at_[i][2];
+    a.k_pos = d + at_[i][3];
+    a.k_group = d + at_[i][4];
+  }
 }
 
 }  // namespace unicorn::cuda

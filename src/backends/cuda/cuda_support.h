@@ -4,11 +4,13 @@
 
 #include <cuda_runtime.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +29,24 @@ int64_t free_memory();
 // After a cudaSetDevice made elsewhere: the next use_device calls it again.
 void forget_current_device();
 
+// The stream and device of one backend, kept alive by every tensor allocated on it.
+struct Context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  ~Context() {
+    if (!stream) return;  // the constructor failed before making one
+    set_device_quietly(device);
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+    cudaGetLastError();  // nothing here may surface as a later call's error
+  }
+};
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) { use_device(device); }
+};
+
 // The backend's choice of kernels and memory: each on by default where the GPU has what it
 // needs; an environment switch turns it off (a value other than the two named is an Error).
 struct Switches {
@@ -44,9 +64,14 @@ struct Switches {
   bool profile = false;
   // Decode steps as CUDA graphs unless UNICORN_CUDA_GRAPHS=0 or profiling.
   bool graphs = true;
-  // One row of x against Q4_0 / Q8_0 streamed (cuda_matvec.cu) unless UNICORN_CUDA_STREAM=0:
+  // One row of x against Q4_0 / Q8_0 / Q6_K streamed (cuda_matvec.cu) unless UNICORN_CUDA_STREAM=0:
   // then blocks of 8-16 rows with k split over their threads (cuda_linear.cu).
   bool stream = false;
+  // Their blocks: one of 16 warps a multiprocessor, or two of 8 with UNICORN_CUDA_STREAM_WARPS=8.
+  int stream_warps = 16;
+  // One sequence's K and V cache writes in the q/k norm and RoPE kernel (qk_norm_rope_attention)
+  // unless UNICORN_CUDA_FUSE_KV=0: then a kernel of their own.
+  bool fuse_kv = true;
   // Attention of many queries (prefill chunks, the vision tower) as flash attention on the f16
   // tensor cores (sm_80 on; head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then
   // TF32 products with the scores in memory.
@@ -250,5 +275,26 @@ class OpProfile {
 // mask arrays (device copies of mask's).
 AttentionArgs attention_args(const Tensor& q, const Tensor& k, int64_t n_k, const Tensor& v, const AttentionMask& mask,
                              const AttentionShape& shape, Tensor& out);
+
+// A decode batch's attention jobs (Backend::attention_jobs) checked and packed for two
+// launches: every job's index arrays (slots, q_pos, q_group, k_pos, k_group) in ints() for
+// one upload, then each job's K and V writes and attention arguments pointing into that copy.
+class BatchedJobs {
+ public:
+  BatchedJobs(std::span<AttentionJob> jobs, const AttentionShape& shape);
+  std::span<const int32_t> ints() const { return ints_; }
+  int64_t max_nq() const { return max_nq_; }
+  bool kv_f16() const { return kv_f16_; }
+  // The jobs' RowScatters (K, then V, of each) and AttentionArgs, with ints() at `device_ints`.
+  void arguments(const int32_t* device_ints, std::vector<RowScatter>& writes, std::vector<AttentionArgs>& args) const;
+
+ private:
+  std::span<AttentionJob> jobs_;
+  AttentionShape shape_;
+  std::vector<int32_t> ints_;
+  std::vector<std::array<size_t, 5>> at_;  // where each job's arrays start in ints_
+  int64_t max_nq_ = 0;
+  bool kv_f16_ = false;
+};
 
 }  // namespace unicorn::cuda

@@ -240,11 +240,8 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor
   Tensor q = b.empty(DType::F32, {n, nh * hd}), k = b.empty(DType::F32, {n, nkv * hd}),
          v = b.empty(DType::F32, {n, nkv * hd});
   b.linear3(h, w.q, w.k, w.v, q, k, v);
-  // ref: Gemma3Attention: q_norm / k_norm per head, before RoPE.
   std::vector<int32_t> positions;
   for (const auto& s : steps) positions.insert(positions.end(), s.positions.begin(), s.positions.end());
-  b.qk_norm_rope(q, w.q_norm, k, w.k_norm, eps, positions, hd, rope.theta, rope.factor);
-
   Tensor attn = b.empty(DType::F32, {n, nh * hd});
   const AttentionShape shape{nh, nkv, hd, float(1.0 / std::sqrt(tc.query_pre_attn_scalar))};
   // Each sequence writes its keys and values into its own cache and attends to it; the
@@ -268,7 +265,8 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor
     j.out = attn.rows(offset, len);
     offset += len;
   }
-  b.attention_jobs(jobs, shape);
+  // ref: Gemma3Attention: q_norm / k_norm per head, before RoPE; then the cache and attention.
+  b.qk_norm_rope_attention(q, k, {w.q_norm, w.k_norm, eps, positions, hd, rope.theta, rope.factor}, jobs, shape);
   Tensor o = b.empty(DType::F32, {n, tc.hidden_size});
   b.linear(attn, w.o, nullptr, o);
   // x += post_attn_norm(o), and the FFN's pre-norm of x with it when the FFN runs here too.
