@@ -195,44 +195,56 @@ TEST_F(CudaOps, ThreeProductsOfOneRow) {
 // bias on the plain product. The same on the block-per-rows kernels (UNICORN_CUDA_STREAM=0, also
 // the fallback for wide rows).
 TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
+  // The three kernels' backends, each against the same weights and reference (made once).
+  std::vector<std::pair<std::string, std::unique_ptr<Backend>>> backends;
   for (const char* stream : {"1", "8", "0"}) {
     test::ScopedEnv env("UNICORN_CUDA_STREAM", stream == std::string("0") ? "0" : "1");
     test::ScopedEnv warps("UNICORN_CUDA_STREAM_WARPS", stream == std::string("8") ? "8" : "16");
-    auto b = test::backend_or_skip("cuda");
-    for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K}) {
-      for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128)}) {
-        if (dtype == DType::Q6_K && k % 256 != 0) continue;
-        SCOPED_TRACE(std::string("UNICORN_CUDA_STREAM=") + stream + " " + std::string(dtype_name(dtype)) + " k=" +
-                     std::to_string(k));
-        const int64_t m = 4999;
-        const Tensor w = weight(dtype, m, k, 61), bias = random_tensor(DType::F32, {m}, 62);
-        const Tensor x = random_tensor(DType::F32, {1, k}, 63);
-        const Tensor x_ref = int8_rounded(x);
-        Tensor want = ref.alloc(DType::F32, {1, m}), got = b->alloc(DType::F32, {1, m});
-        ref.linear(x_ref, w, &bias, want);
-        const Tensor db = b->prepare_weight(bias);
-        b->linear(b->from_host(x), b->prepare_weight(w), &db, got);
-        expect_close(b->to_host(got), want);
-        if (k != 5376) continue;  // q/k/v and gate/up
-        const Tensor w2 = weight(dtype, 2001, k, 64), w3 = weight(dtype, 1501, k, 65);
-        Tensor ra = ref.alloc(DType::F32, {1, m}), rb = ref.alloc(DType::F32, {1, 2001}), rc = ref.alloc(DType::F32, {1, 1501});
+    backends.emplace_back(stream == std::string("1")   ? "streamed, 16 warps"
+                          : stream == std::string("8") ? "streamed, 8 warps"
+                                                       : "UNICORN_CUDA_STREAM=0",
+                          test::backend_or_skip("cuda"));
+  }
+  for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K}) {
+    for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128)}) {
+      if (dtype == DType::Q6_K && k % 256 != 0) continue;
+      const int64_t m = 4999;
+      const Tensor w = weight(dtype, m, k, 61), bias = random_tensor(DType::F32, {m}, 62);
+      const Tensor x = random_tensor(DType::F32, {1, k}, 63);
+      const Tensor x_ref = int8_rounded(x);
+      Tensor want = ref.alloc(DType::F32, {1, m});
+      ref.linear(x_ref, w, &bias, want);
+      const bool parts = k == 5376;  // q/k/v and gate/up too
+      Tensor w2, w3, wu, ra, rb, rc, g_want;
+      if (parts) {
+        w2 = weight(dtype, 2001, k, 64), w3 = weight(dtype, 1501, k, 65), wu = weight(dtype, m, k, 66);
+        ra = ref.alloc(DType::F32, {1, m}), rb = ref.alloc(DType::F32, {1, 2001}), rc = ref.alloc(DType::F32, {1, 1501});
         ref.linear3(x_ref, w, w2, w3, ra, rb, rc);
+        g_want = ref.alloc(DType::F32, {1, m});
+        ref.gate_up(x_ref, w, wu, g_want);
+      }
+      for (const auto& [what, b] : backends) {
+        SCOPED_TRACE(what + " " + std::string(dtype_name(dtype)) + " k=" + std::to_string(k));
+        Tensor got = b->alloc(DType::F32, {1, m});
+        const Tensor db = b->prepare_weight(bias), dw = b->prepare_weight(w);
+        b->linear(b->from_host(x), dw, &db, got);
+        expect_close(b->to_host(got), want);
+        if (!parts) continue;
         Tensor ga = b->alloc(DType::F32, {1, m}), gb = b->alloc(DType::F32, {1, 2001}),
-               gc = b->alloc(DType::F32, {1, 1501});
-        b->linear3(b->from_host(x), b->prepare_weight(w), b->prepare_weight(w2), b->prepare_weight(w3), ga, gb, gc);
+               gc = b->alloc(DType::F32, {1, 1501}), g_got = b->alloc(DType::F32, {1, m});
+        b->linear3(b->from_host(x), dw, b->prepare_weight(w2), b->prepare_weight(w3), ga, gb, gc);
         expect_close(b->to_host(ga), ra);
         expect_close(b->to_host(gb), rb);
         expect_close(b->to_host(gc), rc);
-        const Tensor wu = weight(dtype, m, k, 66);
-        Tensor g_want = ref.alloc(DType::F32, {1, m}), g_got = b->alloc(DType::F32, {1, m});
-        ref.gate_up(x_ref, w, wu, g_want);
-        b->gate_up(b->from_host(x), b->prepare_weight(w), b->prepare_weight(wu), g_got);
+        b->gate_up(b->from_host(x), dw, b->prepare_weight(wu), g_got);
         expect_close(b->to_host(g_got), g_want, 1e-5);
       }
     }
   }
-  test::ScopedEnv bad("UNICORN_CUDA_STREAM", "on");
-  EXPECT_THROW(test::backend_or_skip("cuda"), Error);
+  for (auto [name, value] : {std::pair{"UNICORN_CUDA_STREAM", "on"}, {"UNICORN_CUDA_STREAM_WARPS", "12"}}) {
+    test::ScopedEnv bad(name, value);
+    EXPECT_THROW(test::backend_or_skip("cuda"), Error) << name;
+  }
 }
 
 // Decode batches over Q4_0 / Q8_0 / Q6_K (2..64 rows of x, int8): the tensor-core kernel (the
