@@ -374,14 +374,18 @@ class CudaBackend final : public Backend {
 
   void qk_norm_rope(Tensor& q, const Tensor& wq, Tensor& k, const Tensor& wk, float eps,
                     std::span<const int32_t> positions, int64_t head_dim, double theta, double factor) override {
-    ops::check_norm_rope("qk_norm_rope", q, wq, positions, head_dim, 2048);
-    ops::check_norm_rope("qk_norm_rope", k, wk, positions, head_dim, 2048);
     OpScope scope(*this, "qk_norm_rope");
-    const float* inv = inv_freq(head_dim, theta, factor);
-    const auto d_pos = upload(positions);
-    cuda::qk_norm_rope(q.data<float>(), f32_vector(wq, "rms_norm weight"), q.dim(1), k.data<float>(),
-                       f32_vector(wk, "rms_norm weight"), k.dim(1), eps, d_pos.get(), inv, q.dim(0), head_dim,
-                       ctx_->stream);
+    launch_qk_norm_rope(q, k, {wq, wk, eps, positions, head_dim, theta, factor});
+  }
+
+  // q's and k's norms and RoPE in one launch; with `store`, k's and v's rows into the KV cache too.
+  void launch_qk_norm_rope(Tensor& q, Tensor& k, const QkNorms& n, const cuda::KvStore& store = {}) {
+    ops::check_norm_rope("qk_norm_rope", q, n.wq, n.positions, n.head_dim, 2048);
+    ops::check_norm_rope("qk_norm_rope", k, n.wk, n.positions, n.head_dim, 2048);
+    const auto d_pos = upload(n.positions);
+    cuda::qk_norm_rope(q.data<float>(), f32_vector(n.wq, "rms_norm weight"), q.dim(1), k.data<float>(),
+                       f32_vector(n.wk, "rms_norm weight"), k.dim(1), n.eps, d_pos.get(),
+                       inv_freq(n.head_dim, n.theta, n.factor), q.dim(0), n.head_dim, ctx_->stream, store);
   }
 
   void gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
@@ -568,14 +572,8 @@ class CudaBackend final : public Backend {
       const auto d_slots = upload(j.slots);
       const bool f16 = j.k_cache->dtype() == DType::F16;
       if (norms) {
-        const QkNorms& n = *norms;
-        ops::check_norm_rope("qk_norm_rope", *q, n.wq, n.positions, n.head_dim, 2048);
-        ops::check_norm_rope("qk_norm_rope", j.k_new, n.wk, n.positions, n.head_dim, 2048);
-        const auto d_pos = upload(n.positions);
-        cuda::qk_norm_rope(q->data<float>(), f32_vector(n.wq, "rms_norm weight"), q->dim(1), j.k_new.data<float>(),
-                           f32_vector(n.wk, "rms_norm weight"), j.k_new.dim(1), n.eps, d_pos.get(),
-                           inv_freq(n.head_dim, n.theta, n.factor), q->dim(0), n.head_dim, ctx_->stream,
-                           {j.v_new.data<const float>(), d_slots.get(), j.k_cache->raw(), j.v_cache->raw(), f16});
+        launch_qk_norm_rope(*q, j.k_new, *norms,
+                            {j.v_new.data<const float>(), d_slots.get(), j.k_cache->raw(), j.v_cache->raw(), f16});
       } else {
         cuda::scatter_rows_pair({j.k_new.data<const float>(), d_slots.get(), j.k_cache->raw(), j.k_new.dim(0)},
                                 {j.v_new.data<const float>(), d_slots.get(), j.v_cache->raw(), j.v_new.dim(0)},
