@@ -463,6 +463,7 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
   auto f16_rounded = [](const Tensor& t) { return t.converted(DType::F16).converted(DType::F32); };
   for (const Case& c : {Case{"vision 72", 4, 4, 72, 200, 0, false, false},
                         Case{"vision 72, every key (the unmasked kernel)", 4, 4, 72, 192, 0, false, true},
+                        Case{"vision 72, every key, three blocks of two groups", 3, 3, 72, 576, 0, false, true},
                         Case{"every key, 64 not whole tiles", 2, 2, 64, 100, 0, false, true},
                         Case{"every key 64, GQA (two query tiles a warp)", 4, 2, 64, 192, 0, false, true},
                         Case{"every key 128 (one query tile a warp)", 2, 2, 128, 128, 0, false, true},

@@ -86,6 +86,194 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
+// The pieces of a 64-key tile every kernel below runs, for MT 16-query tiles a warp.
+// HDP, NT: as the kernels'. KF: whole 16-wide steps of q k^T; KS: A fragments of q (one
+// more for an odd NT).
+template <int NT>
+constexpr int kSteps = (NT + 1) / 2;
+
+// s = scores of MT x 16 queries x 64 keys (8 tiles of 8 keys, two a ldmatrix) of K tile tk.
+template <int HDP, int NT, int MT>
+__device__ __forceinline__ void tile_scores(float (&s)[MT][8][4], const uint32_t (&qa)[MT][kSteps<NT>][4],
+                                            const __half* tk, int mi, int mr) {
+  using L = FlashLayout<HDP>;
+  constexpr int KF = NT / 2;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
+#pragma unroll
+  for (int np = 0; np < 4; ++np)
+#pragma unroll
+    for (int ks = 0; ks < KF; ++ks) {
+      uint32_t b[4];  // keys np*16 + (mi >> 1) * 8 + mr, dims ks*16 + (mi & 1) * 8
+      ldmatrix_x4(b, tk + (np * 16 + (mi >> 1) * 8 + mr) * L::kStride + ks * 16 + (mi & 1) * 8);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma_f16(s[mt][2 * np], qa[mt][ks], b[0], b[1]);
+        mma_f16(s[mt][2 * np + 1], qa[mt][ks], b[2], b[3]);
+      }
+    }
+  if constexpr (NT % 2 == 1) {
+    // The last 8 dimensions: four key tiles a ldmatrix (keys np*32 + mi*8 + mr).
+#pragma unroll
+    for (int np = 0; np < 2; ++np) {
+      uint32_t b[4];
+      ldmatrix_x4(b, tk + (np * 32 + mi * 8 + mr) * L::kStride + KF * 16);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) mma_f16_k8(s[mt][4 * np + i], qa[mt][KF][0], qa[mt][KF][1], b[i]);
+    }
+  }
+}
+
+// The online softmax of a tile's scores (rows g: e = 0, 1 and g + 8: e = 2, 3 of each query
+// tile; scores whose bit of `seen` is clear are masked unless kEvery): the running maxima m
+// and sums l, o rescaled where a maximum moved, and the probabilities as f16 pairs, the A
+// fragments of P V: ph[mt][nt][r] = keys nt * 8 + 2t, + 1 of row r.
+template <int NT, int MT, bool kEvery>
+__device__ __forceinline__ void tile_softmax(float (&s)[MT][8][4], uint32_t seen, float (&m)[MT][2], float (&l)[MT][2],
+                                             float (&o)[MT][NT][4], uint32_t (&ph)[MT][8][2]) {
+  float mx[MT][2], base[MT][2], corr[MT][2];
+  bool settled = true;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    mx[mt][0] = mx[mt][1] = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if (!kEvery && !(seen >> (nt * 4 + e) & 1u)) s[mt][nt][e] = -INFINITY;
+        mx[mt][e >> 1] = fmaxf(mx[mt][e >> 1], s[mt][nt][e]);
+      }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[mt][r] = fmaxf(mx[mt][r], __shfl_xor_sync(0xffffffffu, mx[mt][r], 1));
+      mx[mt][r] = fmaxf(mx[mt][r], __shfl_xor_sync(0xffffffffu, mx[mt][r], 2));
+      const float m_new = fmaxf(m[mt][r], mx[mt][r]);
+      base[mt][r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: every p is 0
+      corr[mt][r] = exp2_approx(m[mt][r] - base[mt][r]);
+      m[mt][r] = m_new;
+      l[mt][r] *= corr[mt][r];
+      settled = settled && corr[mt][r] == 1.0f;
+    }
+  }
+  // Once the rows' maxima settle (most tiles of a long row), no rescaling of the sums.
+  if (!__all_sync(0xffffffffu, settled)) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int v = 0; v < NT; ++v) {
+        o[mt][v][0] *= corr[mt][0], o[mt][v][1] *= corr[mt][0];
+        o[mt][v][2] *= corr[mt][1], o[mt][v][3] *= corr[mt][1];
+      }
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float x0 = s[mt][nt][2 * r] - base[mt][r], x1 = s[mt][nt][2 * r + 1] - base[mt][r];
+        const float p0 = exp2_approx(x0), p1 = exp2_approx(x1);
+        l[mt][r] += p0 + p1;
+        ph[mt][nt][r] = pack_f16(p0, p1);
+      }
+}
+
+// o += P V over the 64 keys of V tile tv: 4 steps of 16, two dimension tiles a ldmatrix.
+template <int HDP, int NT, int MT>
+__device__ __forceinline__ void tile_pv(float (&o)[MT][NT][4], const uint32_t (&ph)[MT][8][2], const __half* tv, int mi,
+                                        int mr) {
+  using L = FlashLayout<HDP>;
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    uint32_t p[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      p[mt][0] = ph[mt][2 * kk][0];
+      p[mt][1] = ph[mt][2 * kk][1];
+      p[mt][2] = ph[mt][2 * kk + 1][0];
+      p[mt][3] = ph[mt][2 * kk + 1][1];
+    }
+#pragma unroll
+    for (int vp = 0; vp < NT / 2; ++vp) {
+      uint32_t b[4];  // keys kk*16 + (mi & 1) * 8 + mr, dims vp*16 + (mi >> 1) * 8, transposed
+      ldmatrix_x4_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + vp * 16 + (mi >> 1) * 8);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma_f16(o[mt][2 * vp], p[mt], b[0], b[1]);
+        mma_f16(o[mt][2 * vp + 1], p[mt], b[2], b[3]);
+      }
+    }
+    if constexpr (NT % 2 == 1) {  // the last dimension tile alone (lanes 16-31 unused)
+      uint32_t b[2];
+      ldmatrix_x2_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + (NT - 1) * 8);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) mma_f16(o[mt][NT - 1], p[mt], b[0], b[1]);
+    }
+  }
+}
+
+// A warp's rows g and g + 8 of each of its MT query tiles from q0: queries scaled by scale *
+// log2 e as A fragments for the head dimension's steps, and whether each row exists.
+template <int NT, int MT>
+__device__ __forceinline__ void load_q(const AttentionArgs& a, int64_t q0, int64_t h, int g, int t,
+                                       uint32_t (&qa)[MT][kSteps<NT>][4], bool (&row_in)[MT][2]) {
+  const float q_scale = a.scale * 1.4426950408889634f;
+  const int64_t hd = a.head_dim, qw = a.heads * hd;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t row = q0 + 16 * mt + g + 8 * r;
+      row_in[mt][r] = row < a.n_q;
+#pragma unroll
+      for (int ks = 0; ks < kSteps<NT>; ++ks)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int64_t d = ks * 16 + 2 * t + 8 * half;
+          float2 x = make_float2(0.0f, 0.0f);
+          if (row_in[mt][r] && d < hd) x = *reinterpret_cast<const float2*>(a.q + row * qw + h * hd + d);
+          qa[mt][ks][r + 2 * half] = pack_f16(x.x * q_scale, x.y * q_scale);
+        }
+    }
+}
+
+// The warp's rows out: o / l (zeros where no key was visible, as the CPU backend).
+template <int NT, int MT>
+__device__ __forceinline__ void store_o(const AttentionArgs& a, int64_t q0, int64_t h, int g, int t,
+                                        const bool (&row_in)[MT][2], float (&l)[MT][2], const float (&o)[MT][NT][4]) {
+  const int64_t hd = a.head_dim, qw = a.heads * hd;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 1);
+      l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 2);
+    }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t row = q0 + 16 * mt + g + 8 * r;
+      if (!row_in[mt][r]) continue;
+      const float inv = l[mt][r] > 0.0f ? 1.0f / l[mt][r] : 0.0f;
+#pragma unroll
+      for (int v = 0; v < NT; ++v) {
+        const int64_t d = v * 8 + 2 * t;
+        if (d >= hd) continue;
+        const float lo = o[mt][v][2 * r] * inv, hi = o[mt][v][2 * r + 1] * inv;
+        if (a.out_bf16)
+          *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(a.out_bf16) + row * qw + h * hd + d) =
+              __floats2bfloat162_rn(lo, hi);
+        else
+          *reinterpret_cast<float2*>(a.out + row * qw + h * hd + d) = make_float2(lo, hi);
+      }
+    }
+}
+
 // HDP: the head dimension padded to 16 (the tiles' rows); NT: the 8-wide dimension tiles
 // multiplied (HDP / 8, or one fewer where head_dim leaves the last empty: SigLIP's 72 of 80,
 // whose last step of q k^T is then an m16n8k8); columns past head_dim are zeros. K and V are
@@ -98,8 +286,7 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
   static_assert(MT == 1 || kEvery, "the masked kernel takes one query tile a warp");
   constexpr int kThreads = kWarps * 32, kQ = kWarps * 16 * MT;
   using L = FlashLayout<HDP>;
-  // KF: whole 16-wide steps of q k^T; KS: A fragments of q (one more for an odd NT).
-  constexpr int KF = NT / 2, KS = (NT + 1) / 2, CPR = NT;  // CPR: 16-byte chunks loaded a row
+  constexpr int KS = kSteps<NT>, CPR = NT;  // KS: q's A fragments; CPR: 16-byte chunks loaded a row
   extern __shared__ __align__(16) unsigned char smem[];
   __half* const sk = reinterpret_cast<__half*>(smem);  // [2][kK][kStride]
   __half* const sv = sk + 2 * L::kTile;                // [2][kK][kStride]
@@ -107,7 +294,7 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
   int32_t* const sgroup = spos + 2 * kK;                                 // [2][kK]
   const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int64_t h = blockIdx.y, kvh = h / (a.heads / a.kv_heads), hd = a.head_dim;
-  const int64_t qw = a.heads * hd, kw = a.kv_heads * hd;
+  const int64_t kw = a.kv_heads * hd;
   const int chunks = int(hd / 8);
   const __half* const K = static_cast<const __half*>(a.k) + kvh * hd;
   const __half* const V = static_cast<const __half*>(a.v) + kvh * hd;
@@ -133,31 +320,18 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
   };
   load_tile(0, 0);
   cp_async_commit();
-  // This warp's rows g and g + 8 of each of its query tiles: queries scaled by scale * log2 e
-  // as A fragments for the KS steps of the head dimension, and what the mask needs of them.
-  const float q_scale = a.scale * 1.4426950408889634f;
+  // This warp's rows g and g + 8 of each of its query tiles, and what the mask needs of them.
   const int64_t q0 = int64_t(blockIdx.x) * kQ + warp * 16 * MT;
   bool row_in[MT][2];
-  int32_t row_pos[MT][2], row_group[MT][2];
   uint32_t qa[MT][KS][4];
+  load_q<NT, MT>(a, q0, h, g, t, qa, row_in);
+  int32_t row_pos[2], row_group[2];  // (one query tile where there is a mask)
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t row = q0 + 16 * mt + g + 8 * r;
-      row_in[mt][r] = row < a.n_q;
-      row_pos[mt][r] = row_in[mt][r] && !kEvery ? a.q_pos[row] : 0;
-      row_group[mt][r] = row_in[mt][r] && !kEvery ? a.q_group[row] : -1;
-#pragma unroll
-      for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int64_t d = ks * 16 + 2 * t + 8 * half;
-          float2 x = make_float2(0.0f, 0.0f);
-          if (row_in[mt][r] && d < hd) x = *reinterpret_cast<const float2*>(a.q + row * qw + h * hd + d);
-          qa[mt][ks][r + 2 * half] = pack_f16(x.x * q_scale, x.y * q_scale);
-        }
-    }
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = q0 + g + 8 * r;
+    row_pos[r] = row_in[0][r] && !kEvery ? a.q_pos[row] : 0;
+    row_group[r] = row_in[0][r] && !kEvery ? a.q_group[row] : -1;
+  }
   float o[MT][NT][4];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -197,151 +371,24 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
         for (int r = 0; r < 2; ++r) {
           bool vis = row_in[0][r];
           if (vis && a.causal) {
-            const int32_t qp = row_pos[0][r];
+            const int32_t qp = row_pos[r];
             if (a.window != 0 && int64_t(qp) - kp >= a.window)
               vis = false;  // also inside an image
             else if (kp > qp)
-              vis = row_group[0][r] >= 0 && row_group[0][r] == tgroup[kj];
+              vis = row_group[r] >= 0 && row_group[r] == tgroup[kj];
           }
           if (vis) seen |= 1u << (nt * 4 + 2 * r + c);
         }
       }
     if (kEvery || __any_sync(0xffffffffu, seen != 0)) {
-      // Scores of 16 queries x 64 keys a query tile: 8 tiles of 8 keys, two a ldmatrix.
       float s[MT][8][4];
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
-#pragma unroll
-      for (int np = 0; np < 4; ++np)
-#pragma unroll
-        for (int ks = 0; ks < KF; ++ks) {
-          uint32_t b[4];  // keys np*16 + (mi >> 1) * 8 + mr, dims ks*16 + (mi & 1) * 8
-          ldmatrix_x4(b, tk + (np * 16 + (mi >> 1) * 8 + mr) * L::kStride + ks * 16 + (mi & 1) * 8);
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt) {
-            mma_f16(s[mt][2 * np], qa[mt][ks], b[0], b[1]);
-            mma_f16(s[mt][2 * np + 1], qa[mt][ks], b[2], b[3]);
-          }
-        }
-      if constexpr (NT % 2 == 1) {
-        // The last 8 dimensions: four key tiles a ldmatrix (keys np*32 + mi*8 + mr).
-#pragma unroll
-        for (int np = 0; np < 2; ++np) {
-          uint32_t b[4];
-          ldmatrix_x4(b, tk + (np * 32 + mi * 8 + mr) * L::kStride + KF * 16);
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) mma_f16_k8(s[mt][4 * np + i], qa[mt][KF][0], qa[mt][KF][1], b[i]);
-        }
-      }
-      // The online softmax of rows g (e = 0, 1) and g + 8 (e = 2, 3) of each query tile.
-      float mx[MT][2], base[MT][2], corr[MT][2];
-      bool settled = true;
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        mx[mt][0] = mx[mt][1] = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            if (!kEvery && !(seen >> (nt * 4 + e) & 1u)) s[mt][nt][e] = -INFINITY;
-            mx[mt][e >> 1] = fmaxf(mx[mt][e >> 1], s[mt][nt][e]);
-          }
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          mx[mt][r] = fmaxf(mx[mt][r], __shfl_xor_sync(0xffffffffu, mx[mt][r], 1));
-          mx[mt][r] = fmaxf(mx[mt][r], __shfl_xor_sync(0xffffffffu, mx[mt][r], 2));
-          const float m_new = fmaxf(m[mt][r], mx[mt][r]);
-          base[mt][r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: every p is 0
-          corr[mt][r] = exp2_approx(m[mt][r] - base[mt][r]);
-          m[mt][r] = m_new;
-          l[mt][r] *= corr[mt][r];
-          settled = settled && corr[mt][r] == 1.0f;
-        }
-      }
-      // Once the rows' maxima settle (most tiles of a long row), no rescaling of the sums.
-      if (!__all_sync(0xffffffffu, settled)) {
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-          for (int v = 0; v < NT; ++v) {
-            o[mt][v][0] *= corr[mt][0], o[mt][v][1] *= corr[mt][0];
-            o[mt][v][2] *= corr[mt][1], o[mt][v][3] *= corr[mt][1];
-          }
-      }
-      // The probabilities as f16 pairs, the A fragments of P V: ph[mt][nt][r] = keys nt * 8
-      // + 2t, + 1 of row r.
+      tile_scores<HDP, NT, MT>(s, qa, tk, mi, mr);
       uint32_t ph[MT][8][2];
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const float x0 = s[mt][nt][2 * r] - base[mt][r], x1 = s[mt][nt][2 * r + 1] - base[mt][r];
-            const float p0 = exp2_approx(x0), p1 = exp2_approx(x1);
-            l[mt][r] += p0 + p1;
-            ph[mt][nt][r] = pack_f16(p0, p1);
-          }
-      // O += P V over the 64 keys: 4 steps of 16, two dimension tiles a ldmatrix.
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        uint32_t p[MT][4];
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          p[mt][0] = ph[mt][2 * kk][0];
-          p[mt][1] = ph[mt][2 * kk][1];
-          p[mt][2] = ph[mt][2 * kk + 1][0];
-          p[mt][3] = ph[mt][2 * kk + 1][1];
-        }
-#pragma unroll
-        for (int vp = 0; vp < NT / 2; ++vp) {
-          uint32_t b[4];  // keys kk*16 + (mi & 1) * 8 + mr, dims vp*16 + (mi >> 1) * 8, transposed
-          ldmatrix_x4_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + vp * 16 + (mi >> 1) * 8);
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt) {
-            mma_f16(o[mt][2 * vp], p[mt], b[0], b[1]);
-            mma_f16(o[mt][2 * vp + 1], p[mt], b[2], b[3]);
-          }
-        }
-        if constexpr (NT % 2 == 1) {  // the last dimension tile alone (lanes 16-31 unused)
-          uint32_t b[2];
-          ldmatrix_x2_trans(b, tv + (kk * 16 + (mi & 1) * 8 + mr) * L::kStride + (NT - 1) * 8);
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt) mma_f16(o[mt][NT - 1], p[mt], b[0], b[1]);
-        }
-      }
+      tile_softmax<NT, MT, kEvery>(s, seen, m, l, o, ph);
+      tile_pv<HDP, NT, MT>(o, ph, tv, mi, mr);
     }
   }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 1);
-      l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 2);
-    }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t row = q0 + 16 * mt + g + 8 * r;
-      if (!row_in[mt][r]) continue;
-      const float inv = l[mt][r] > 0.0f ? 1.0f / l[mt][r] : 0.0f;  // no visible key: zeros, as the CPU backend
-#pragma unroll
-      for (int v = 0; v < NT; ++v) {
-        const int64_t d = v * 8 + 2 * t;
-        if (d >= hd) continue;
-        const float lo = o[mt][v][2 * r] * inv, hi = o[mt][v][2 * r + 1] * inv;
-        if (a.out_bf16)
-          *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(a.out_bf16) + row * qw + h * hd + d) =
-              __floats2bfloat162_rn(lo, hi);
-        else
-          *reinterpret_cast<float2*>(a.out + row * qw + h * hd + d) = make_float2(lo, hi);
-      }
-    }
+  store_o<NT, MT>(a, q0, h, g, t, row_in, l, o);
 }
 
 template <int HDP, int NT, bool kEvery, int kWarps, int MT = 1>
