@@ -33,6 +33,19 @@ __device__ __forceinline__ bool visible_to(const AttentionArgs& a, int32_t qp, i
   return qg >= 0 && qg == a.k_group[j];
 }
 
+// Parts of one softmax (warps' or splits' running maximum m(k) and weight sum l(k), their sums
+// of weighted values scaled by exp(m(k))) merged: the common maximum of the parts with weight
+// (empty ones, l = 0, count for nothing and may hold anything), each part's scale under it
+// (merge_scale) and the total weight, so the output is sum_k scale_k acc_k / total.
+template <class M, class L>
+__device__ __forceinline__ float merged_max(int parts, M m, L l) {
+  float mx = -FLT_MAX;
+  for (int k = 0; k < parts; ++k)
+    if (l(k) > 0.0f) mx = fmaxf(mx, m(k));
+  return mx;
+}
+__device__ __forceinline__ float merge_scale(float m, float l, float mx) { return l > 0.0f ? __expf(m - mx) : 0.0f; }
+
 __device__ __forceinline__ float as_float(float x) { return x; }
 __device__ __forceinline__ float as_float(__half x) { return __half2float(x); }
 
@@ -79,17 +92,14 @@ __device__ __forceinline__ void attend(const AttentionArgs& a, int64_t i, int64_
 #pragma unroll
   for (int e = 0; e < kMaxPerLane; ++e) sacc[warp][lane + 32 * e] = acc[e];
   __syncthreads();
-  float mx = -FLT_MAX;
-  for (int w = 0; w < W; ++w)
-    if (sl[w] > 0.0f) mx = fmaxf(mx, sm[w]);
-  float total = 0.0f;
-  for (int w = 0; w < W; ++w)
-    if (sl[w] > 0.0f) total += sl[w] * __expf(sm[w] - mx);
+  const float mx = merged_max(W, [&](int w) { return sm[w]; }, [&](int w) { return sl[w]; });
+  float total = 0.0f, scale[W];
+  for (int w = 0; w < W; ++w) scale[w] = merge_scale(sm[w], sl[w], mx), total += sl[w] * scale[w];
   float* out = a.out + i * qw + h * hd;
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float s = 0.0f;
     for (int w = 0; w < W; ++w)
-      if (sl[w] > 0.0f) s += sacc[w][d] * __expf(sm[w] - mx);
+      if (scale[w] > 0.0f) s += sacc[w][d] * scale[w];
     out[d] = total > 0.0f ? s / total : 0.0f;  // no visible key: zeros, as the CPU backend
   }
 }
@@ -191,16 +201,10 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
 #pragma unroll
   for (int e = 0; e < P; ++e) sacc[warp][lane * P + e] = acc[e];
   __syncthreads();
-  float mx = -FLT_MAX;
-#pragma unroll
-  for (int w = 0; w < W; ++w)
-    if (sl[w] > 0.0f) mx = fmaxf(mx, sm[w]);
+  const float mx = merged_max(W, [&](int w) { return sm[w]; }, [&](int w) { return sl[w]; });
   float total = 0.0f, scale[W];
 #pragma unroll
-  for (int w = 0; w < W; ++w) {
-    scale[w] = sl[w] > 0.0f ? __expf(sm[w] - mx) : 0.0f;
-    total += sl[w] * scale[w];
-  }
+  for (int w = 0; w < W; ++w) scale[w] = merge_scale(sm[w], sl[w], mx), total += sl[w] * scale[w];
   const bool last = gridDim.y == 1;
   float* out = last ? a.out + i * qw + h * hd : partial + (int64_t(blockIdx.x) * gridDim.y + split) * (hd + 2);
   for (int d = threadIdx.x; d < hd; d += 32 * W) {
@@ -218,20 +222,17 @@ __global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a,
   wait_for_inputs();
   const int64_t hd = a.head_dim;
   const float* p = partial + int64_t(blockIdx.x) * splits * (hd + 2);
-  float mx = -FLT_MAX;
-  for (int s = 0; s < splits; ++s)
-    if (p[s * (hd + 2) + hd + 1] > 0.0f) mx = fmaxf(mx, p[s * (hd + 2) + hd]);
+  auto m = [&](int s) { return p[s * (hd + 2) + hd]; };
+  auto l = [&](int s) { return p[s * (hd + 2) + hd + 1]; };
+  const float mx = merged_max(splits, m, l);
   float total = 0.0f;
-  for (int s = 0; s < splits; ++s) {
-    const float l = p[s * (hd + 2) + hd + 1];
-    if (l > 0.0f) total += l * __expf(p[s * (hd + 2) + hd] - mx);
-  }
+  for (int s = 0; s < splits; ++s) total += l(s) * merge_scale(m(s), l(s), mx);
   float* out = a.out + int64_t(blockIdx.x / a.heads) * a.heads * hd + int64_t(blockIdx.x % a.heads) * hd;
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float sum = 0.0f;
     for (int s = 0; s < splits; ++s) {
-      const float l = p[s * (hd + 2) + hd + 1];
-      if (l > 0.0f) sum += p[s * (hd + 2) + d] * __expf(p[s * (hd + 2) + hd] - mx);
+      const float scale = merge_scale(m(s), l(s), mx);
+      if (scale > 0.0f) sum += p[s * (hd + 2) + d] * scale;
     }
     out[d] = total > 0.0f ? sum / total : 0.0f;
   }
