@@ -643,6 +643,29 @@ TEST_F(CudaOps, QkNormRopeAttentionWritesTheCache) {
     expect_close(down(v_cache[0]).converted(DType::F32).rows(len, n_new), v0, rounding);
     expect_close(down(k_cache[0]).converted(DType::F32).rows(0, len), cache0.converted(DType::F32).rows(0, len), 0);
   }
+  // The comparison above would pass if the backend fell back to Backend's op by op: a profiled
+  // backend names the ops it timed (on stderr when it goes away), and the fused launch is one
+  // op of its own, with no separate K/V writes.
+  test::ScopedEnv profile("UNICORN_CUDA_PROFILE", "1");
+  auto b = test::backend_or_skip("cuda");
+  const std::vector<int32_t> slots = {int32_t(len)}, q_pos = {int32_t(len)}, q_group = {-1};
+  std::vector<int32_t> k_pos(size_t(len + 1)), k_group(size_t(len + 1), -1);
+  for (int64_t p = 0; p <= len; ++p) k_pos[size_t(p)] = int32_t(p);
+  Tensor q = b->from_host(random_tensor(DType::F32, {1, qw}, 76)), k = b->from_host(random_tensor(DType::F32, {1, kw}, 77));
+  const Tensor cache_host = random_tensor(DType::F32, {cap, kw}, 78).converted(kv);
+  Tensor k_cache = b->from_host(cache_host), v_cache = b->from_host(cache_host);
+  AttentionJob j;
+  j.q = q, j.k_new = k, j.v_new = b->from_host(random_tensor(DType::F32, {1, kw}, 79)), j.slots = slots;
+  j.k_cache = &k_cache, j.v_cache = &v_cache, j.used = len + 1, j.out = b->alloc(DType::F32, {1, qw});
+  j.mask = AttentionMask{q_pos, q_group, k_pos, k_group, 0, true};
+  testing::internal::CaptureStderr();
+  b->qk_norm_rope_attention(q, k, QkNorms{b->prepare_weight(wq), b->prepare_weight(wk), 1e-6f, q_pos, hd, 10000.0, 1.0},
+                            std::span(&j, 1), shape);
+  j = AttentionJob{}, q = k = k_cache = v_cache = Tensor{};
+  b.reset();
+  const std::string report = testing::internal::GetCapturedStderr();
+  EXPECT_NE(report.find("qk_norm_rope + KV writes"), std::string::npos) << report;
+  EXPECT_EQ(report.find("scatter_rows"), std::string::npos) << report;
 }
 
 TEST_F(CudaOps, RowsPatchesAndPooling) {
