@@ -173,7 +173,8 @@ class Backend {
                          const AttentionShape& shape, Tensor& out) = 0;
   // qk_norm_rope of one step's q and k (every sequence's rows), then attention_jobs over jobs
   // whose q and k_new are rows of them: in one call, so a backend may write the keys and values
-  // into the caches as it norms them.
+  // into the caches as it norms them, or norm them inside attention. The results are the caches
+  // and each job's out; q and k may be left normed or as they were.
   virtual void qk_norm_rope_attention(Tensor& q, Tensor& k, const QkNorms& norms, std::span<AttentionJob> jobs,
                                       const AttentionShape& shape) {
     qk_norm_rope(q, norms.wq, k, norms.wk, norms.eps, norms.positions, norms.head_dim, norms.theta, norms.factor);

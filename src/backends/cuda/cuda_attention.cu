@@ -128,6 +128,33 @@ __device__ __forceinline__ void load_values(const T* p, float (&out)[P]) {
   }
 }
 
+// A head of 32 P values a warp holds P a lane (lane l: values l P ..): its RMS norm with weight
+// w (times 1 + w, as Gemma's) and RoPE at `position` (value d < 16 P pairs with d + 16 P, lane
+// l ^ 16), the arithmetic of qk_norm_rope's kernel (cuda_elementwise.cu) but for the order of
+// the sum of squares.
+template <int P>
+__device__ __forceinline__ void norm_rope_lanes(float (&x)[P], const float* __restrict__ w,
+                                                const float* __restrict__ inv_freq, int32_t position, float eps,
+                                                int lane) {
+  float ss = 0.0f;
+#pragma unroll
+  for (int e = 0; e < P; ++e) ss += x[e] * x[e];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  const float inv = rsqrtf(ss / float(32 * P) + eps);
+#pragma unroll
+  for (int e = 0; e < P; ++e) {
+    const float n = x[e] * inv * (1.0f + w[lane * P + e]);
+    const float other = __shfl_xor_sync(0xffffffffu, n, 16);
+    const float angle = float(position) * inv_freq[(lane & 15) * P + e];  // f32 product, as HF
+    float s, c;
+    sincosf(angle, &s, &c);
+    x[e] = lane >= 16 ? n * c + other * s : n * c - other * s;
+  }
+}
+__device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_as(__half* p, float v) { *p = __float2half_rn(v); }
+
 constexpr int kSplitWarps = 4, kSplitGroup = 4;  // warps a block, keys a warp has in flight
 
 // Query i, head h, keys [k0, k1) of split blockIdx.y: the unnormalized sums acc, their maximum
@@ -145,8 +172,29 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float qv[P], acc[P];
   const float* q = a.q + i * qw + h * hd + lane * P;
+  const AttentionArgs::NewKey& nk = a.new_key;
 #pragma unroll
-  for (int e = 0; e < P; ++e) qv[e] = q[e] * a.scale, acc[e] = 0.0f;
+  for (int e = 0; e < P; ++e) qv[e] = q[e], acc[e] = 0.0f;
+  if (nk.wq) norm_rope_lanes<P>(qv, nk.wq, nk.inv_freq, nk.position, nk.eps, lane);
+#pragma unroll
+  for (int e = 0; e < P; ++e) qv[e] *= a.scale;
+  // The step's new key, where this split holds its row: normed and rotated here (each warp,
+  // each query head of the group), into the caches by the group's first head.
+  const bool new_here = nk.wq && nk.slot >= k0 && nk.slot < k1;
+  float kn[P], vn[P];
+  if (new_here) {
+#pragma unroll
+    for (int e = 0; e < P; ++e) kn[e] = nk.k[kvh * hd + lane * P + e], vn[e] = nk.v[kvh * hd + lane * P + e];
+    norm_rope_lanes<P>(kn, nk.wk, nk.inv_freq, nk.position, nk.eps, lane);
+    if (warp == 0 && h % (a.heads / a.kv_heads) == 0) {
+      const int64_t at = nk.slot * kw + kvh * hd + lane * P;
+#pragma unroll
+      for (int e = 0; e < P; ++e) {
+        store_as(static_cast<T*>(nk.k_cache) + at + e, kn[e]);
+        store_as(static_cast<T*>(nk.v_cache) + at + e, vn[e]);
+      }
+    }
+  }
   const int32_t qp = a.q_pos[i], qg = a.q_group[i];
   const T* kb = static_cast<const T*>(a.k) + kvh * hd + lane * P;
   const T* vb = static_cast<const T*>(a.v) + kvh * hd + lane * P;
@@ -158,7 +206,11 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
     for (int u = 0; u < G; ++u) {
       const int64_t j = j0 + u;
       vis[u] = j < k1;
-      if (vis[u]) {
+      if (vis[u] && new_here && j == nk.slot) {
+#pragma unroll
+        for (int e = 0; e < P; ++e) kf[u][e] = kn[e], vf[u][e] = vn[e];
+        vis[u] = visible_to(a, qp, qg, j);
+      } else if (vis[u]) {
         load_values<T, P>(kb + j * kw, kf[u]);
         load_values<T, P>(vb + j * kw, vf[u]);
         vis[u] = visible_to(a, qp, qg, j);  // the same in every lane
@@ -332,6 +384,10 @@ void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, i
 int64_t attention_scratch_bytes(const AttentionArgs& a, int multiprocessors) {
   const SplitPlan plan = split_plan(a, multiprocessors);
   return plan.splits > 1 ? a.n_q * a.heads * plan.splits * (a.head_dim + 2) * 4 : 0;
+}
+
+bool attention_takes_new_key(const AttentionArgs& a, int multiprocessors) {
+  return a.n_q == 1 && split_plan(a, multiprocessors).splits > 0;
 }
 
 void attention(const AttentionArgs& a, int multiprocessors, void* scratch, cudaStream_t stream) {

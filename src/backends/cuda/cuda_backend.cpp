@@ -432,13 +432,8 @@ class CudaBackend final : public Backend {
       return cuda::f32_to_bf16(t.data<const float>(), out.raw(), out.numel(), ctx_->stream);
     }
     OpScope scope(*this, "attention");
-    const auto q_pos = upload(mask.q_pos), q_group = upload(mask.q_group);
-    const auto k_pos = upload(mask.k_pos), k_group = upload(mask.k_group);
     cuda::AttentionArgs a = attention_args(q, k, k.dim(0), v, mask, shape, out);
-    a.q_pos = q_pos.get();
-    a.q_group = q_group.get();
-    a.k_pos = k_pos.get();
-    a.k_group = k_group.get();
+    const auto masks = upload_mask(a, mask);
     if (flash) {
       const auto copies = kv_as(a, true);  // f32 K and V (the vision tower's) as f16 copies
       cuda::flash_attention(a, ctx_->stream);
@@ -449,9 +444,40 @@ class CudaBackend final : public Backend {
       attention_by_products(a);
       return;
     }
+    attend(a);
+  }
+
+  // a's mask arrays into device memory (the owners returned keep them).
+  std::array<std::shared_ptr<const int32_t>, 4> upload_mask(cuda::AttentionArgs& a, const AttentionMask& mask) {
+    std::array<std::shared_ptr<const int32_t>, 4> d{upload(mask.q_pos), upload(mask.q_group), upload(mask.k_pos),
+                                                    upload(mask.k_group)};
+    a.q_pos = d[0].get(), a.q_group = d[1].get(), a.k_pos = d[2].get(), a.k_group = d[3].get();
+    return d;
+  }
+  void attend(const cuda::AttentionArgs& a) {
     const int64_t bytes = cuda::attention_scratch_bytes(a, multiprocessors_);
     const auto partial = bytes > 0 ? scratch(bytes) : nullptr;
     cuda::attention(a, multiprocessors_, partial.get(), ctx_->stream);
+  }
+
+  // One decode query whose q/k norms, RoPE and K/V writes the split attention kernel takes
+  // (AttentionArgs::NewKey: one launch fewer; q and k are left raw); false (nothing done) where
+  // attention would not run that kernel.
+  bool attend_new_key(AttentionJob& j, const AttentionShape& shape, const QkNorms& n) {
+    if (j.q.dim(0) != 1 || j.k_new.dim(0) != 1 || j.out.dtype() != DType::F32) return false;
+    const Tensor k = j.k_cache->rows(0, j.used), v = j.v_cache->rows(0, j.used);
+    ops::check_attention(j.q, k, v, j.mask, shape, j.out, true, true);
+    ops::check_norm_rope("qk_norm_rope", j.q, n.wq, n.positions, n.head_dim, 2048);
+    ops::check_norm_rope("qk_norm_rope", j.k_new, n.wk, n.positions, n.head_dim, 2048);
+    cuda::AttentionArgs a = attention_args(j.q, k, j.used, v, j.mask, shape, j.out);
+    if (!cuda::attention_takes_new_key(a, multiprocessors_)) return false;
+    OpScope scope(*this, "qk_norm_rope + attention");
+    const auto masks = upload_mask(a, j.mask);
+    a.new_key = {f32_vector(n.wq, "rms_norm weight"), f32_vector(n.wk, "rms_norm weight"),
+                 inv_freq(n.head_dim, n.theta, n.factor), j.k_new.data<const float>(), j.v_new.data<const float>(),
+                 j.k_cache->raw(), j.v_cache->raw(), n.eps, n.positions[0], j.slots[0]};
+    attend(a);
+    return true;
   }
 
   void qk_norm_rope_attention(Tensor& q, Tensor& k, const QkNorms& norms, std::span<AttentionJob> jobs,
@@ -567,6 +593,7 @@ class CudaBackend final : public Backend {
     ops::check_rows("scatter_rows", j.v_new, j.slots, *j.v_cache, true);
     if (j.k_cache->dtype() != j.v_cache->dtype() || j.k_new.dim(1) != j.v_new.dim(1))
       fail("cuda attention: the K and V caches differ in type or width");
+    if (norms && attend_new_key(j, shape, *norms)) return;
     {
       OpScope scope(*this, norms ? "qk_norm_rope + KV writes" : "scatter_rows");
       const auto d_slots = upload(j.slots);

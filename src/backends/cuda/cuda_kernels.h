@@ -170,12 +170,29 @@ struct AttentionArgs {
   bool causal = true;
   bool every_key = false;  // not causal and no empty key slot: every query sees every key
   float scale = 1.0f;
+  // One decode query with its step's q/k norms and RoPE done by the split kernel
+  // (qk_norm_rope_attention): q and the new key are raw, the kernel norms and rotates q's
+  // heads and the key (row slot of the caches: written there, never read from them).
+  struct NewKey {
+    const float* wq = nullptr;  // null: none (q and the cache as they are)
+    const float* wk = nullptr;
+    const float* inv_freq = nullptr;  // [hd / 2]
+    const float* k = nullptr;         // [KVH * hd]
+    const float* v = nullptr;
+    void* k_cache = nullptr;  // a.k, a.v, written
+    void* v_cache = nullptr;
+    float eps = 0.0f;
+    int32_t position = 0;
+    int64_t slot = -1;
+  } new_key;
 };
 // head_dim at most kMaxAttentionHeadDim.
 constexpr int64_t kMaxAttentionHeadDim = 256;
 // A few queries with head dims of 32, 64, 128 or 256 split the keys over blocks (multiprocessors:
 // the GPU's), whose partial sums need `scratch` of attention_scratch_bytes (0: none).
 int64_t attention_scratch_bytes(const AttentionArgs& a, int multiprocessors);
+// Whether attention of `a` (one query) runs the split kernel, which can take a.new_key.
+bool attention_takes_new_key(const AttentionArgs& a, int multiprocessors);
 void attention(const AttentionArgs& a, int multiprocessors, void* scratch, cudaStream_t stream);
 // Several sequences' attention in one launch (a decode batch): `args` [count] in device
 // memory, all with `heads` heads and the same KV type; max_nq: the most queries any has.

@@ -49,7 +49,7 @@ Switches Switches::from_environment(int cc_major) {
              env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
   s.stream = !s.exact_f32 &&
              env_switch("UNICORN_CUDA_STREAM", "0", "1", "1 (streamed one-row products, the default) or 0") != "0";
-  s.fuse_kv = env_switch("UNICORN_CUDA_FUSE_KV", "0", "1", "1 (K/V writes in the q/k norm kernel, the default) or 0") != "0";
+  s.fuse_kv = env_switch("UNICORN_CUDA_FUSE_KV", "0", "1", "1 (q/k norms, K/V writes and attention fused, the default) or 0") != "0";
   s.stream_warps =
       env_switch("UNICORN_CUDA_STREAM_WARPS", "16", "8", "16 (warps a block, the default) or 8") == "8" ? 8 : 16;
   s.flash = !s.exact_f32 && f16_mma &&

@@ -69,8 +69,9 @@ struct Switches {
   bool stream = false;
   // Their blocks: one of 16 warps a multiprocessor, or two of 8 with UNICORN_CUDA_STREAM_WARPS=8.
   int stream_warps = 16;
-  // One sequence's K and V cache writes in the q/k norm and RoPE kernel (qk_norm_rope_attention)
-  // unless UNICORN_CUDA_FUSE_KV=0: then a kernel of their own.
+  // qk_norm_rope_attention of one sequence fused unless UNICORN_CUDA_FUSE_KV=0 (then norms, K/V
+  // writes and attention each a kernel of their own): one query's norms, RoPE and K/V writes
+  // inside the split attention kernel; more queries' K/V writes in the q/k norm kernel.
   bool fuse_kv = true;
   // Attention of many queries (prefill chunks, the vision tower) as flash attention on the f16
   // tensor cores (sm_80 on; head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then
