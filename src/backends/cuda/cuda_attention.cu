@@ -152,8 +152,6 @@ __device__ __forceinline__ void norm_rope_lanes(float (&x)[P], const float* __re
     x[e] = lane >= 16 ? n * c + other * s : n * c - other * s;
   }
 }
-__device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_as(__half* p, float v) { *p = __float2half_rn(v); }
 
 constexpr int kSplitWarps = 4, kSplitGroup = 4;  // warps a block, keys a warp has in flight
 
@@ -206,13 +204,14 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
     for (int u = 0; u < G; ++u) {
       const int64_t j = j0 + u;
       vis[u] = j < k1;
-      if (vis[u] && new_here && j == nk.slot) {
+      if (vis[u]) {
+        if (new_here && j == nk.slot) {  // (its cache row is being written)
 #pragma unroll
-        for (int e = 0; e < P; ++e) kf[u][e] = kn[e], vf[u][e] = vn[e];
-        vis[u] = visible_to(a, qp, qg, j);
-      } else if (vis[u]) {
-        load_values<T, P>(kb + j * kw, kf[u]);
-        load_values<T, P>(vb + j * kw, vf[u]);
+          for (int e = 0; e < P; ++e) kf[u][e] = kn[e], vf[u][e] = vn[e];
+        } else {
+          load_values<T, P>(kb + j * kw, kf[u]);
+          load_values<T, P>(vb + j * kw, vf[u]);
+        }
         vis[u] = visible_to(a, qp, qg, j);  // the same in every lane
       }
     }

@@ -587,7 +587,8 @@ class CudaBackend final : public Backend {
   };
 
   // One sequence's KV writes (K and V in one launch) and its attention; with `norms`, q's and k's
-  // (k_new's: all of k) norms and RoPE in that launch too (qk_norm_rope_attention).
+  // (k_new's: all of k) norms and RoPE in that launch too (qk_norm_rope_attention), or for one
+  // query all of it in the attention kernel (attend_new_key).
   void attention_job(AttentionJob& j, const AttentionShape& shape, const QkNorms* norms = nullptr, Tensor* q = nullptr) {
     ops::check_rows("scatter_rows", j.k_new, j.slots, *j.k_cache, true);
     ops::check_rows("scatter_rows", j.v_new, j.slots, *j.v_cache, true);

@@ -46,6 +46,11 @@ void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t s
   check(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...), "kernel launch", __FILE__, __LINE__);
 }
 
+// A float stored as T (float, f16 or bf16, rounded to nearest).
+__device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_as(__half* p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void store_as(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
 // Where Q6_K's chunk `chunk` (32 values) of `row` lies (ref: ggml dequantize_row_q6_K: two
 // halves of 128 values, each four quarters of 32; value l of a quarter is (ql nibble | 2 bits of
 // qh) - 32, times d and the scale of its 16 values): 32 bytes of ql and of qh, shared with the

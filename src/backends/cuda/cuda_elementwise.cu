@@ -162,9 +162,6 @@ __device__ __forceinline__ void row_values(const float* __restrict__ row, int64_
   }
 }
 
-// A normed value into f32, or bf16 (rows only products read).
-__device__ __forceinline__ void store_value(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_value(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // LayerNorm with the row, its weight and bias in registers: one read of x (the vision tower's
 // 1152-wide rows), mean and variance from the registers.
@@ -192,7 +189,7 @@ __global__ void __launch_bounds__(kRowValues / kPer)
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = int(threadIdx.x + j * blockDim.x);
-    if (i < d) store_value(yr + i, (v[j] - mean) * inv * wv[j] + bv[j]);
+    if (i < d) store_as(yr + i, (v[j] - mean) * inv * wv[j] + bv[j]);  // f32, or bf16 for products
   }
 }
 
@@ -258,7 +255,7 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
   float v = 0.0f;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) v += (xr[i] - mean) * (xr[i] - mean);
   const float inv = rsqrtf(block_sum(v) / float(d) + eps);
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) store_value(yr + i, (xr[i] - mean) * inv * w[i] + b[i]);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) store_as(yr + i, (xr[i] - mean) * inv * w[i] + b[i]);
 }
 
 __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, const float* __restrict__ inv_freq,
@@ -286,9 +283,9 @@ struct NormRopePart {
 // One value of a cache row, as the cache's type.
 __device__ __forceinline__ void store_value(void* row, int64_t i, float v, bool f16) {
   if (f16)
-    static_cast<__half*>(row)[i] = __float2half_rn(v);
+    store_as(static_cast<__half*>(row) + i, v);
   else
-    static_cast<float*>(row)[i] = v;
+    store_as(static_cast<float*>(row) + i, v);
 }
 
 // Block (row, head) of part a (the first blocks_a blocks), then of part b (q and k in one
