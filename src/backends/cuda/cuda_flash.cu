@@ -299,18 +299,36 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 8 / kWarps : (kEvery &&
   const __half* const K = static_cast<const __half*>(a.k) + kvh * hd;
   const __half* const V = static_cast<const __half*>(a.v) + kvh * hd;
 
-  // Every 16 bytes of a padded tile row comes by cp.async: zeros past head_dim and past n_k.
+  // K and V tiles by cp.async, 16 bytes a copy (zeros past head_dim and past n_k): 8 threads
+  // take a row's first 8 chunks (128 contiguous bytes), rows kThreads / 8 apart, and the
+  // chunks past a multiple of 8 (SigLIP's 9th) go one a thread. A copy's offset in a tile is
+  // the same every tile (32 bits: flash_attention checks), so a tile adds only two 64-bit
+  // bases. (A loop over i = tid, tid + kThreads, ... with 64-bit sums per chunk and a trip
+  // count the compiler could not see had taken a fifth of the kernel's stall samples.)
+  constexpr int kRowsPass = kThreads / 8, kWide = CPR / 8 * 8, kRest = CPR - kWide;
+  constexpr int kRestCopies = kK * kRest, kRestRounds = (kRestCopies + kThreads - 1) / kThreads;
+  const int row_stride = int(kw), sub = tid & 7, row0 = tid >> 3;
   auto load_tile = [&](int stage, int64_t k0) {
     __half* const dk = sk + stage * L::kTile;
     __half* const dv = sv + stage * L::kTile;
+    const __half* const kt = K + k0 * kw;
+    const __half* const vt = V + k0 * kw;
+    auto copy = [&](int key, int c) {  // chunk c of row `key`, in K and in V
+      const bool in = (kEvery || k0 + key < a.n_k) && c < chunks;
+      const int at = key * row_stride + c * 8, to = key * L::kStride + c * 8;
+      cp_async16(dk + to, in ? kt + at : K, in);
+      cp_async16(dv + to, in ? vt + at : V, in);
+    };
 #pragma unroll
-    for (int i = tid; i < kK * CPR; i += kThreads) {
-      const int key = i / CPR, c = i - key * CPR;  // a constant divisor: no division
-      const int64_t j = k0 + key;
-      const bool in = (kEvery || j < a.n_k) && c < chunks;
-      const int64_t at = in ? j * kw + c * 8 : 0;
-      cp_async16(dk + key * L::kStride + c * 8, K + at, in);
-      cp_async16(dv + key * L::kStride + c * 8, V + at, in);
+    for (int c0 = 0; c0 < kWide; c0 += 8)
+#pragma unroll
+      for (int r = 0; r < kK; r += kRowsPass) copy(r + row0, c0 + sub);
+    if constexpr (kRest > 0) {
+#pragma unroll
+      for (int n = 0; n < kRestRounds; ++n) {
+        const int i = tid + n * kThreads;
+        if (kRestCopies % kThreads == 0 || i < kRestCopies) copy(i / kRest, kWide + i % kRest);
+      }
     }
     if (!kEvery && tid < kK) {
       const int64_t j = k0 + tid;
@@ -422,7 +440,8 @@ void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
 bool flash_attention_supported(int64_t head_dim) { return head_dim % 8 == 0 && head_dim <= 128; }
 
 bool flash_attention(const AttentionArgs& a, cudaStream_t stream) {
-  if (!a.kv_f16 || !flash_attention_supported(a.head_dim)) return false;
+  // (a tile's offsets in 32 bits)
+  if (!a.kv_f16 || !flash_attention_supported(a.head_dim) || a.kv_heads * a.head_dim * kK > INT32_MAX) return false;
   if (a.n_q == 0) return true;
   if (a.head_dim <= 32)
     launch_flash<32>(a, stream);
