@@ -450,10 +450,12 @@ TEST_F(CudaOps, AttentionMaskCases) {
 // every key visible (the unmasked kernel, whole tiles or not);
 // f32 and f16 KV.
 TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
-  std::unique_ptr<Backend> flash;
+  std::unique_ptr<Backend> flash, no_wgmma;  // (on a Hopper GPU: the vision cases on both kernels)
   {
     test::ScopedEnv on("UNICORN_CUDA_FLASH", "1");
     flash = test::backend_or_skip("cuda");
+    test::ScopedEnv off("UNICORN_CUDA_WGMMA", "0");
+    no_wgmma = test::backend_or_skip("cuda");
   }
   struct Case {
     const char* what;
@@ -464,6 +466,7 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
   for (const Case& c : {Case{"vision 72", 4, 4, 72, 200, 0, false, false},
                         Case{"vision 72, every key (the unmasked kernel)", 4, 4, 72, 192, 0, false, true},
                         Case{"vision 72, every key, three blocks of two groups", 3, 3, 72, 576, 0, false, true},
+                        Case{"vision 72, every key, whole pairs of tiles (Hopper: wgmma)", 2, 2, 72, 640, 0, false, true},
                         Case{"every key, 64 not whole tiles", 2, 2, 64, 100, 0, false, true},
                         Case{"every key 64, GQA (two query tiles a warp)", 4, 2, 64, 192, 0, false, true},
                         Case{"every key 128 (one query tile a warp)", 2, 2, 128, 128, 0, false, true},
@@ -471,34 +474,38 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
                         Case{"window 64", 4, 2, 64, 70, 20, true, false},
                         Case{"small heads 32", 2, 1, 32, 17, 0, true, false}}) {
     for (bool kv16 : {false, true}) {
-      SCOPED_TRACE(std::string(c.what) + (kv16 ? " f16 KV" : " f32 KV"));
-      const int64_t nk = c.every_key ? c.nq : c.nq + 30, empty = c.every_key ? 0 : 4;
-      const auto NK = static_cast<size_t>(nk), NQ = static_cast<size_t>(c.nq);
-      // Slots 0..nk-5 hold positions 0..nk-5, the last 4 are empty (none for every_key);
-      // queries at the last nq positions; an image (group 0) at positions 40..47.
-      std::vector<int32_t> k_pos(NK, -1), k_group(NK, -1), q_pos(NQ, 0), q_group(NQ, -1);
-      for (int32_t j = 0; j < nk - empty; ++j) {
-        k_pos[size_t(j)] = j;
-        if (j >= 40 && j <= 47) k_group[size_t(j)] = 0;
+      for (Backend* b : {flash.get(), no_wgmma.get()}) {
+        SCOPED_TRACE(std::string(c.what) + (kv16 ? " f16 KV" : " f32 KV") +
+                     (b == flash.get() ? "" : " UNICORN_CUDA_WGMMA=0"));
+        const int64_t nk = c.every_key ? c.nq : c.nq + 30, empty = c.every_key ? 0 : 4;
+        const auto NK = static_cast<size_t>(nk), NQ = static_cast<size_t>(c.nq);
+        // Slots 0..nk-5 hold positions 0..nk-5, the last 4 are empty (none for every_key);
+        // queries at the last nq positions; an image (group 0) at positions 40..47.
+        std::vector<int32_t> k_pos(NK, -1), k_group(NK, -1), q_pos(NQ, 0), q_group(NQ, -1);
+        for (int32_t j = 0; j < nk - empty; ++j) {
+          k_pos[size_t(j)] = j;
+          if (j >= 40 && j <= 47) k_group[size_t(j)] = 0;
+        }
+        for (int32_t i = 0; i < c.nq; ++i) {
+          q_pos[size_t(i)] = int32_t(nk - empty - c.nq) + i;
+          if (q_pos[size_t(i)] >= 40 && q_pos[size_t(i)] <= 47) q_group[size_t(i)] = 0;
+        }
+        const AttentionMask mask{q_pos, q_group, k_pos, k_group, c.window, c.causal};
+        const float scale = 0.125f;
+        const Tensor q = random_tensor(DType::F32, {c.nq, c.heads * c.hd}, 21);
+        const Tensor k = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 22);
+        const Tensor v = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 23);
+        std::vector<float> qs = q.to_f32();
+        for (float& x : qs) x *= scale;
+        Tensor want = ref.alloc(DType::F32, {c.nq, c.heads * c.hd});
+        Tensor got = b->alloc(DType::F32, {c.nq, c.heads * c.hd});
+        ref.attention(f16_rounded(Tensor::from_f32(qs, q.shape())), f16_rounded(k), f16_rounded(v), mask,
+                      AttentionShape{c.heads, c.kv_heads, c.hd, 1.0f}, want);
+        const Tensor dk = kv16 ? b->from_host(k.converted(DType::F16)) : b->from_host(k);
+        const Tensor dv = kv16 ? b->from_host(v.converted(DType::F16)) : b->from_host(v);
+        b->attention(b->from_host(q), dk, dv, mask, AttentionShape{c.heads, c.kv_heads, c.hd, scale}, got);
+        expect_close(b->to_host(got), want, 2e-3);
       }
-      for (int32_t i = 0; i < c.nq; ++i) {
-        q_pos[size_t(i)] = int32_t(nk - empty - c.nq) + i;
-        if (q_pos[size_t(i)] >= 40 && q_pos[size_t(i)] <= 47) q_group[size_t(i)] = 0;
-      }
-      const AttentionMask mask{q_pos, q_group, k_pos, k_group, c.window, c.causal};
-      const float scale = 0.125f;
-      const Tensor q = random_tensor(DType::F32, {c.nq, c.heads * c.hd}, 21);
-      const Tensor k = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 22);
-      const Tensor v = random_tensor(DType::F32, {nk, c.kv_heads * c.hd}, 23);
-      std::vector<float> qs = q.to_f32();
-      for (float& x : qs) x *= scale;
-      Tensor want = ref.alloc(DType::F32, {c.nq, c.heads * c.hd}), got = flash->alloc(DType::F32, {c.nq, c.heads * c.hd});
-      ref.attention(f16_rounded(Tensor::from_f32(qs, q.shape())), f16_rounded(k), f16_rounded(v), mask,
-                    AttentionShape{c.heads, c.kv_heads, c.hd, 1.0f}, want);
-      const Tensor dk = kv16 ? flash->from_host(k.converted(DType::F16)) : flash->from_host(k);
-      const Tensor dv = kv16 ? flash->from_host(v.converted(DType::F16)) : flash->from_host(v);
-      flash->attention(flash->from_host(q), dk, dv, mask, AttentionShape{c.heads, c.kv_heads, c.hd, scale}, got);
-      expect_close(flash->to_host(got), want, 2e-3);
     }
   }
 }

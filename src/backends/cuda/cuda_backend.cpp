@@ -436,7 +436,7 @@ class CudaBackend final : public Backend {
     const auto masks = upload_mask(a, mask);
     if (flash) {
       const auto copies = kv_as(a, true);  // f32 K and V (the vision tower's) as f16 copies
-      cuda::flash_attention(a, ctx_->stream);
+      cuda::flash_attention(a, on_.wgmma, ctx_->stream);
       return;
     }
     if (blas_ && a.n_q >= kTensorCoreRows) {

@@ -201,8 +201,11 @@ void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, i
 // Attention of many queries on the f16 tensor cores, the scores in registers (flash attention,
 // cuda_flash.cu: q and the probabilities rounded to f16, f32 sums). K and V must be f16
 // (a.kv_f16) and the head dimension supported; false (nothing launched) otherwise.
+// wgmma: where every key is visible and head_dim is 72 (SigLIP), Hopper's wgmma kernel (in
+// builds for sm_90a, flash_wgmma_built; the caller says whether the GPU is one: compute 9.x).
 bool flash_attention_supported(int64_t head_dim);  // a multiple of 8, at most 128
-bool flash_attention(const AttentionArgs& a, cudaStream_t stream);
+bool flash_wgmma_built();
+bool flash_attention(const AttentionArgs& a, bool wgmma, cudaStream_t stream);
 // f32 -> f16, count values.
 void f32_to_f16_device(const float* x, void* out, int64_t count, cudaStream_t stream);
 // For attention through matrix products: scores [heads][rows][n_k] of queries q0..q0+rows-1

@@ -54,6 +54,8 @@ Switches Switches::from_environment(int cc_major) {
       env_switch("UNICORN_CUDA_STREAM_WARPS", "16", "8", "16 (warps a block, the default) or 8") == "8" ? 8 : 16;
   s.flash = !s.exact_f32 && f16_mma &&
             env_switch("UNICORN_CUDA_FLASH", "0", "1", "1 (flash attention, the default where the GPU has f16 mma) or 0") != "0";
+  s.wgmma = s.flash && cc_major == 9 && flash_wgmma_built() &&
+            env_switch("UNICORN_CUDA_WGMMA", "0", "1", "1 (Hopper's wgmma for the vision tower's attention, the default) or 0") != "0";
   s.dependent_launches =
       cc_major >= 9 &&
       env_switch("UNICORN_CUDA_PDL", "0", "1", "1 (dependent launches, the default from Hopper on) or 0") != "0";

@@ -77,6 +77,9 @@ struct Switches {
   // tensor cores (sm_80 on; head dim a multiple of 8, <= 128) unless UNICORN_CUDA_FLASH=0: then
   // TF32 products with the scores in memory.
   bool flash = false;
+  // Its unmasked form (the vision tower) on Hopper's wgmma (a build for sm_90a, a compute 9.x
+  // GPU) unless UNICORN_CUDA_WGMMA=0: then on mma.sync as elsewhere.
+  bool wgmma = false;
   // Decode kernels launched as programmatic dependents (cuda_kernels.h; sm_90 on) unless
   // UNICORN_CUDA_PDL=0.
   bool dependent_launches = false;
