@@ -460,13 +460,15 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
   struct Case {
     const char* what;
     int64_t heads, kv_heads, hd, nq, window;
-    bool causal, every_key;  // every_key: no empty slot, as many keys as queries
+    bool causal, every_key;  // every_key: no empty slot, as many keys as queries (or `keys`)
+    int64_t keys = 0;
   };
   auto f16_rounded = [](const Tensor& t) { return t.converted(DType::F16).converted(DType::F32); };
   for (const Case& c : {Case{"vision 72", 4, 4, 72, 200, 0, false, false},
                         Case{"vision 72, every key (the unmasked kernel)", 4, 4, 72, 192, 0, false, true},
                         Case{"vision 72, every key, three blocks of two groups", 3, 3, 72, 576, 0, false, true},
                         Case{"vision 72, every key, whole pairs of tiles (Hopper: wgmma)", 2, 2, 72, 640, 0, false, true},
+                        Case{"vision 72, every key, a part query block (wgmma)", 2, 2, 72, 100, 0, false, true, 256},
                         Case{"every key, 64 not whole tiles", 2, 2, 64, 100, 0, false, true},
                         Case{"every key 64, GQA (two query tiles a warp)", 4, 2, 64, 192, 0, false, true},
                         Case{"every key 128 (one query tile a warp)", 2, 2, 128, 128, 0, false, true},
@@ -477,7 +479,7 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
       for (Backend* b : {flash.get(), no_wgmma.get()}) {
         SCOPED_TRACE(std::string(c.what) + (kv16 ? " f16 KV" : " f32 KV") +
                      (b == flash.get() ? "" : " UNICORN_CUDA_WGMMA=0"));
-        const int64_t nk = c.every_key ? c.nq : c.nq + 30, empty = c.every_key ? 0 : 4;
+        const int64_t nk = c.every_key ? (c.keys ? c.keys : c.nq) : c.nq + 30, empty = c.every_key ? 0 : 4;
         const auto NK = static_cast<size_t>(nk), NQ = static_cast<size_t>(c.nq);
         // Slots 0..nk-5 hold positions 0..nk-5, the last 4 are empty (none for every_key);
         // queries at the last nq positions; an image (group 0) at positions 40..47.
