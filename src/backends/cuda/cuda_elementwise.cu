@@ -162,7 +162,6 @@ __device__ __forceinline__ void row_values(const float* __restrict__ row, int64_
   }
 }
 
-
 // LayerNorm with the row, its weight and bias in registers: one read of x (the vision tower's
 // 1152-wide rows), mean and variance from the registers.
 template <class Out>

@@ -83,6 +83,9 @@ __device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&h);
 }
 
+// What q is multiplied by so that scores come out in base 2: scale * log2 e.
+__device__ __forceinline__ float base2_q_scale(const AttentionArgs& a) { return a.scale * 1.4426950408889634f; }
+
 __device__ __forceinline__ float exp2_approx(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -224,7 +227,7 @@ __device__ __forceinline__ void tile_pv(float (&o)[MT][NT][4], const uint32_t (&
 template <int NT, int MT>
 __device__ __forceinline__ void load_q(const AttentionArgs& a, int64_t q0, int64_t h, int g, int t,
                                        uint32_t (&qa)[MT][kSteps<NT>][4], bool (&row_in)[MT][2]) {
-  const float q_scale = a.scale * 1.4426950408889634f;
+  const float q_scale = base2_q_scale(a);
   const int64_t hd = a.head_dim, qw = a.heads * hd;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -494,16 +497,11 @@ __device__ __forceinline__ void fence_regs(float (&r)[N][4]) {
   for (int i = 0; i < N; ++i)
     asm volatile("" : "+f"(r[i][0]), "+f"(r[i][1]), "+f"(r[i][2]), "+f"(r[i][3])::"memory");
 }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 // A descriptor of a tile in shared memory: start, lbo and sbo in bytes, swizzle (0: none, 1: 128
 // bytes, 3: 32 bytes).
 __device__ __forceinline__ uint64_t wg_desc(const void* p, uint32_t lbo, uint32_t sbo, uint64_t swizzle) {
   return uint64_t((smem_address(p) & 0x3FFFF) >> 4) | uint64_t(lbo >> 4) << 16 | uint64_t(sbo >> 4) << 32 | swizzle << 62;
 }
-
 
 __device__ __forceinline__ void barrier_init(uint64_t* bar, unsigned count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_address(bar)), "r"(count) : "memory");
@@ -574,7 +572,7 @@ __global__ void __launch_bounds__(kWgThreads, 2) flash_wgmma_kernel(const __grid
   // c ^ ((r >> 2) & 1) (32-byte rows).
   const int64_t q0 = int64_t(blockIdx.x) * kWgQ + wg * 64;
   unsigned char* const sqw = sq + wg * kWgQPart;
-  const float q_scale = a.scale * 1.4426950408889634f;
+  const float q_scale = base2_q_scale(a);
   for (int i = tid & 127; i < 64 * 10; i += 128) {
     const int row = i / 10, c = i - row * 10;
     uint32_t packed[4] = {0, 0, 0, 0};
