@@ -130,9 +130,10 @@ class Backend {
   // x = gelu_tanh(x)                                             x [n, f]
   virtual void gelu_tanh(Tensor& x) = 0;
   // The type of activations made only for products to read (the vision tower's normed rows,
-  // attention output and MLP hidden values): F32, or BF16 where a backend's products take bf16
-  // inputs (CUDA's tensor cores), which then also takes it as layer_norm's y, attention's out,
-  // linear_gelu's y and the x of linear, linear_add and linear_gelu.
+  // q, k and v, attention output and MLP hidden values): F32, or BF16 where a backend's
+  // products take bf16 inputs (CUDA's tensor cores), which then also takes it as layer_norm's
+  // y, linear's and linear_parts' y, attention's q, k, v (all three) and out, linear_gelu's y
+  // and the x of linear, linear_add and linear_gelu.
   virtual DType product_input_dtype() const { return DType::F32; }
   // A product and what follows it, fused where a backend can (the vision tower's MLP and
   // residual sums):
@@ -148,7 +149,7 @@ class Backend {
   }
   // Products of one x with the parts of a stacked weight (the vision tower's q, k and v as one
   // matrix), in one product where a backend can: ys[p] = x w_p^T (+ bias_p), w_p rows
-  // [p m, (p + 1) m) of w.                 x [n, k]; w [P m, k]; bias [P m]; ys[p] [n, m] f32
+  // [p m, (p + 1) m) of w.        x [n, k]; w [P m, k]; bias [P m]; ys[p] [n, m] f32 (or bf16)
   // The default multiplies row views of w one by one (Tensor::rows refuses parts that would
   // split an interleaved weight's groups of 16 rows).
   // (Backends whose prepared weights carry more than their data, as CUDA's, override it.)
@@ -168,7 +169,8 @@ class Backend {
   // that halve the cache (CUDA).
   virtual DType kv_dtype() const { return DType::F32; }
   // Softmax attention:                    q [n_q, H * hd], k, v [n_k, KVH * hd], out [n_q, H * hd]
-  // k and v are F32, or F16 on a backend whose kv_dtype() is F16.
+  // k and v are F32, or F16 on a backend whose kv_dtype() is F16; q, k and v all BF16 on one
+  // whose product_input_dtype() is BF16.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                          const AttentionShape& shape, Tensor& out) = 0;
   // qk_norm_rope of one step's q and k (every sequence's rows), then attention_jobs over jobs

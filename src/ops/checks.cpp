@@ -41,7 +41,10 @@ int64_t check_linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias,
   if (bias && bias->numel() != w.dim(0))
     fail("linear_parts: bias {} does not match {} outputs", shape_str(bias->shape()), w.dim(0));
   for (const Tensor* y : ys) {
-    check_f32_matrix("linear_parts", "y", *y);
+    check_f32_matrix("linear_parts", "y", *y, bf16);
+    if (y->dtype() != ys[0]->dtype())
+      fail("linear_parts: the parts' outputs differ in type ({} and {})", dtype_name(ys[0]->dtype()),
+           dtype_name(y->dtype()));
     if (y->dim(0) != x.dim(0) || y->dim(1) != m)
       fail("linear_parts: y {} is not [{}, {}] (x {}, weight {} in {} parts)", shape_str(y->shape()), x.dim(0), m,
            shape_str(x.shape()), shape_str(w.shape()), parts);
@@ -77,12 +80,14 @@ void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
-                     const AttentionShape& s, const Tensor& out, bool f16_kv, bool bf16_out) {
-  check_f32_matrix("attention", "q", q);
+                     const AttentionShape& s, const Tensor& out, bool f16_kv, bool bf16_out, bool bf16_qkv) {
+  const bool all_bf16 =
+      bf16_qkv && q.dtype() == DType::BF16 && k.dtype() == DType::BF16 && v.dtype() == DType::BF16;
+  check_f32_matrix("attention", "q", q, all_bf16);
   const bool half = f16_kv && k.dtype() == DType::F16 && v.dtype() == DType::F16 && k.rank() == 2 && v.rank() == 2;
   if (!half) {
-    check_f32_matrix("attention", "k", k);
-    check_f32_matrix("attention", "v", v);
+    check_f32_matrix("attention", "k", k, all_bf16);
+    check_f32_matrix("attention", "v", v, all_bf16);
   }
   check_f32_matrix("attention", "out", out, bf16_out);
   if (s.n_heads <= 0 || s.n_kv_heads <= 0 || s.head_dim <= 0 || s.n_heads % s.n_kv_heads)

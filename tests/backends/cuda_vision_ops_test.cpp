@@ -65,9 +65,10 @@ TEST_F(CudaOps, LinearGeluAndLinearAdd) {
 }
 
 // linear_parts (the vision tower's q, k and v as one stacked weight): three outputs one after
-// another in one buffer take cuBLASLt's batched product (with and without bias, bf16 x too);
-// outputs apart, few rows, an f16 weight or UNICORN_CUDA_LT=0 take the whole product and a copy
-// of its columns. Each against the reference's three products.
+// another in one buffer take cuBLASLt's batched product (with and without bias, bf16 x too,
+// bf16 outputs too); outputs apart, few rows, an f16 weight or UNICORN_CUDA_LT=0 take the whole
+// product and a copy of its columns (bf16 outputs: f32 parts, rounded). Each against the
+// reference's three products (bf16 outputs: half an ulp more and the bias rounded, 5e-3).
 TEST_F(CudaOps, LinearParts) {
   std::unique_ptr<Backend> no_lt;
   {
@@ -79,8 +80,9 @@ TEST_F(CudaOps, LinearParts) {
   for (Backend* b : {gpu.get(), no_lt.get()}) {
     for (const DType dtype : {DType::BF16, DType::F16}) {
       for (const int64_t n : {5, 70}) {
-        for (const int layout : {0, 1, 2}) {  // 0: one buffer, f32 x; 1: one buffer, bf16 x; 2: apart
-          const bool with_bias = layout != 1;
+        // 0: one buffer, f32 x; 1: one buffer, bf16 x; 2: apart; 3: one buffer of bf16 outputs
+        for (const int layout : {0, 1, 2, 3}) {
+          const bool with_bias = layout != 1, bf16_out = layout == 3;
           SCOPED_TRACE(std::string(b == no_lt.get() ? "UNICORN_CUDA_LT=0 " : "") + std::string(dtype_name(dtype)) +
                        " n=" + std::to_string(n) + " layout " + std::to_string(layout));
           const Tensor w = weight(dtype, P * m, k, 61), x = random_tensor(DType::F32, {n, k}, 62);
@@ -90,7 +92,7 @@ TEST_F(CudaOps, LinearParts) {
           const Tensor w_ref = tensor_cores ? bf16_rounded(Tensor::from_f32(w.to_f32(), {P * m, k})) : w;
           const Tensor dw = b->prepare_weight(w), db = b->prepare_weight(bias);
           const Tensor x_in = b->from_host(layout == 1 ? x.converted(DType::BF16) : x);
-          const Tensor one = b->alloc(DType::F32, {P * n, m});
+          const Tensor one = b->alloc(bf16_out ? DType::BF16 : DType::F32, {P * n, m});
           std::vector<Tensor> apart;
           Tensor outs[3];
           for (int64_t p = 0; p < P; ++p) {
@@ -103,7 +105,7 @@ TEST_F(CudaOps, LinearParts) {
             Tensor want = ref.alloc(DType::F32, {n, m});
             const Tensor bp = bias.rows(p * m, m);
             ref.linear(x_ref, w_ref.rows(p * m, m), with_bias ? &bp : nullptr, want);
-            expect_close(b->to_host(outs[p]), want, 1e-4);
+            expect_close(b->to_host(outs[p]).converted(DType::F32), want, bf16_out ? 5e-3 : 1e-4);
           }
         }
       }
@@ -112,7 +114,7 @@ TEST_F(CudaOps, LinearParts) {
 }
 
 // Activations only products read stay bf16 on "cuda" (product_input_dtype): layer_norm,
-// attention and linear_gelu write bf16, linear / linear_add / linear_gelu read it, through cuBLAS from 16
+// attention, linear and linear_gelu write bf16, linear / linear_add / linear_gelu read it, through cuBLAS from 16
 // rows and the f32 kernels below (x widened first). Results rounded to bf16 against the f32
 // reference: half an ulp, 2^-8 of the value (4e-3; 5e-3 where cuBLASLt also rounds the bias to
 // bf16); products of bf16 x against the reference on the same values (2e-5). "cuda-f32" and the
@@ -148,6 +150,10 @@ TEST_F(CudaOps, Bf16ProductInputs) {
     ref.add(y0, want, sum);
     gpu->linear_add(h, dw, &db, acc);
     expect_close(down(acc), sum);
+    // linear into bf16 (the vision tower's q, k and v where their weights are not one stack).
+    Tensor yb = gpu->alloc(DType::BF16, {n, m});
+    gpu->linear(h, dw, &db, yb);
+    expect_close(down(yb).converted(DType::F32), want, 4e-3);
     // linear_gelu into bf16.
     ref.gelu_tanh(want);
     Tensor g = gpu->alloc(DType::BF16, {n, m});

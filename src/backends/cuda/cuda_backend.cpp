@@ -148,7 +148,11 @@ class CudaBackend final : public Backend {
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
     ops::check_linear(x, w, bias, y, true);
-    ops::check_f32_matrix("linear", "y", y);
+    if (y.dtype() == DType::BF16) {  // (product_input_dtype: the vision tower's q, k, v) f32, rounded
+      Tensor t = empty(DType::F32, y.shape());
+      linear(x, w, bias, t);
+      return cuda::f32_to_bf16(t.data<const float>(), y.raw(), y.numel(), ctx_->stream);
+    }
     const int64_t n = x.dim(0);
     OpScope scope(*this, "linear");
     const auto [fmt, view] = weight_of(w);
@@ -198,10 +202,9 @@ class CudaBackend final : public Backend {
       if (on_blas && fmt == WFmt::BF16 && !graphs_.recording()) {
         OpScope scope(*this, "linear_gelu");
         const auto xb = bf16_input(x);
-        const auto b16 = scratch(view.rows * 2);
-        if (bias) cuda::f32_to_bf16(f32_vector(*bias, "linear bias"), b16.get(), view.rows, ctx_->stream);
-        if (blas_->gemm_bf16_out(xb.get(), view.p0, y.raw(), x.dim(0), view.rows, view.cols,
-                                 bias ? b16.get() : nullptr, e == Epilogue::kGelu))
+        const auto b16 = bias ? bias_bf16(*bias) : nullptr;
+        if (blas_->gemm_bf16_out(xb.get(), view.p0, y.raw(), x.dim(0), view.rows, view.cols, b16.get(),
+                                 e == Epilogue::kGelu))
           return;
       }
       Tensor t = empty(DType::F32, y.shape());
@@ -224,6 +227,13 @@ class CudaBackend final : public Backend {
     OpScope to_bf16(*this, "linear: to bf16");
     cuda::f32_to_bf16(x.data<const float>(), xb.get(), x.numel(), ctx_->stream);
     return xb;
+  }
+  // A bias for cuBLASLt's bf16 epilogues: the copy prepare_weight made, else one made now.
+  std::shared_ptr<const void> bias_bf16(const Tensor& bias) {
+    if (const void* p = cuda::bf16_vector(bias)) return {std::shared_ptr<const void>(), p};
+    const auto b16 = scratch(bias.numel() * 2);
+    cuda::f32_to_bf16(f32_vector(bias, "linear bias"), b16.get(), bias.numel(), ctx_->stream);
+    return b16;
   }
   Tensor as_f32(const Tensor& x) {  // a bf16 activation widened
     Tensor t = empty(DType::F32, x.shape());
@@ -260,17 +270,33 @@ class CudaBackend final : public Backend {
   }
 
   // The vision tower's q, k and v: one batched cuBLASLt product where the parts' outputs lie
-  // one after another, else the whole product into scratch and its columns copied out.
+  // one after another (in bf16 too: attention reads them so on Hopper), else the whole product
+  // into scratch and its columns copied out.
   void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::span<Tensor* const> ys) override {
     const int64_t m = ops::check_linear_parts(x, w, bias, ys, true), n = x.dim(0), P = int64_t(ys.size());
     const auto [fmt, view] = weight_of(w);
+    const bool bf16 = ys[0]->dtype() == DType::BF16;
+    const auto* y0 = static_cast<const char*>(ys[0]->raw());
     bool batched = blas_ && n >= kTensorCoreRows && fmt == WFmt::BF16 && !graphs_.recording();
-    for (int64_t p = 0; p < P; ++p) batched = batched && ys[size_t(p)]->data<float>() == ys[0]->data<float>() + p * n * m;
+    for (int64_t p = 0; p < P; ++p) batched = batched && ys[size_t(p)]->raw() == y0 + p * n * m * (bf16 ? 2 : 4);
     if (batched) {
       OpScope scope(*this, "linear_parts: cuBLAS");
       const auto xb = bf16_input(x);
-      return blas_->gemm_bf16_parts(xb.get(), view.p0, ys[0]->data<float>(), n, m, view.cols, int(P),
-                                    bias ? f32_vector(*bias, "linear bias") : nullptr);
+      if (!bf16)
+        return blas_->gemm_bf16_parts(xb.get(), view.p0, ys[0]->data<float>(), n, m, view.cols, int(P),
+                                      bias ? f32_vector(*bias, "linear bias") : nullptr);
+      const auto b16 = bias ? bias_bf16(*bias) : nullptr;
+      if (blas_->gemm_bf16_parts_out(xb.get(), view.p0, ys[0]->raw(), n, m, view.cols, int(P), b16.get())) return;
+    }
+    if (bf16) {  // f32 parts, then rounded
+      std::vector<Tensor> t;
+      std::vector<Tensor*> tp;
+      for (int64_t p = 0; p < P; ++p) t.push_back(empty(DType::F32, {n, m}));
+      for (Tensor& part : t) tp.push_back(&part);
+      linear_parts(x, w, bias, tp);
+      for (int64_t p = 0; p < P; ++p)
+        cuda::f32_to_bf16(t[size_t(p)].data<const float>(), ys[size_t(p)]->raw(), n * m, ctx_->stream);
+      return;
     }
     Tensor t = empty(DType::F32, {n, P * m});
     linear(x, w, bias, t);
@@ -422,10 +448,20 @@ class CudaBackend final : public Backend {
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
                  const AttentionShape& shape, Tensor& out) override {
-    ops::check_attention(q, k, v, mask, shape, out, true, true);
+    ops::check_attention(q, k, v, mask, shape, out, true, true, true);
     if (shape.head_dim > cuda::kMaxAttentionHeadDim)
       fail("cuda attention: head_dim {} exceeds {}", shape.head_dim, cuda::kMaxAttentionHeadDim);
     const bool flash = on_.flash && q.dim(0) >= kTensorCoreRows && cuda::flash_attention_supported(shape.head_dim);
+    if (q.dtype() == DType::BF16) {  // the vision tower's, from cuBLAS (product_input_dtype)
+      if (flash && on_.wgmma) {       // as they are on Hopper's wgmma kernel, else widened
+        OpScope scope(*this, "attention");
+        cuda::AttentionArgs a = attention_args(q, k, k.dim(0), v, mask, shape, out);
+        const auto masks = upload_mask(a, mask);
+        if (cuda::flash_attention(a, true, ctx_->stream)) return;
+      }
+      const Tensor q32 = as_f32(q), k32 = as_f32(k), v32 = as_f32(v);
+      return attention(q32, k32, v32, mask, shape, out);
+    }
     if (out.dtype() == DType::BF16 && !flash) {  // bf16 out (product_input_dtype): flash writes it
       Tensor t = empty(DType::F32, out.shape());
       attention(q, k, v, mask, shape, t);
@@ -435,13 +471,13 @@ class CudaBackend final : public Backend {
     cuda::AttentionArgs a = attention_args(q, k, k.dim(0), v, mask, shape, out);
     const auto masks = upload_mask(a, mask);
     if (flash) {
-      const auto copies = kv_as(a, true);  // f32 K and V (the vision tower's) as f16 copies
+      const auto copies = cuda::kv_as(a, true, scratch_fn(), ctx_->stream);  // f32 K and V as f16 copies
       cuda::flash_attention(a, on_.wgmma, ctx_->stream);
       return;
     }
     if (blas_ && a.n_q >= kTensorCoreRows) {
       if (graphs_.recording()) return graphs_.spoil(false);
-      attention_by_products(a);
+      cuda::attention_by_products(*blas_, a, scratch_fn(), ctx_->stream);
       return;
     }
     attend(a);
@@ -611,61 +647,6 @@ class CudaBackend final : public Backend {
     attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out);
   }
 
-  // Attention of many queries (prefill, the vision tower) as matrix products on tensor cores:
-  // per head S = scale Q K^T, the masked softmax over S's rows, O = S V. Query rows go in
-  // slices that keep S within kScoresBytes. GQA: batches of one query head per KV head.
-  // Points a's K and V at copies in f16 (to_f16) or f32 where they are in the other type; the
-  // copies live as long as the returned owners.
-  std::array<std::shared_ptr<void>, 2> kv_as(cuda::AttentionArgs& a, bool to_f16) {
-    if (a.kv_f16 == to_f16) return {};
-    const int64_t count = a.n_k * a.kv_heads * a.head_dim;
-    std::array<std::shared_ptr<void>, 2> copies;
-    const void** from[2] = {&a.k, &a.v};
-    for (int i = 0; i < 2; ++i) {
-      copies[size_t(i)] = scratch(count * (to_f16 ? 2 : 4));
-      if (to_f16)
-        cuda::f32_to_f16_device(static_cast<const float*>(*from[i]), copies[size_t(i)].get(), count, ctx_->stream);
-      else
-        cuda::f16_to_f32(*from[i], static_cast<float*>(copies[size_t(i)].get()), count, ctx_->stream);
-      *from[i] = copies[size_t(i)].get();
-    }
-    a.kv_f16 = to_f16;
-    return copies;
-  }
-
-  void attention_by_products(const cuda::AttentionArgs& args) {
-    // The scores of a slice of query rows: up to 512 MiB (the vision tower's 16 x 4096 x 4096
-    // in two slices) where the GPU has room, down to 64 MiB when free memory is short (27B at
-    // nf4 with 8192 tokens on a 16 GB card: a 512-token chunk's scores against 8192 keys
-    // alone are 512 MiB). Smaller slices cost launches: the vision tower 73 -> 97 ms at 64 MiB.
-    const int64_t kScoresBytes = std::clamp<int64_t>(free_memory() / 16, int64_t(64) << 20, int64_t(512) << 20);
-    const int64_t H = args.heads, KVH = args.kv_heads, hd = args.head_dim, group = H / KVH, nk = args.n_k;
-    const int64_t qw = H * hd, kw = KVH * hd;
-    // A half-precision cache goes to the f32 products as f32 copies of the rows in use.
-    cuda::AttentionArgs a = args;
-    const auto copies = kv_as(a, false);
-    const float* K = static_cast<const float*>(a.k);
-    const float* V = static_cast<const float*>(a.v);
-    int64_t slice = a.n_q;
-    while (slice > 1 && H * slice * nk * 4 > kScoresBytes) slice = (slice + 1) / 2;
-    const auto scores = scratch(H * slice * nk * 4);
-    float* S = static_cast<float*>(scores.get());
-    for (int64_t q0 = 0; q0 < a.n_q; q0 += slice) {
-      const int64_t rows = std::min(slice, a.n_q - q0);
-      for (int64_t g = 0; g < group; ++g) {
-        // Column-major S_h^T [nk, rows] = K_h [nk, hd] Q_h^T [hd, rows], h = b * group + g.
-        blas_->gemm_f32_batched(true, false, nk, rows, hd, a.scale, {K, kw, hd},
-                                {a.q + q0 * qw + g * hd, qw, group * hd}, S + g * rows * nk, nk, group * rows * nk, KVH);
-      }
-      cuda::masked_softmax(a, S, q0, rows, ctx_->stream);
-      for (int64_t g = 0; g < group; ++g) {
-        // Column-major O_h^T [hd, rows] = V_h^T [hd, nk] P_h^T [nk, rows].
-        blas_->gemm_f32_batched(false, false, hd, rows, nk, 1.0f, {V, kw, hd}, {S + g * rows * nk, nk, group * rows * nk},
-                                a.out + q0 * qw + g * hd, qw, group * hd, KVH);
-      }
-    }
-  }
-
   static bool mma_format(WFmt f) { return f == WFmt::Q4_0 || f == WFmt::Q8_0 || f == WFmt::Q6_K; }
 
   // y_i = x w_i^T (+ bias) for weights of one format on the int8 tensor cores (a decode batch),
@@ -713,6 +694,9 @@ class CudaBackend final : public Backend {
   std::shared_ptr<void> scratch(int64_t bytes) {
     auto [p, owner] = device_block(bytes);
     return std::shared_ptr<void>(std::move(owner), p);
+  }
+  cuda::Scratch scratch_fn() {
+    return [this](int64_t bytes) { return scratch(bytes); };
   }
 
   // Frees on the backend's stream once queued work is done with the memory.

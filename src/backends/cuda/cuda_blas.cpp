@@ -267,6 +267,11 @@ void Blas::gemm_bf16_parts(const void* x, const void* w, float* y, int64_t n, in
     gemm_bf16(x, wb + p * m * k, y + p * n * m, n, m, k, m, bias ? bias + p * m : nullptr);
 }
 
+bool Blas::gemm_bf16_parts_out(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, int parts,
+                               const void* bias_bf16) {
+  return lt_product(x, w, y, n, m, k, m, bias_bf16, Epilogue::kNone, true, parts);
+}
+
 bool Blas::gemm_bf16_out(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k,
                          const void* bias_bf16, bool gelu) {
   return lt_product(x, w, y, n, m, k, m, bias_bf16, gelu ? Epilogue::kGelu : Epilogue::kNone, true);

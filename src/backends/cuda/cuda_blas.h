@@ -41,6 +41,11 @@ class Blas {
   void gemm_bf16_parts(const void* x, const void* w, float* y, int64_t n, int64_t m, int64_t k, int parts,
                        const float* bias);
 
+  // gemm_bf16_parts with y and the bias bf16, through cuBLASLt only: false (nothing done) where
+  // it is missing or has no algorithm for it.
+  bool gemm_bf16_parts_out(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, int parts,
+                           const void* bias_bf16);
+
   // The same with y and the bias bf16 (kNone or kGelu), through cuBLASLt only: false (nothing
   // done) where it is missing or has no algorithm for it.
   bool gemm_bf16_out(const void* x, const void* w, void* y, int64_t n, int64_t m, int64_t k, const void* bias_bf16,

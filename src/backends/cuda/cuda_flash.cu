@@ -82,6 +82,16 @@ __device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
   const __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&h);
 }
+// f16 or (kBf16) bf16 pairs: the wgmma kernel's operands take the type of q, K and V.
+template <bool kBf16>
+__device__ __forceinline__ uint32_t pack_pair(float lo, float hi) {
+  if constexpr (kBf16) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  } else {
+    return pack_f16(lo, hi);
+  }
+}
 
 // What q is multiplied by so that scores come out in base 2: scale * log2 e.
 __device__ __forceinline__ float base2_q_scale(const AttentionArgs& a) { return a.scale * 1.4426950408889634f; }
@@ -137,8 +147,8 @@ __device__ __forceinline__ void tile_scores(float (&s)[MT][8][4], const uint32_t
 // The online softmax of a tile's scores (rows g: e = 0, 1 and g + 8: e = 2, 3 of each query
 // tile; scores whose bit of `seen` is clear are masked unless kEvery): the running maxima m
 // and sums l, o rescaled where a maximum moved, and the probabilities as f16 pairs, the A
-// fragments of P V: ph[mt][nt][r] = keys nt * 8 + 2t, + 1 of row r.
-template <int NT, int MT, bool kEvery>
+// fragments of P V: ph[mt][nt][r] = keys nt * 8 + 2t, + 1 of row r (bf16 pairs with kBf16).
+template <int NT, int MT, bool kEvery, bool kBf16 = false>
 __device__ __forceinline__ void tile_softmax(float (&s)[MT][8][4], uint32_t seen, float (&m)[MT][2], float (&l)[MT][2],
                                              float (&o)[MT][NT][4], uint32_t (&ph)[MT][8][2]) {
   float mx[MT][2], base[MT][2], corr[MT][2];
@@ -184,7 +194,7 @@ __device__ __forceinline__ void tile_softmax(float (&s)[MT][8][4], uint32_t seen
         const float x0 = s[mt][nt][2 * r] - base[mt][r], x1 = s[mt][nt][2 * r + 1] - base[mt][r];
         const float p0 = exp2_approx(x0), p1 = exp2_approx(x1);
         l[mt][r] += p0 + p1;
-        ph[mt][nt][r] = pack_f16(p0, p1);
+        ph[mt][nt][r] = pack_pair<kBf16>(p0, p1);
       }
 }
 
@@ -461,28 +471,54 @@ void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
   "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
   "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
 
+// The three products' PTX for operands of type T ("f16" or "bf16"), and each as a function of
+// kBf16 (asm wants one string literal: the two forms differ in the type only).
+#define UNICORN_WGMMA_QK(T)                                                                                       \
+  "{\n.reg .pred acc;\nsetp.ne.b32 acc, %34, 0;\n"                                                             \
+  "wgmma.mma_async.sync.aligned.m64n64k16.f32." T "." T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, " \
+  "%13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, acc, " \
+  "1, 1, 0, 0;\n}\n"
+#define UNICORN_WGMMA_PV64(T)                                                                                     \
+  "{\n.reg .pred acc;\nsetp.ne.b32 acc, %37, 0;\n"                                                             \
+  "wgmma.mma_async.sync.aligned.m64n64k16.f32." T "." T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, " \
+  "%13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, " \
+  "%35}, %36, acc, 1, 1, 1;\n}\n"
+#define UNICORN_WGMMA_PV8(T)                       \
+  "{\n.reg .pred acc;\nsetp.ne.b32 acc, %9, 0;\n" \
+  "wgmma.mma_async.sync.aligned.m64n8k16.f32." T "." T " {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, acc, 1, 1, 1;\n}\n"
+template <bool kBf16>
 __device__ __forceinline__ void wgmma_qk(float (&d)[8][4], uint64_t qd, uint64_t kd, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred acc;\nsetp.ne.b32 acc, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, acc, 1, 1, 0, 0;\n}\n"
-      : UNICORN_WGMMA_ACC64(d)
-      : "l"(qd), "l"(kd), "r"(accumulate));
+  if constexpr (kBf16)
+    asm volatile(UNICORN_WGMMA_QK("bf16") : UNICORN_WGMMA_ACC64(d) : "l"(qd), "l"(kd), "r"(accumulate));
+  else
+    asm volatile(UNICORN_WGMMA_QK("f16") : UNICORN_WGMMA_ACC64(d) : "l"(qd), "l"(kd), "r"(accumulate));
 }
+template <bool kBf16>
 __device__ __forceinline__ void wgmma_pv64(float (&d)[8][4], const uint32_t (&p)[4], uint64_t vd) {
-  asm volatile(
-      "{\n.reg .pred acc;\nsetp.ne.b32 acc, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, acc, 1, 1, 1;\n}\n"
-      : UNICORN_WGMMA_ACC64(d)
-      : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(vd), "r"(1));
+  if constexpr (kBf16)
+    asm volatile(UNICORN_WGMMA_PV64("bf16")
+                 : UNICORN_WGMMA_ACC64(d)
+                 : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(vd), "r"(1));
+  else
+    asm volatile(UNICORN_WGMMA_PV64("f16")
+                 : UNICORN_WGMMA_ACC64(d)
+                 : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(vd), "r"(1));
 }
-#undef UNICORN_WGMMA_ACC64
+template <bool kBf16>
 __device__ __forceinline__ void wgmma_pv8(float (&d)[4], const uint32_t (&p)[4], uint64_t vd) {
-  asm volatile(
-      "{\n.reg .pred acc;\nsetp.ne.b32 acc, %9, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, acc, 1, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(vd), "r"(1));
+  if constexpr (kBf16)
+    asm volatile(UNICORN_WGMMA_PV8("bf16")
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(vd), "r"(1));
+  else
+    asm volatile(UNICORN_WGMMA_PV8("f16")
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(vd), "r"(1));
 }
+#undef UNICORN_WGMMA_QK
+#undef UNICORN_WGMMA_PV64
+#undef UNICORN_WGMMA_PV8
+#undef UNICORN_WGMMA_ACC64
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
@@ -538,6 +574,8 @@ struct WgMaps {
   CUtensorMap ka, kb, va, vb;
 };
 
+// q, K and V f16 (q f32 in a.q, scaled and rounded here) or (kBf16) bf16 (q in a.q_bf16).
+template <bool kBf16>
 __global__ void __launch_bounds__(kWgThreads, 2) flash_wgmma_kernel(const __grid_constant__ WgMaps maps, AttentionArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(16) unsigned char smem[];
@@ -567,9 +605,9 @@ __global__ void __launch_bounds__(kWgThreads, 2) flash_wgmma_kernel(const __grid
   };
   if (tid == 0)
     for (int j = 0; j < min(tiles, kWgStages); ++j) bring(j);
-  // This group's 64 rows of q (scaled by scale * log2 e, as f16), zeros past head_dim and n_q,
-  // swizzled as TMA would: 16-byte chunk c of row r at c ^ (r & 7) (128-byte rows) or
-  // c ^ ((r >> 2) & 1) (32-byte rows).
+  // This group's 64 rows of q (scaled by scale * log2 e, in the operands' type), zeros past
+  // head_dim and n_q, swizzled as TMA would: 16-byte chunk c of row r at c ^ (r & 7) (128-byte
+  // rows) or c ^ ((r >> 2) & 1) (32-byte rows).
   const int64_t q0 = int64_t(blockIdx.x) * kWgQ + wg * 64;
   unsigned char* const sqw = sq + wg * kWgQPart;
   const float q_scale = base2_q_scale(a);
@@ -577,9 +615,20 @@ __global__ void __launch_bounds__(kWgThreads, 2) flash_wgmma_kernel(const __grid
     const int row = i / 10, c = i - row * 10;
     uint32_t packed[4] = {0, 0, 0, 0};
     if (q0 + row < a.n_q && c < 9) {
-      const float2* src = reinterpret_cast<const float2*>(a.q + (q0 + row) * qw + h * hd + c * 8);
+      const int64_t at = (q0 + row) * qw + h * hd + c * 8;
+      if constexpr (kBf16) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(a.q_bf16) + at);
+        const __nv_bfloat162* src = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
-      for (int e = 0; e < 4; ++e) packed[e] = pack_f16(src[e].x * q_scale, src[e].y * q_scale);
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = __bfloat1622float2(src[e]);
+          packed[e] = pack_pair<true>(f.x * q_scale, f.y * q_scale);
+        }
+      } else {
+        const float2* src = reinterpret_cast<const float2*>(a.q + at);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) packed[e] = pack_f16(src[e].x * q_scale, src[e].y * q_scale);
+      }
     }
     unsigned char* const d = c < 8 ? sqw + row * 128 + ((c ^ (row & 7)) * 16)
                                    : sqw + kWgKA + row * 32 + (((c - 8) ^ ((row >> 2) & 1)) * 16);
@@ -593,8 +642,8 @@ __global__ void __launch_bounds__(kWgThreads, 2) flash_wgmma_kernel(const __grid
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks)
-      wgmma_qk(s[0], wg_desc(sqw + ks * 32, 16, 1024, 1), wg_desc(d + ks * 32, 16, 1024, 1), ks > 0);
-    wgmma_qk(s[0], wg_desc(sqw + kWgKA, 16, 256, 3), wg_desc(d + kWgKA, 16, 256, 3), 1);
+      wgmma_qk<kBf16>(s[0], wg_desc(sqw + ks * 32, 16, 1024, 1), wg_desc(d + ks * 32, 16, 1024, 1), ks > 0);
+    wgmma_qk<kBf16>(s[0], wg_desc(sqw + kWgKA, 16, 256, 3), wg_desc(d + kWgKA, 16, 256, 3), 1);
     wgmma_commit();
     fence_regs(s[0]);
   };
@@ -618,7 +667,7 @@ __global__ void __launch_bounds__(kWgThreads, 2) flash_wgmma_kernel(const __grid
       bring(j + kWgStages - 1);
     }
     uint32_t ph[1][8][2];
-    tile_softmax<9, 1, true>(cur, ~0u, m, l, o, ph);
+    tile_softmax<9, 1, true, kBf16>(cur, ~0u, m, l, o, ph);
     fence_regs(o[0]);
     wgmma_fence();
     const unsigned char* const va = st + (j % kWgStages) * kWgStage + kWgKA + kWgKB;
@@ -628,8 +677,8 @@ __global__ void __launch_bounds__(kWgThreads, 2) flash_wgmma_kernel(const __grid
       const uint32_t p[4] = {ph[0][2 * kk][0], ph[0][2 * kk][1], ph[0][2 * kk + 1][0], ph[0][2 * kk + 1][1]};
       // V transposed (dims the contiguous N): 16 keys are two 1024-byte atoms along K (sbo);
       // N = 64 is one atom (lbo unused)
-      wgmma_pv64(reinterpret_cast<float(&)[8][4]>(o[0][0]), p, wg_desc(va + kk * 2048, 8192, 1024, 1));
-      wgmma_pv8(o[0][8], p, wg_desc(vb + kk * 256, 128, 128, 0));
+      wgmma_pv64<kBf16>(reinterpret_cast<float(&)[8][4]>(o[0][0]), p, wg_desc(va + kk * 2048, 8192, 1024, 1));
+      wgmma_pv8<kBf16>(o[0][8], p, wg_desc(vb + kk * 256, 128, 128, 0));
     }
     wgmma_commit();
     wgmma_wait<0>();  // q k^T of tile j + 1 and P V of tile j
@@ -647,9 +696,10 @@ __global__ void __launch_bounds__(kWgThreads, 2) flash_wgmma_kernel(const __grid
 #endif
 }
 
-// Columns [x, x + box) of rows [y, y + 64) of a [n_k][kw] f16 matrix as a 2-d tensor map with
-// the given swizzle (reading past the last column gives zeros).
-bool encode_map(CUtensorMap* map, const void* base, int64_t kw, int64_t n_k, int box, CUtensorMapSwizzle swizzle) {
+// Columns [x, x + box) of rows [y, y + 64) of a [n_k][kw] f16 (or bf16) matrix as a 2-d tensor
+// map with the given swizzle (reading past the last column gives zeros).
+bool encode_map(CUtensorMap* map, const void* base, bool bf16, int64_t kw, int64_t n_k, int box,
+                CUtensorMapSwizzle swizzle) {
   static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult status{};
@@ -661,7 +711,7 @@ bool encode_map(CUtensorMap* map, const void* base, int64_t kw, int64_t n_k, int
   if (!encode) return false;
   const cuuint64_t dims[2] = {cuuint64_t(kw), cuuint64_t(n_k)}, strides[1] = {cuuint64_t(kw * 2)};
   const cuuint32_t boxes[2] = {cuuint32_t(box), cuuint32_t(kK)}, unit[2] = {1, 1};
-  return encode(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, const_cast<void*>(base), dims, strides, boxes, unit,
+  return encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, const_cast<void*>(base), dims, strides, boxes, unit,
                 CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
@@ -679,27 +729,36 @@ bool flash_wgmma_built() {
 }
 
 bool flash_attention(const AttentionArgs& a, bool wgmma, cudaStream_t stream) {
+  const bool bf16 = a.kv_bf16 && a.q_bf16;  // the wgmma kernel only
   // (a tile's offsets in 32 bits)
-  if (!a.kv_f16 || !flash_attention_supported(a.head_dim) || a.kv_heads * a.head_dim * kK > INT32_MAX) return false;
+  if ((!a.kv_f16 && !bf16) || !flash_attention_supported(a.head_dim) || a.kv_heads * a.head_dim * kK > INT32_MAX)
+    return false;
   if (a.n_q == 0) return true;
 #if defined(UNICORN_CUDA_WGMMA)
   WgMaps maps;
   const int64_t kw = a.kv_heads * a.head_dim;
   if (wgmma && a.every_key && a.head_dim == 72 && a.n_k % (2 * kK) == 0 &&
-      encode_map(&maps.ka, a.k, kw, a.n_k, 64, CU_TENSOR_MAP_SWIZZLE_128B) &&
-      encode_map(&maps.kb, a.k, kw, a.n_k, 16, CU_TENSOR_MAP_SWIZZLE_32B) &&
-      encode_map(&maps.va, a.v, kw, a.n_k, 64, CU_TENSOR_MAP_SWIZZLE_128B) &&
-      encode_map(&maps.vb, a.v, kw, a.n_k, 8, CU_TENSOR_MAP_SWIZZLE_NONE)) {
-    constexpr size_t bytes = kWgBytes + 1024;
-    UNICORN_CUDA_CHECK(cudaFuncSetAttribute(flash_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-    const dim3 grid{unsigned((a.n_q + kWgQ - 1) / kWgQ), unsigned(a.heads)};
-    flash_wgmma_kernel<<<grid, kWgThreads, bytes, stream>>>(maps, a);
-    UNICORN_CUDA_LAUNCHED();
+      encode_map(&maps.ka, a.k, bf16, kw, a.n_k, 64, CU_TENSOR_MAP_SWIZZLE_128B) &&
+      encode_map(&maps.kb, a.k, bf16, kw, a.n_k, 16, CU_TENSOR_MAP_SWIZZLE_32B) &&
+      encode_map(&maps.va, a.v, bf16, kw, a.n_k, 64, CU_TENSOR_MAP_SWIZZLE_128B) &&
+      encode_map(&maps.vb, a.v, bf16, kw, a.n_k, 8, CU_TENSOR_MAP_SWIZZLE_NONE)) {
+    auto go = [&](auto kernel) {
+      constexpr size_t bytes = kWgBytes + 1024;
+      UNICORN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+      const dim3 grid{unsigned((a.n_q + kWgQ - 1) / kWgQ), unsigned(a.heads)};
+      kernel<<<grid, kWgThreads, bytes, stream>>>(maps, a);
+      UNICORN_CUDA_LAUNCHED();
+    };
+    if (bf16)
+      go(flash_wgmma_kernel<true>);
+    else
+      go(flash_wgmma_kernel<false>);
     return true;
   }
 #else
   (void)wgmma;
 #endif
+  if (bf16) return false;
   if (a.head_dim <= 32)
     launch_flash<32>(a, stream);
   else if (a.head_dim <= 64)

@@ -160,6 +160,9 @@ struct AttentionArgs {
   const void* k = nullptr;  // [n_k, KVH * hd], f32 or (kv_f16) f16
   const void* v = nullptr;
   bool kv_f16 = false;
+  // q, K and V in bf16 (q_bf16 set instead of q, kv_bf16): flash_attention's wgmma kernel only.
+  const void* q_bf16 = nullptr;
+  bool kv_bf16 = false;
   float* out = nullptr;      // [n_q, H * hd]
   void* out_bf16 = nullptr;  // set instead of out (flash attention only): out in bf16
   const int32_t* q_pos = nullptr;
@@ -203,6 +206,8 @@ void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, i
 // (a.kv_f16) and the head dimension supported; false (nothing launched) otherwise.
 // wgmma: where every key is visible and head_dim is 72 (SigLIP), Hopper's wgmma kernel (in
 // builds for sm_90a, flash_wgmma_built; the caller says whether the GPU is one: compute 9.x).
+// That kernel also takes q, K and V in bf16 (a.q_bf16, a.kv_bf16: the vision tower's, as
+// cuBLAS writes them); such args run there or nowhere (false).
 bool flash_attention_supported(int64_t head_dim);  // a multiple of 8, at most 128
 bool flash_wgmma_built();
 bool flash_attention(const AttentionArgs& a, bool wgmma, cudaStream_t stream);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -274,6 +275,19 @@ class OpProfile {
   std::vector<Record> records_;
   std::chrono::steady_clock::time_point first_;
 };
+
+// Scratch device memory of a backend, freed on its stream when the last owner lets go.
+using Scratch = std::function<std::shared_ptr<void>(int64_t bytes)>;
+
+// Points a's K and V at copies in f16 (to_f16) or f32 where they are in the other of those two
+// types; the copies live as long as the returned owners.
+std::array<std::shared_ptr<void>, 2> kv_as(AttentionArgs& a, bool to_f16, const Scratch& scratch, cudaStream_t stream);
+
+class Blas;
+// Attention of many queries (prefill, the vision tower) as matrix products on tensor cores
+// (where flash attention is off): per head S = scale Q K^T, the masked softmax over S's rows,
+// O = S V; q f32, K and V f32 or f16.
+void attention_by_products(Blas& blas, const AttentionArgs& args, const Scratch& scratch, cudaStream_t stream);
 
 // The kernel arguments of attention over the first n_k rows of k and v; the caller sets the
 // mask arrays (device copies of mask's).

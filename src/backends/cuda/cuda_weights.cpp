@@ -23,11 +23,18 @@ WFmt plain_format(DType t) {
 
 Tensor prepare_weight(const Tensor& host, const UploadWeight& upload_weight) {
   const DType t = host.dtype();
-  // Vectors (norms, biases) become f32: the kernels read them as such.
+  // Vectors (norms, biases) become f32, as the kernels read them, with a bf16 copy after them.
   if (!dtype_info(t).is_float) fail("cuda: cannot use a {} tensor {} as a weight", dtype_name(t), shape_str(host.shape()));
   if (host.rank() <= 1) {
     const std::vector<float> v = host.to_f32();
-    return upload_weight(DType::F32, host.shape(), {{v.data(), int64_t(v.size()) * 4}}, nullptr);
+    const Tensor b16 = host.converted(DType::BF16);
+    std::vector<const uint8_t*> at;
+    Tensor dev = upload_weight(DType::F32, host.shape(), {{v.data(), int64_t(v.size()) * 4}, {b16.raw(), b16.nbytes()}},
+                               &at);
+    auto copy = std::make_shared<VectorBf16>();
+    copy->f32 = reinterpret_cast<const float*>(at[0]);
+    copy->bf16 = at[1];
+    return dev.with_aux(copy);
   }
   const int64_t cols = host.dim(-1), rows = host.numel() / cols;
   auto with_view = [&](Tensor dev, WFmt fmt, const std::vector<const uint8_t*>& starts, const float* levels,
@@ -147,6 +154,12 @@ std::pair<WFmt, WeightView> weight_of(const Tensor& w) {
   v.cols = w.dim(-1);
   v.rows = w.numel() / v.cols;
   return {plain_format(w.dtype()), v};
+}
+
+const void* bf16_vector(const Tensor& t) {
+  const auto* copy = dynamic_cast<const VectorBf16*>(t.aux().get());
+  if (!copy || t.dtype() != DType::F32) return nullptr;
+  return static_cast<const uint16_t*>(copy->bf16) + (t.data<const float>() - copy->f32);
 }
 
 const float* f32_vector(const Tensor& t, const char* what) {

@@ -20,6 +20,15 @@ struct CudaWeight final : TensorAux {
   WeightView view;
 };
 
+// A prepared vector's bf16 copy beside its f32 values (for cuBLASLt's bf16 epilogues: the
+// vision tower's biases), so no product rounds its bias again.
+struct VectorBf16 final : TensorAux {
+  const float* f32 = nullptr;
+  const void* bf16 = nullptr;
+};
+// The bf16 copy of a prepared vector (or of its rows), or null where it has none.
+const void* bf16_vector(const Tensor& t);
+
 // The GPU format of a plain float type (F32, F16, BF16).
 WFmt plain_format(DType t);
 

@@ -316,12 +316,12 @@ Tensor Model::vision_tower(const Tensor& image) {
   // ref: SiglipEncoderLayer: pre-LayerNorm attention and MLP, each with a residual.
   const AttentionShape shape{heads, heads, vc.head_dim(), float(1.0 / std::sqrt(double(vc.head_dim())))};
   const AttentionMask mask{all, zeros, all, zeros, 0, false};
-  // h (the normed rows), a (attention's output) and f (the MLP's hidden values) are read only
-  // by products: in the backend's product_input_dtype (bf16 on CUDA's tensor cores: no
-  // conversion before them).
+  // h (the normed rows), a (attention's output), f (the MLP's hidden values), q, k and v are
+  // read only by products (attention's too): in the backend's product_input_dtype (bf16 on
+  // CUDA's tensor cores: no conversion before them).
   const DType pd = b.product_input_dtype();
   // q, k and v one after another in one buffer (linear_parts writes them in one product).
-  const Tensor qkv = b.empty(DType::F32, {3 * P, V});
+  const Tensor qkv = b.empty(pd, {3 * P, V});
   Tensor q = qkv.rows(0, P), k = qkv.rows(P, P), v = qkv.rows(2 * P, P);
   Tensor* const parts[] = {&q, &k, &v};
   Tensor h = b.empty(pd, {P, V}), a = b.empty(pd, {P, V}), f = b.empty(pd, {P, vc.intermediate_size});
