@@ -161,6 +161,7 @@ int run_bench(const BenchArgs& a) {
     if (!cfg.vision) fail("--image: {} has no vision tower", a.model);
     vision::PreprocessOptions po;
     po.image_size = cfg.vision->image_size;
+    po.alloc = engine->pixel_buffer();
     const Tensor pixels = vision::preprocess_image(vision::decode_image_file(a.image, {}), po).pixel_values;
     std::vector<double> ms;
     for (int64_t r = 0; r < a.reps + 1; ++r) {

@@ -81,6 +81,10 @@ class Backend {
   // Copies a backend tensor to a host tensor and back.
   virtual Tensor to_host(const Tensor& t) = 0;
   virtual Tensor from_host(const Tensor& host) = 0;
+  // A host tensor (contents unspecified) for input that from_host will copy in: on a GPU,
+  // page-locked memory, which copies at the bus's speed (an 896x896 image's 9.6 MB of pixels:
+  // 0.2 against 0.7 ms on an H200's PCIe 5).
+  virtual Tensor host_buffer(DType dtype, Shape shape) { return Tensor::zeros(dtype, std::move(shape)); }
 
   // --- ops -----------------------------------------------------------------------------
   // out[i, :] = table[ids[i], :] * scale                  table [V, D] any float dtype; out [n, D]

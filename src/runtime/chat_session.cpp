@@ -45,6 +45,7 @@ vision::PreprocessOptions ChatSession::image_options(bool pan_and_scan) const {
   vision::PreprocessOptions o;
   o.image_size = c.vision->image_size;
   o.pan_and_scan = pan_and_scan;
+  o.alloc = engine_.pixel_buffer();
   return o;
 }
 

@@ -100,6 +100,12 @@ Tensor Engine::encode_images(const Tensor& pixel_values) {
   return f.reshaped({f.dim(0) * f.dim(1), f.dim(2)});
 }
 
+std::function<Tensor(DType, Shape)> Engine::pixel_buffer() const {
+  Backend* vision = model_->placement().vision;
+  if (!vision) return {};
+  return [vision](DType dtype, Shape shape) { return vision->host_buffer(dtype, std::move(shape)); };
+}
+
 Tensor Engine::append(Sequence& seq, std::span<const int32_t> tokens, const Tensor* image_features, bool all_logits) {
   const gemma3::Config& c = config();
   if (tokens.empty()) fail("nothing to append: no tokens");

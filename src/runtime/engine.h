@@ -2,6 +2,7 @@
 // append tokens to a sequence (chunked prefill), decode a batch of sequences one token each.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -71,6 +72,9 @@ class Engine {
 
   // Image features for pixel values [n, 3, S, S]: host f32 [n * tokens_per_image, hidden].
   Tensor encode_images(const Tensor& pixel_values);
+  // Host memory for pixel values that encode_images copies fastest (PreprocessOptions::alloc):
+  // the vision backend's host_buffer.
+  std::function<Tensor(DType, Shape)> pixel_buffer() const;
 
   // Appends tokens to a sequence in prefill chunks. image_features: host f32 rows for the
   // image tokens among `tokens`, in order (null if none). Returns host logits f32:

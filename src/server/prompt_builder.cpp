@@ -33,6 +33,7 @@ RequestImage PromptBuilder::load_image(const std::string& url, const std::string
   po.image_size = engine_.config().vision->image_size;
   po.pan_and_scan = options_.pan_and_scan;
   po.limits.max_pixels = options_.max_image_pixels;
+  po.alloc = engine_.pixel_buffer();
   RequestImage im;
   try {
     vision::PreprocessedImage p = vision::preprocess_image(span, po, where);

@@ -36,7 +36,11 @@ PreprocessedImage preprocess_image(const RgbImage& image, const PreprocessOption
 
   PreprocessedImage result;
   result.num_crops = int64_t(crops.size());
-  result.pixel_values = Tensor::zeros(DType::F32, {1 + result.num_crops, 3, s, s});
+  const Shape shape{1 + result.num_crops, 3, s, s};
+  result.pixel_values = options.alloc ? options.alloc(DType::F32, shape) : Tensor::zeros(DType::F32, shape);
+  if (result.pixel_values.dtype() != DType::F32 || result.pixel_values.shape() != shape)
+    fail("preprocess: the pixel buffer is {} {}, expected f32 {}", dtype_name(result.pixel_values.dtype()),
+         shape_str(result.pixel_values.shape()), shape_str(shape));
   float* out = result.pixel_values.data<float>();
   const int64_t per_image = 3 * s * s;
   // ref: Gemma3ImageProcessorPil._preprocess: [image] + crops, each resized on its own.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -20,6 +21,9 @@ struct PreprocessOptions {
   bool pan_and_scan = false;  // transformers' do_pan_and_scan (off by default)
   PanAndScanOptions pan_and_scan_options;
   DecodeLimits limits;
+  // Where the pixel values go (Engine::pixel_buffer: page-locked memory for a GPU to copy
+  // from); zero-filled host memory when empty.
+  std::function<Tensor(DType, Shape)> alloc;
 };
 
 struct PreprocessedImage {

@@ -4,6 +4,7 @@
 // where no GPU is present (set UNICORN_REQUIRE_CUDA=1 on the GPU machine).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -199,6 +200,21 @@ TEST_F(CudaOps, Bf16ProductInputs) {
   ASSERT_TRUE(cpu);
   EXPECT_EQ(cpu->product_input_dtype(), DType::F32);
   EXPECT_THROW(cpu->linear(h16, cpu->prepare_weight(w), nullptr, y), Error);
+}
+
+// host_buffer (page-locked on "cuda", where pixel values are preprocessed into): from_host of
+// it, or of a view of its rows, copies what it holds when called; the buffer may be
+// rewritten (or freed) as soon as from_host returns.
+TEST_F(CudaOps, HostBufferCopiesIn) {
+  Tensor h = gpu->host_buffer(DType::F32, {2, 3, 64, 64});
+  ASSERT_EQ(h.shape(), (Shape{2, 3, 64, 64}));
+  const Tensor a = random_tensor(DType::F32, {2, 3, 64, 64}, 81), b = random_tensor(DType::F32, {2, 3, 64, 64}, 82);
+  std::copy_n(a.data<const float>(), a.numel(), h.data<float>());
+  const Tensor whole = gpu->from_host(h), second = gpu->from_host(h.rows(1, 1));
+  std::copy_n(b.data<const float>(), b.numel(), h.data<float>());
+  EXPECT_EQ(down(whole).to_f32(), a.to_f32());
+  EXPECT_EQ(down(second).to_f32(), a.rows(1, 1).to_f32());
+  EXPECT_EQ(down(gpu->from_host(h)).to_f32(), b.to_f32());
 }
 
 }  // namespace

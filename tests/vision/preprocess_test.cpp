@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -111,6 +112,36 @@ TEST(Preprocess, PanAndScanOffKeepsOneImage) {
   const PreprocessedImage with = preprocess_image(pano, options);
   EXPECT_EQ(with.num_crops, 3);
   EXPECT_EQ(with.pixel_values.shape(), (Shape{4, 3, 64, 64}));
+}
+
+// PreprocessOptions::alloc (a backend's host_buffer): the pixels go into the memory it gives,
+// every value written (the buffer comes unfilled), equal to the default's; a buffer of the
+// wrong shape or type is an error.
+TEST(Preprocess, PixelsGoWhereAllocSays) {
+  const RgbImage pano = decode_image_file(test::image_data_path("astronaut_pano.png"));
+  PreprocessOptions options;
+  options.image_size = 64;
+  options.pan_and_scan = true;
+  const PreprocessedImage plain = preprocess_image(pano, options);
+  std::vector<Tensor> given;
+  options.alloc = [&](DType dtype, Shape shape) {
+    Tensor t = Tensor::zeros(dtype, shape);
+    std::fill_n(t.data<float>(), t.numel(), std::nanf(""));  // what an unfilled buffer may hold
+    given.push_back(t);
+    return t;
+  };
+  const PreprocessedImage out = preprocess_image(pano, options);
+  ASSERT_EQ(given.size(), 1u);
+  EXPECT_EQ(out.pixel_values.raw(), given[0].raw());
+  EXPECT_EQ(out.num_crops, plain.num_crops);
+  EXPECT_EQ(out.pixel_values.to_f32(), plain.pixel_values.to_f32());
+  options.alloc = [](DType dtype, Shape shape) {
+    shape[0] += 1;
+    return Tensor::zeros(dtype, shape);
+  };
+  EXPECT_THROW(preprocess_image(pano, options), Error);
+  options.alloc = [](DType, Shape shape) { return Tensor::zeros(DType::BF16, shape); };
+  EXPECT_THROW(preprocess_image(pano, options), Error);
 }
 
 TEST(Preprocess, LimitsReachTheDecoder) {

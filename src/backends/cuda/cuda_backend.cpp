@@ -129,11 +129,21 @@ class CudaBackend final : public Backend {
     if (host.aux()) fail("cuda: from_host takes plain tensors; weights go through prepare_weight");
     DeviceGuard g(ctx_->device);
     auto [p, owner] = device_block(host.nbytes());
-    if (graphs_.recording())  // a copy from pageable memory cannot be recorded
+    if (graphs_.recording()) {  // a copy from pageable memory cannot be recorded
       graphs_.spoil(true);
-    else
+    } else {
       UNICORN_CUDA_CHECK(cudaMemcpyAsync(p, host.raw(), size_t(host.nbytes()), cudaMemcpyHostToDevice, ctx_->stream));
+      // From page-locked memory (host_buffer) the copy runs after this returns: done before
+      // the caller may free or reuse the source.
+      if (cuda::is_pinned(host.raw())) UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
+    }
     return Tensor::view(host.dtype(), host.shape(), p, std::move(owner));
+  }
+
+  Tensor host_buffer(DType dtype, Shape shape) override {
+    DeviceGuard g(ctx_->device);  // (from any thread: the server's preprocess images on theirs)
+    auto [p, owner] = pinned_.get(dtype_bytes(dtype, shape_numel(shape)));
+    return Tensor::view(dtype, std::move(shape), p, std::move(owner));
   }
 
   void embed(const Tensor& table, std::span<const int32_t> ids, float scale, Tensor& out) override {

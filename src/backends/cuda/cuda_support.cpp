@@ -138,6 +138,15 @@ struct PinnedPool::State {
   }
 };
 
+bool is_pinned(const void* p) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return attr.type == cudaMemoryTypeHost;
+}
+
 PinnedPool::PinnedPool() : state_(std::make_shared<State>()) {}
 
 std::pair<void*, std::shared_ptr<const void>> PinnedPool::get(int64_t bytes) {

@@ -25,6 +25,8 @@ namespace unicorn::cuda {
 void use_device(int device);
 // The same for destructors and deleters: no exceptions.
 void set_device_quietly(int device);
+// Whether host memory at p is page-locked (cudaMallocHost, cudaHostRegister).
+bool is_pinned(const void* p);
 // The current GPU's free memory now (cudaMemGetInfo): it sizes prefill scratch.
 int64_t free_memory();
 // After a cudaSetDevice made elsewhere: the next use_device calls it again.
