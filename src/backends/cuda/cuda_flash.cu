@@ -458,8 +458,9 @@ void launch_flash(const AttentionArgs& a, cudaStream_t stream) {
 // tile (wgmma, q and K from shared memory) before the softmax of this one, then P V (P from
 // registers). Tiles land swizzled, as wgmma reads them: dims 0-63 in rows of 128 bytes (128-byte
 // swizzle), K's 64-79 in rows of 32 (32-byte swizzle; 72-79 are the next head's or zeros, times
-// q's zeros), V's 64-71 in rows of 16. On H200s (27B vision tower, in place): 227-229 us a layer
-// against 290-293 for the mma.sync kernel; the image 14.7-15.7 ms against 16.4-17.3.
+// q's zeros), V's 64-71 in rows of 16. q, K and V f16, or bf16 as cuBLAS writes the vision
+// tower's (no conversion before attention). On H200s (27B vision tower, in place): 227-229 us a
+// layer in f16 against 290-293 for the mma.sync kernel, 200 us in bf16.
 // An m64n64 accumulator (a thread's 8 x 4 floats) as asm operands %0-%31.
 #define UNICORN_WGMMA_ACC64(d) \
   "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
@@ -711,9 +712,9 @@ bool encode_map(CUtensorMap* map, const void* base, bool bf16, int64_t kw, int64
   if (!encode) return false;
   const cuuint64_t dims[2] = {cuuint64_t(kw), cuuint64_t(n_k)}, strides[1] = {cuuint64_t(kw * 2)};
   const cuuint32_t boxes[2] = {cuuint32_t(box), cuuint32_t(kK)}, unit[2] = {1, 1};
-  return encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, const_cast<void*>(base), dims, strides, boxes, unit,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  const auto type = bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  return encode(map, type, 2, const_cast<void*>(base), dims, strides, boxes, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 #endif  // UNICORN_CUDA_WGMMA
 }  // namespace
