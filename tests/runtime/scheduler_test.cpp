@@ -158,17 +158,28 @@ TEST_F(SchedulerTest, CancelWhileQueuedEndsAtOnce) {
   EXPECT_EQ(running->finish_reason(), FinishReason::Cancelled);
 }
 
+// Every delta's logprobs until the request is done. (done() is read before each wait, so the
+// output that came before it is still taken; the loop this replaces tested for more output
+// with a call that took it and dropped it, and lost tokens when the request ended between
+// two reads.)
+std::vector<TokenLogprob> all_logprobs(RequestHandle& h) {
+  std::vector<TokenLogprob> lps;
+  RequestHandle::Delta d;
+  for (;;) {
+    const bool finished = h.done();
+    if (h.next(d, std::chrono::milliseconds(finished ? 0 : 100)))
+      lps.insert(lps.end(), d.logprobs.begin(), d.logprobs.end());
+    else if (finished)
+      return lps;
+  }
+}
+
 TEST_F(SchedulerTest, LogprobsAndLimits) {
   Scheduler sched(*engine_, {.parallel = 2});
   GenerationRequest r = request("Hello!", {}, 3);
   r.top_logprobs = 5;
   auto h = sched.submit(r);
-  std::vector<TokenLogprob> lps;
-  RequestHandle::Delta d;
-  while (!h->done() || h->next(d, std::chrono::milliseconds(0))) {
-    if (h->next(d, std::chrono::milliseconds(100)))
-      lps.insert(lps.end(), d.logprobs.begin(), d.logprobs.end());
-  }
+  const std::vector<TokenLogprob> lps = all_logprobs(*h);
   EXPECT_EQ(h->finish_reason(), FinishReason::Length);
   EXPECT_EQ(h->usage().completion_tokens, 3);
   ASSERT_EQ(lps.size(), 3u);
@@ -220,11 +231,7 @@ TEST_F(SchedulerTest, HotSamplingDrawsOnlyRealTokens) {
     handles.push_back(sched.submit(r));
   }
   for (auto& h : handles) {
-    std::vector<TokenLogprob> lps;
-    RequestHandle::Delta d;
-    while (!h->done() || h->next(d, std::chrono::milliseconds(0))) {
-      if (h->next(d, std::chrono::milliseconds(100))) lps.insert(lps.end(), d.logprobs.begin(), d.logprobs.end());
-    }
+    const std::vector<TokenLogprob> lps = all_logprobs(*h);
     EXPECT_EQ(h->error(), "");
     EXPECT_GT(lps.size(), 0u);
     for (const auto& lp : lps) {
