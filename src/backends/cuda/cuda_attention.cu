@@ -129,24 +129,24 @@ __device__ __forceinline__ void load_values(const T* p, float (&out)[P]) {
 }
 
 // A head of 32 P values a warp holds P a lane (lane l: values l P ..): its RMS norm with weight
-// w (times 1 + w, as Gemma's) and RoPE at `position` (value d < 16 P pairs with d + 16 P, lane
-// l ^ 16), the arithmetic of qk_norm_rope's kernel (cuda_elementwise.cu) but for the order of
+// w (times 1 + w, as Gemma's; the lane's P weights in w) and RoPE at `position` (value d < 16 P
+// pairs with d + 16 P, lane l ^ 16; the lane's P frequencies in inv_freq), the arithmetic of qk_norm_rope's kernel (cuda_elementwise.cu) but for the order of
 // the sum of squares.
 template <int P>
-__device__ __forceinline__ void norm_rope_lanes(float (&x)[P], const float* __restrict__ w,
-                                                const float* __restrict__ inv_freq, int32_t position, float eps,
-                                                int lane) {
+__device__ __forceinline__ void norm_rope_lanes(float (&x)[P], const float (&w)[P], const float (&inv_freq)[P],
+                                                int32_t position, float eps) {
   float ss = 0.0f;
 #pragma unroll
   for (int e = 0; e < P; ++e) ss += x[e] * x[e];
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
   const float inv = rsqrtf(ss / float(32 * P) + eps);
+  const int lane = int(threadIdx.x) & 31;
 #pragma unroll
   for (int e = 0; e < P; ++e) {
-    const float n = x[e] * inv * (1.0f + w[lane * P + e]);
+    const float n = x[e] * inv * (1.0f + w[e]);
     const float other = __shfl_xor_sync(0xffffffffu, n, 16);
-    const float angle = float(position) * inv_freq[(lane & 15) * P + e];  // f32 product, as HF
+    const float angle = float(position) * inv_freq[e];  // f32 product, as HF
     float s, c;
     sincosf(angle, &s, &c);
     x[e] = lane >= 16 ? n * c + other * s : n * c - other * s;
@@ -162,28 +162,54 @@ template <class T, int P>
 __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(AttentionArgs a, int64_t keys_per_split,
                                                                            float* partial) {
   let_next_start();
-  wait_for_inputs();
   constexpr int W = kSplitWarps, G = kSplitGroup, hd = 32 * P;
   const int64_t i = blockIdx.x / a.heads, h = blockIdx.x % a.heads, split = blockIdx.y;
   const int64_t k0 = split * keys_per_split, k1 = min(a.n_k, k0 + keys_per_split);
   const int64_t kvh = h / (a.heads / a.kv_heads), qw = a.heads * hd, kw = a.kv_heads * hd;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const AttentionArgs::NewKey& nk = a.new_key;
+  const bool fused = nk.wq != nullptr;
+  const bool new_here = fused && nk.slot >= k0 && nk.slot < k1;
+  const T* kb = static_cast<const T*>(a.k) + kvh * hd + lane * P;
+  const T* vb = static_cast<const T*>(a.v) + kvh * hd + lane * P;
+  float kf[G][P], vf[G][P];
+  auto load_round = [&](int64_t j0) {
+#pragma unroll
+    for (int u = 0; u < G; ++u) {
+      const int64_t j = j0 + u;
+      if (j < k1 && !(new_here && j == nk.slot)) {  // (the new row: from registers, below)
+        load_values<T, P>(kb + j * kw, kf[u]);
+        load_values<T, P>(vb + j * kw, vf[u]);
+      }
+    }
+  };
+  // Before the wait, with the step's new key fused (one decode query: this kernel writes the
+  // caches' only new row, every other row is from earlier steps, which the host waited for):
+  // the warp's first round of cache rows, the norm weights and the RoPE frequencies, so the
+  // loads' latency overlaps the q/k/v product's end.
+  int64_t j0 = k0 + warp * G;
+  float wq[P], wk[P], freq[P];
+  if (fused) {
+#pragma unroll
+    for (int e = 0; e < P; ++e)
+      wq[e] = nk.wq[lane * P + e], wk[e] = nk.wk[lane * P + e], freq[e] = nk.inv_freq[(lane & 15) * P + e];
+    if (j0 < k1) load_round(j0);
+  }
+  wait_for_inputs();
   float qv[P], acc[P];
   const float* q = a.q + i * qw + h * hd + lane * P;
-  const AttentionArgs::NewKey& nk = a.new_key;
 #pragma unroll
   for (int e = 0; e < P; ++e) qv[e] = q[e], acc[e] = 0.0f;
-  if (nk.wq) norm_rope_lanes<P>(qv, nk.wq, nk.inv_freq, nk.position, nk.eps, lane);
+  if (fused) norm_rope_lanes<P>(qv, wq, freq, nk.position, nk.eps);
 #pragma unroll
   for (int e = 0; e < P; ++e) qv[e] *= a.scale;
   // The step's new key, where this split holds its row: normed and rotated here (each warp,
   // each query head of the group), into the caches by the group's first head.
-  const bool new_here = nk.wq && nk.slot >= k0 && nk.slot < k1;
   float kn[P], vn[P];
   if (new_here) {
 #pragma unroll
     for (int e = 0; e < P; ++e) kn[e] = nk.k[kvh * hd + lane * P + e], vn[e] = nk.v[kvh * hd + lane * P + e];
-    norm_rope_lanes<P>(kn, nk.wk, nk.inv_freq, nk.position, nk.eps, lane);
+    norm_rope_lanes<P>(kn, wk, freq, nk.position, nk.eps);
     if (warp == 0 && h % (a.heads / a.kv_heads) == 0) {
       const int64_t at = nk.slot * kw + kvh * hd + lane * P;
 #pragma unroll
@@ -194,12 +220,11 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
     }
   }
   const int32_t qp = a.q_pos[i], qg = a.q_group[i];
-  const T* kb = static_cast<const T*>(a.k) + kvh * hd + lane * P;
-  const T* vb = static_cast<const T*>(a.v) + kvh * hd + lane * P;
   float m = -FLT_MAX, l = 0.0f;
-  for (int64_t j0 = k0 + warp * G; j0 < k1; j0 += W * G) {
-    float kf[G][P], vf[G][P], s[G];
+  for (bool loaded = fused; j0 < k1; j0 += W * G, loaded = false) {
+    float s[G];
     bool vis[G];
+    if (!loaded) load_round(j0);
 #pragma unroll
     for (int u = 0; u < G; ++u) {
       const int64_t j = j0 + u;
@@ -208,9 +233,6 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
         if (new_here && j == nk.slot) {  // (its cache row is being written)
 #pragma unroll
           for (int e = 0; e < P; ++e) kf[u][e] = kn[e], vf[u][e] = vn[e];
-        } else {
-          load_values<T, P>(kb + j * kw, kf[u]);
-          load_values<T, P>(vb + j * kw, vf[u]);
         }
         vis[u] = visible_to(a, qp, qg, j);  // the same in every lane
       }
