@@ -77,9 +77,11 @@ class CudaBackend final : public Backend {
     if (!on_.exact_f32) blas_ = cuda::Blas::create(ctx_->stream, on_.blas_lt, &blas_missing_);
     if (on_.profile) profile_ = std::make_unique<OpProfile>();
     cuda::allow_dependent_launches(on_.dependent_launches);
+    cuda::trace_start();
   }
 
   ~CudaBackend() override {
+    cuda::trace_dump();
     if (profile_) profile_->report(ctx_->stream);
     const char* stats = std::getenv("UNICORN_CUDA_GRAPH_STATS");
     if (stats && *stats && std::string(stats) != "0") fmt::print(stderr, "{}\n", graphs_.summary());
@@ -120,6 +122,7 @@ class CudaBackend final : public Backend {
     } else {
       out = Tensor::zeros(t.dtype(), t.shape());
     }
+    cuda::trace_tick(ctx_->stream);
     UNICORN_CUDA_CHECK(cudaMemcpyAsync(out.raw(), t.raw(), size_t(t.nbytes()), cudaMemcpyDeviceToHost, ctx_->stream));
     UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
     return out;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include "backends/cuda/cuda_kernels.h"
 
@@ -18,7 +19,35 @@ namespace unicorn::cuda {
 // as every block of this one runs) and wait_for_inputs before it touches memory the kernels
 // before it wrote or read (activations, caches; weights and constants may come earlier). Both
 // are no-ops for a plain launch and before sm_90.
+// Kernel trace (a build configured with -DUNICORN_CUDA_TRACE=ON, run with
+// UNICORN_CUDA_TRACE=FILE; scripts/cuda-trace.py reads the file): block 0 of each dependent
+// kernel records the GPU's global timer when it starts (let_next_start) and when its wait for
+// inputs returns; the time from one kernel's wait to the next one's is what that kernel adds to
+// the critical path. Each .cu file has its own copy of the device-side slots, set by
+// trace_start through trace_setters. The marks cost ~4% of 27B decode: not in normal builds.
+#ifdef UNICORN_CUDA_TRACE_BUILD
+namespace {
+__device__ TraceSlots g_trace;
+inline void set_trace_here(const TraceSlots& s) { cudaMemcpyToSymbol(g_trace, &s, sizeof s); }
+const bool g_trace_registered = (trace_setters().push_back(&set_trace_here), true);
+}  // namespace
+#endif
+__device__ __forceinline__ void trace_mark([[maybe_unused]] int kind) {
+#ifdef UNICORN_CUDA_TRACE_BUILD
+  if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x == 0 && threadIdx.y == 0 && g_trace.buf) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    const unsigned i = atomicAdd(g_trace.n + kind, 1u);
+    if (i < g_trace.cap) {
+      unsigned long long* e = g_trace.buf + (size_t(kind) * g_trace.cap + i) * 2;
+      e[0] = t;
+      e[1] = (unsigned long long)(gridDim.x * gridDim.y * gridDim.z) | ((unsigned long long)blockDim.x << 32);
+    }
+  }
+#endif
+}
 __device__ __forceinline__ void let_next_start() {
+  trace_mark(0);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
@@ -27,6 +56,7 @@ __device__ __forceinline__ void wait_for_inputs() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+  trace_mark(1);
 }
 // kernel<<<grid, block, smem, stream>>>(args...), programmatically dependent on the work
 // before it when dependent_launches() (the kernel must call wait_for_inputs as above).

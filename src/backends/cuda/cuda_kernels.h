@@ -7,8 +7,26 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace unicorn::cuda {
+
+// The kernel trace (cuda_common.cuh): device buffers for `cap` events of each kind (0: a
+// kernel's start, 1: its input wait done), each as (time in ns, grid blocks | threads << 32).
+struct TraceSlots {
+  unsigned long long* buf = nullptr;  // [2][cap][2]
+  unsigned int* n = nullptr;          // [2]: events recorded (may pass cap)
+  unsigned int cap = 0;
+};
+using TraceSetter = void (*)(const TraceSlots&);
+std::vector<TraceSetter>& trace_setters();  // one a .cu file: sets its copy of the slots
+// With UNICORN_CUDA_TRACE=FILE: trace_start (a backend's creation) allocates the slots,
+// trace_dump (its end) writes "kind time blocks threads" lines to FILE; trace_tick queues an
+// empty traced kernel (marks where the work before it ends).
+void trace_start();
+void trace_dump();
+bool trace_on();
+void trace_tick(cudaStream_t stream);
 
 void check(cudaError_t e, const char* what, const char* file, int line);
 #define UNICORN_CUDA_CHECK(x) ::unicorn::cuda::check((x), #x, __FILE__, __LINE__)

@@ -24,6 +24,56 @@ void check(cudaError_t e, const char* what, const char* file, int line) {
   fail("CUDA error {} ({}): {} at {}:{}", int(e), cudaGetErrorString(e), what, file, line);
 }
 
+std::vector<TraceSetter>& trace_setters() {
+  static std::vector<TraceSetter> all;
+  return all;
+}
+
+namespace {
+TraceSlots g_host_trace;
+std::string g_trace_path;
+}  // namespace
+
+bool trace_on() { return g_host_trace.buf != nullptr; }
+
+void trace_start() {
+  const char* path = std::getenv("UNICORN_CUDA_TRACE");
+  if (!path || !*path || g_host_trace.buf) return;
+#ifndef UNICORN_CUDA_TRACE_BUILD
+  fmt::print(stderr, "UNICORN_CUDA_TRACE: this build has no trace marks (configure with -DUNICORN_CUDA_TRACE=ON)\n");
+#else
+  g_trace_path = path;
+  g_host_trace.cap = 1u << 20;  // events of each kind (16 MiB in all)
+  UNICORN_CUDA_CHECK(cudaMalloc(&g_host_trace.buf, size_t(g_host_trace.cap) * 4 * 8));
+  UNICORN_CUDA_CHECK(cudaMalloc(&g_host_trace.n, 8));
+  UNICORN_CUDA_CHECK(cudaMemset(g_host_trace.n, 0, 8));
+  for (TraceSetter f : trace_setters()) f(g_host_trace);
+  UNICORN_CUDA_CHECK(cudaDeviceSynchronize());
+#endif
+}
+
+void trace_dump() {
+  if (!g_host_trace.buf) return;
+  cudaDeviceSynchronize();
+  unsigned n[2] = {0, 0};
+  std::vector<unsigned long long> b(size_t(g_host_trace.cap) * 4);
+  cudaMemcpy(n, g_host_trace.n, 8, cudaMemcpyDeviceToHost);
+  cudaMemcpy(b.data(), g_host_trace.buf, b.size() * 8, cudaMemcpyDeviceToHost);
+  FILE* f = std::fopen(g_trace_path.c_str(), "w");
+  if (!f) {
+    fmt::print(stderr, "UNICORN_CUDA_TRACE: cannot write {}\n", g_trace_path);
+    return;
+  }
+  for (int k = 0; k < 2; ++k)
+    for (unsigned i = 0; i < std::min(n[k], g_host_trace.cap); ++i) {
+      const unsigned long long* e = b.data() + (size_t(k) * g_host_trace.cap + i) * 2;
+      std::fprintf(f, "%d %llu %llu %llu\n", k, e[0], e[1] & 0xffffffffull, e[1] >> 32);
+    }
+  std::fclose(f);
+  if (n[0] > g_host_trace.cap || n[1] > g_host_trace.cap)
+    fmt::print(stderr, "UNICORN_CUDA_TRACE: only the first {} events of each kind kept\n", g_host_trace.cap);
+}
+
 namespace {
 
 // An environment switch: "" when unset, else its value, which must be `a` or `b` (else an
