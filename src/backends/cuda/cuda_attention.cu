@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
+#include <cstring>
 
 #include "backends/cuda/cuda_common.cuh"
 
@@ -104,27 +105,23 @@ __device__ __forceinline__ void attend(const AttentionArgs& a, int64_t i, int64_
   }
 }
 
-// P consecutive values of T at p (aligned to their size) as floats, in one or two loads.
+// P consecutive values of T at p (aligned to their size) as they are, in one or two loads (the
+// conversion to float left for later: a load used before griddepcontrol.wait would stall there).
 template <class T, int P>
-__device__ __forceinline__ void load_values(const T* p, float (&out)[P]) {
+__device__ __forceinline__ void load_raw(const T* p, T (&out)[P]) {
   constexpr int kBytes = P * int(sizeof(T));
   if constexpr (kBytes >= 16) {
-    constexpr int kPer = 16 / int(sizeof(T));
 #pragma unroll
     for (int v = 0; v < kBytes / 16; ++v) {
       const uint4 raw = __ldg(reinterpret_cast<const uint4*>(p) + v);
-      const T* t = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-      for (int e = 0; e < kPer; ++e) out[v * kPer + e] = as_float(t[e]);
+      memcpy(&out[v * (16 / int(sizeof(T)))], &raw, 16);
     }
   } else if constexpr (kBytes == 8) {
     const uint2 raw = __ldg(reinterpret_cast<const uint2*>(p));
-    const T* t = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-    for (int e = 0; e < P; ++e) out[e] = as_float(t[e]);
+    memcpy(out, &raw, 8);
   } else {
 #pragma unroll
-    for (int e = 0; e < P; ++e) out[e] = as_float(p[e]);
+    for (int e = 0; e < P; ++e) out[e] = p[e];
   }
 }
 
@@ -172,14 +169,14 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
   const bool new_here = fused && nk.slot >= k0 && nk.slot < k1;
   const T* kb = static_cast<const T*>(a.k) + kvh * hd + lane * P;
   const T* vb = static_cast<const T*>(a.v) + kvh * hd + lane * P;
-  float kf[G][P], vf[G][P];
+  T kr[G][P], vr[G][P];  // a round of rows as loaded
   auto load_round = [&](int64_t j0) {
 #pragma unroll
     for (int u = 0; u < G; ++u) {
       const int64_t j = j0 + u;
       if (j < k1 && !(new_here && j == nk.slot)) {  // (the new row: from registers, below)
-        load_values<T, P>(kb + j * kw, kf[u]);
-        load_values<T, P>(vb + j * kw, vf[u]);
+        load_raw<T, P>(kb + j * kw, kr[u]);
+        load_raw<T, P>(vb + j * kw, vr[u]);
       }
     }
   };
@@ -222,7 +219,7 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
   const int32_t qp = a.q_pos[i], qg = a.q_group[i];
   float m = -FLT_MAX, l = 0.0f;
   for (bool loaded = fused; j0 < k1; j0 += W * G, loaded = false) {
-    float s[G];
+    float s[G], kf[G][P], vf[G][P];
     bool vis[G];
     if (!loaded) load_round(j0);
 #pragma unroll
@@ -230,10 +227,10 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
       const int64_t j = j0 + u;
       vis[u] = j < k1;
       if (vis[u]) {
-        if (new_here && j == nk.slot) {  // (its cache row is being written)
+        const bool new_row = new_here && j == nk.slot;  // (its cache row is being written)
 #pragma unroll
-          for (int e = 0; e < P; ++e) kf[u][e] = kn[e], vf[u][e] = vn[e];
-        }
+        for (int e = 0; e < P; ++e)
+          kf[u][e] = new_row ? kn[e] : as_float(kr[u][e]), vf[u][e] = new_row ? vn[e] : as_float(vr[u][e]);
         vis[u] = visible_to(a, qp, qg, j);  // the same in every lane
       }
     }
@@ -295,12 +292,36 @@ __global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a,
   wait_for_inputs();
   const int64_t hd = a.head_dim;
   const float* p = partial + int64_t(blockIdx.x) * splits * (hd + 2);
+  float* out = a.out + int64_t(blockIdx.x / a.heads) * a.heads * hd + int64_t(blockIdx.x % a.heads) * hd;
   auto m = [&](int s) { return p[s * (hd + 2) + hd]; };
   auto l = [&](int s) { return p[s * (hd + 2) + hd + 1]; };
+  constexpr int kHeld = 16;  // up to this many splits: every load at once (one trip to L2, not two)
+  if (splits <= kHeld && hd <= int64_t(blockDim.x)) {
+    const int d = int(threadIdx.x);
+    float mv[kHeld], lv[kHeld], pv[kHeld];
+#pragma unroll
+    for (int s = 0; s < kHeld; ++s) {
+      mv[s] = s < splits ? m(s) : 0.0f;
+      lv[s] = s < splits ? l(s) : 0.0f;
+      pv[s] = s < splits && d < hd ? p[s * (hd + 2) + d] : 0.0f;
+    }
+    float mx = -FLT_MAX;  // (merged_max, unrolled: the arrays stay in registers)
+#pragma unroll
+    for (int s = 0; s < kHeld; ++s)
+      if (s < splits && lv[s] > 0.0f) mx = fmaxf(mx, mv[s]);
+    float total = 0.0f, sum = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kHeld; ++s) {
+      const float scale = s < splits ? merge_scale(mv[s], lv[s], mx) : 0.0f;
+      total += lv[s] * scale;
+      if (scale > 0.0f) sum += pv[s] * scale;
+    }
+    if (d < hd) out[d] = total > 0.0f ? sum / total : 0.0f;
+    return;
+  }
   const float mx = merged_max(splits, m, l);
   float total = 0.0f;
   for (int s = 0; s < splits; ++s) total += l(s) * merge_scale(m(s), l(s), mx);
-  float* out = a.out + int64_t(blockIdx.x / a.heads) * a.heads * hd + int64_t(blockIdx.x % a.heads) * hd;
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float sum = 0.0f;
     for (int s = 0; s < splits; ++s) {
