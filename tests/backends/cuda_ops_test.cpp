@@ -191,7 +191,8 @@ TEST_F(CudaOps, ThreeProductsOfOneRow) {
 // blocks of 16 warps and of 8; Q6_K is the LM head's format, by halves of its super-blocks):
 // more rows than the GPU has warps, so each warp walks several rows with the next row's loads in
 // flight, and rows split between warps; widths of 1, 3 and a partial number of steps a row
-// (21504: 27B's FFN width); q/k/v whose parts meet inside a warp's run; gate/up with GELU. With
+// (21504: 27B's FFN width; it and 16416, 513 chunks, have more chunks of x than a block has
+// threads to quantize them); q/k/v whose parts meet inside a warp's run; gate/up with GELU. With
 // bias on the plain product. The same on the block-per-rows kernels (UNICORN_CUDA_STREAM=0, also
 // the fallback for wide rows).
 TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
@@ -206,7 +207,7 @@ TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
                           test::backend_or_skip("cuda"));
   }
   for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K}) {
-    for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128)}) {
+    for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128), int64_t(16416)}) {
       if (dtype == DType::Q6_K && k % 256 != 0) continue;
       const int64_t m = 4999;
       const Tensor w = weight(dtype, m, k, 61), bias = random_tensor(DType::F32, {m}, 62);

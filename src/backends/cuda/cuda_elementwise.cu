@@ -121,6 +121,7 @@ __global__ void __launch_bounds__(kRowValues / kPer)
   for (int j = 0; j < kPer; ++j) {
     const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
     wp[j] = i < d ? w_post[i] : 0.0f;
+    wn[j] = i < d && w_next ? w_next[i] : 0.0f;
   }
   wait_for_inputs();
   float ss = 0.0f;
@@ -129,7 +130,6 @@ __global__ void __launch_bounds__(kRowValues / kPer)
     const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
     yv[j] = i < d ? yr[i] : 0.0f;
     xv[j] = i < d ? xr[i] : 0.0f;
-    wn[j] = i < d && w_next ? w_next[i] : 0.0f;
     ss += yv[j] * yv[j];
   }
   const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
