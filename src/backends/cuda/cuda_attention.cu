@@ -127,8 +127,8 @@ __device__ __forceinline__ void load_raw(const T* p, T (&out)[P]) {
 
 // A head of 32 P values a warp holds P a lane (lane l: values l P ..): its RMS norm with weight
 // w (times 1 + w, as Gemma's; the lane's P weights in w) and RoPE at `position` (value d < 16 P
-// pairs with d + 16 P, lane l ^ 16; the lane's P frequencies in inv_freq), the arithmetic of qk_norm_rope's kernel (cuda_elementwise.cu) but for the order of
-// the sum of squares.
+// pairs with d + 16 P, lane l ^ 16; the lane's P frequencies in inv_freq), the arithmetic of
+// qk_norm_rope's kernel (cuda_elementwise.cu) but for the order of the sum of squares.
 template <int P>
 __device__ __forceinline__ void norm_rope_lanes(float (&x)[P], const float (&w)[P], const float (&inv_freq)[P],
                                                 int32_t position, float eps) {

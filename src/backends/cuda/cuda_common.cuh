@@ -14,11 +14,6 @@
 
 namespace unicorn::cuda {
 
-// Programmatic dependent launch (cuda_kernels.h, allow_dependent_launches). A kernel launched
-// by launch_dependent calls let_next_start first (the kernel after it may be scheduled as soon
-// as every block of this one runs) and wait_for_inputs before it touches memory the kernels
-// before it wrote or read (activations, caches; weights and constants may come earlier). Both
-// are no-ops for a plain launch and before sm_90.
 // Kernel trace (a build configured with -DUNICORN_CUDA_TRACE=ON, run with
 // UNICORN_CUDA_TRACE=FILE; scripts/cuda-trace.py reads the file): block 0 of each dependent
 // kernel records the GPU's global timer when it starts (let_next_start) and when its wait for
@@ -46,6 +41,12 @@ __device__ __forceinline__ void trace_mark([[maybe_unused]] int kind) {
   }
 #endif
 }
+
+// Programmatic dependent launch (cuda_kernels.h, allow_dependent_launches). A kernel launched
+// by launch_dependent calls let_next_start first (the kernel after it may be scheduled as soon
+// as every block of this one runs) and wait_for_inputs before it touches memory the kernels
+// before it wrote or read (activations, caches; weights and constants may come earlier). Both
+// are no-ops for a plain launch and before sm_90.
 __device__ __forceinline__ void let_next_start() {
   trace_mark(0);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
