@@ -169,6 +169,17 @@ class Backend {
     add(x, y, x);
     if (w_next) rms_norm(x, *w_next, eps, *next);
   }
+  // A product of the residual branch and the residual step after it (the attention's output
+  // projection, the MLP's down projection), fused where a backend can (CUDA's decode over wide
+  // rows: the product in column parts the norm adds up):
+  //   y = a w^T; x += rms_norm(y, w_post); then, if w_next is given, next = rms_norm(x, w_next)
+  //                                                      a [n, k]; w [d, k]; x, next [n, d]
+  virtual void linear_residual_rms_norm(const Tensor& a, const Tensor& w, Tensor& x, const Tensor& w_post, float eps,
+                                        const Tensor* w_next, Tensor* next) {
+    Tensor y = empty(DType::F32, x.shape());
+    linear(a, w, nullptr, y);
+    residual_rms_norm(x, y, w_post, eps, w_next, next);
+  }
   // The element type of the KV cache (the k, v that attention reads): F32, or F16 on backends
   // that halve the cache (CUDA).
   virtual DType kv_dtype() const { return DType::F32; }

@@ -29,21 +29,9 @@ namespace {
 using test::bf16_rounded;
 using test::CudaOps;
 using test::expect_close;
+using test::int8_rounded;
 using test::random_tensor;
 using test::weight;
-
-// x with each 32-value chunk of a row quantized to int8 and back (scale amax / 127, as the
-// GPU's decode kernels over Q4_0 / Q8_0 do, and ggml's Q8_0).
-Tensor int8_rounded(const Tensor& x) {
-  std::vector<float> v = x.to_f32();
-  for (size_t c = 0; c < v.size(); c += 32) {
-    float amax = 0.0f;
-    for (size_t i = c; i < c + 32; ++i) amax = std::max(amax, std::fabs(v[i]));
-    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (size_t i = c; i < c + 32; ++i) v[i] = std::round(v[i] * id) * d;
-  }
-  return Tensor::from_f32(v, x.shape());
-}
 
 // Products through both GPU paths: "cuda-f32" (f32 kernels for every n) against the reference
 // on the same values; "cuda" (tensor cores from 16 rows; int8 x up to 64 rows over Q4_0 / Q8_0 /
@@ -63,6 +51,7 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
     for (auto [dtype, k] : {Case{DType::F32, 96}, Case{DType::F16, 128}, Case{DType::BF16, 1152},
                             Case{DType::BF16, 588}, Case{DType::F16, 37}, Case{DType::Q4_0, 1152},
                             Case{DType::Q8_0, 320}, Case{DType::Q4_K, 512}, Case{DType::Q6_K, 768},
+                            Case{DType::Q6_K, 4352},
                             Case{DType::NF4, 640}, Case{DType::Q5_K, 256}}) {
       for (int64_t n : {1, 3, 8, 9, 16, 33, 70}) {
         const int64_t m = 136;

@@ -1,5 +1,9 @@
 #include "support/cuda_ops.h"
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "core/quant/nf4.h"
 #include "core/quant/quant.h"
 #include "support/devices.h"
@@ -10,6 +14,17 @@ namespace unicorn::test {
 void CudaOps::SetUp() {
   gpu = backend_or_skip("cuda");
   if (!gpu) GTEST_SKIP() << "no CUDA GPU here";
+}
+
+Tensor int8_rounded(const Tensor& x) {
+  std::vector<float> v = x.to_f32();
+  for (size_t c = 0; c < v.size(); c += 32) {
+    float amax = 0.0f;
+    for (size_t i = c; i < c + 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t i = c; i < c + 32; ++i) v[i] = std::round(v[i] * id) * d;
+  }
+  return Tensor::from_f32(v, x.shape());
 }
 
 Tensor weight(DType dtype, int64_t m, int64_t k, uint32_t seed) {

@@ -457,6 +457,30 @@ class CudaBackend final : public Backend {
                             next ? next->data<float>() : nullptr, x.dim(0), x.dim(1), ctx_->stream);
   }
 
+  // One row of a over Q4_0 / Q8_0 rows wider than 256 chunks (27B's down projection): the
+  // product's columns split over blocks too (stream_column_parts; each makes fewer of x's codes
+  // before its products start), the norm adding the parts.
+  void linear_residual_rms_norm(const Tensor& a, const Tensor& w, Tensor& x, const Tensor& w_post, float eps,
+                                const Tensor* w_next, Tensor* next) override {
+    const auto [fmt, view] = weight_of(w);
+    const int parts = cuda::stream_column_parts(fmt, view.cols);
+    if (on_.stream && a.rank() == 2 && a.dim(0) == 1 && a.dtype() == DType::F32 && parts > 1) {
+      Tensor y = empty(DType::F32, {parts, view.rows});
+      ops::check_linear(a, w, nullptr, y.rows(0, 1));
+      ops::check_norm("linear_residual_rms_norm", y.rows(0, 1), w_post, x);
+      if (w_next) ops::check_norm("linear_residual_rms_norm", x, *w_next, *next);
+      OpScope scope(*this, "linear_residual_rms_norm: column parts");
+      float* yp = y.data<float>();
+      if (cuda::matvec_stream(fmt, 1, &view, nullptr, &yp, a.data<const float>(), stream_grid_, ctx_->stream, parts)) {
+        cuda::residual_rms_norm(x.data<float>(), yp, f32_vector(w_post, "rms_norm weight"), eps,
+                                w_next ? f32_vector(*w_next, "rms_norm weight") : nullptr,
+                                w_next ? next->data<float>() : nullptr, 1, view.rows, ctx_->stream, parts);
+        return;
+      }
+    }
+    Backend::linear_residual_rms_norm(a, w, x, w_post, eps, w_next, next);
+  }
+
   DType kv_dtype() const override { return on_.kv_f16 ? DType::F16 : DType::F32; }
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,

@@ -51,19 +51,30 @@ __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __rest
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) yr[i] = xr[i] * inv * (1.0f + w[i]);
 }
 
+// y: the sum of y_parts parts, part_stride apart.
+__device__ __forceinline__ float part_sum(const float* y, int y_parts, int64_t part_stride) {
+  float v = y[0];
+  for (int p = 1; p < y_parts; ++p) v += y[p * part_stride];
+  return v;
+}
+
 // One row in registers-and-cache: x's row is read twice and written once.
 __global__ void residual_rms_norm_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post,
-                                         float eps, const float* __restrict__ w_next, float* next, int64_t d) {
+                                         float eps, const float* __restrict__ w_next, float* next, int64_t d,
+                                         int y_parts, int64_t part_stride) {
   let_next_start();
   wait_for_inputs();
   float* xr = x + int64_t(blockIdx.x) * d;
   const float* yr = y + int64_t(blockIdx.x) * d;
   float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += yr[i] * yr[i];
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    const float v = part_sum(yr + i, y_parts, part_stride);
+    ss += v * v;
+  }
   const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
   float ss2 = 0.0f;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    const float v = xr[i] + yr[i] * inv * (1.0f + w_post[i]);
+    const float v = xr[i] + part_sum(yr + i, y_parts, part_stride) * inv * (1.0f + w_post[i]);
     xr[i] = v;
     ss2 += v * v;
   }
@@ -112,7 +123,8 @@ __global__ void __launch_bounds__(kRowValues / kPer)
 
 __global__ void __launch_bounds__(kRowValues / kPer)
     residual_rms_norm_rows_kernel(float* x, const float* __restrict__ y, const float* __restrict__ w_post, float eps,
-                                  const float* __restrict__ w_next, float* next, int64_t d) {
+                                  const float* __restrict__ w_next, float* next, int64_t d, int y_parts,
+                                  int64_t part_stride) {
   float* xr = x + int64_t(blockIdx.x) * d;
   const float* yr = y + int64_t(blockIdx.x) * d;
   float xv[kPer], yv[kPer], wp[kPer], wn[kPer];
@@ -130,8 +142,16 @@ __global__ void __launch_bounds__(kRowValues / kPer)
     const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
     yv[j] = i < d ? yr[i] : 0.0f;
     xv[j] = i < d ? xr[i] : 0.0f;
-    ss += yv[j] * yv[j];
   }
+  for (int p = 1; p < y_parts; ++p) {  // the column parts of a product (matvec_stream's), in order
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int i = int(threadIdx.x + j * blockDim.x);  // d <= kRowValues
+      if (i < d) yv[j] += yr[p * part_stride + i];
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) ss += yv[j] * yv[j];
   const float inv = rsqrtf(block_sum(ss) / float(d) + eps);
   float ss2 = 0.0f;
 #pragma unroll
@@ -491,14 +511,14 @@ void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n, in
 }
 
 void residual_rms_norm(float* x, const float* y, const float* w_post, float eps, const float* w_next, float* next,
-                       int64_t n, int64_t d, cudaStream_t stream) {
+                       int64_t n, int64_t d, cudaStream_t stream, int y_parts) {
   if (n == 0) return;
   if (d <= kRowValues)
     launch_dependent(residual_rms_norm_rows_kernel, unsigned(n), row_threads(d), 0, stream, x, y, w_post, eps, w_next,
-                     next, d);
+                     next, d, y_parts, n * d);
   else
     launch_dependent(residual_rms_norm_kernel, unsigned(n), kNormThreads, 0, stream, x, y, w_post, eps, w_next, next,
-                     d);
+                     d, y_parts, n * d);
 }
 
 void layer_norm(const float* x, const float* w, const float* b, float eps, void* y, bool y_bf16, int64_t n, int64_t d,

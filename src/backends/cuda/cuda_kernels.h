@@ -76,8 +76,14 @@ struct StreamGrid {
   int multiprocessors;
   int warps;  // a block: 16 or 8
 };
+// column_parts > 1 (parts 1, Q4_0 / Q8_0, cols a multiple of 32 column_parts): each block's rows
+// shared by column_parts blocks, each over as many of the columns (and of x: fewer of x's codes
+// a block makes before its products start), their sums to y[0] + p w.rows (part p; the bias
+// with part 0): residual_rms_norm's y_parts adds them.
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   StreamGrid grid, cudaStream_t stream);
+                   StreamGrid grid, cudaStream_t stream, int column_parts = 1);
+// The column parts matvec_stream splits a row of `cols` into: 1 up to 256 chunks of x.
+int stream_column_parts(WFmt fmt, int64_t cols);
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
                     StreamGrid grid, cudaStream_t stream);
 // y [n, w.rows] = x [n, w.cols] W^T (+ bias [w.rows]). With int8_x, Q4_0 / Q8_0 / Q6_K products
@@ -125,8 +131,9 @@ void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n, in
 void layer_norm(const float* x, const float* w, const float* b, float eps, void* y, bool y_bf16, int64_t n, int64_t d,
                 cudaStream_t stream);
 // x += rms_norm(y, w_post); next = rms_norm(x, w_next) when w_next is given. One block a row.
+// y_parts > 1: y is the sum of that many [n, d] parts, one after another.
 void residual_rms_norm(float* x, const float* y, const float* w_post, float eps, const float* w_next, float* next,
-                       int64_t n, int64_t d, cudaStream_t stream);
+                       int64_t n, int64_t d, cudaStream_t stream, int y_parts = 1);
 // Per head of x [n, width]: RMS norm with w [head_dim] (1 + w), then RoPE; one block a head.
 void rms_norm_rope(float* x, const float* w, float eps, const int32_t* positions, const float* inv_freq, int64_t n,
                    int64_t width, int64_t head_dim, cudaStream_t stream);

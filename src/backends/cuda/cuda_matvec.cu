@@ -10,7 +10,9 @@
 // in flight; products in dp4a, one float multiply per chunk and row. A warp's sum of a row
 // meets in shuffles; rows a warp finishes go to shared memory, the parts of rows split between
 // warps to slots added in warp order (the same sums every run), and the block writes its rows
-// at the end. Gate and up rows go together (GELU(g) u out).
+// at the end. Gate and up rows go together (GELU(g) u out). Rows wider than 256 chunks may be
+// split into column parts (stream_column_parts: each block then makes a part of x's codes, and
+// the residual norm after adds the parts).
 #include <algorithm>
 #include <type_traits>
 
@@ -21,6 +23,8 @@ namespace unicorn::cuda {
 namespace {
 
 constexpr int kMaxWarps = 16;
+// stream_column_parts: split rows wider than this many chunks (x's codes a block makes).
+constexpr int64_t kPartChunks = 256;
 
 // Up to three matrices of one width as one range of rows (q, k and v), or (M = 2 below) gate
 // and up whose rows go together.
@@ -29,11 +33,13 @@ struct StreamJob {
   const float* bias[3] = {nullptr, nullptr, nullptr};
   float* y[3] = {nullptr, nullptr, nullptr};
   int64_t end[3] = {0, 0, 0};  // each matrix's last row + 1 in the range
-  int64_t rows = 0, chunks = 0;  // chunks: x's 32-value chunks
-  int64_t units = 0;              // a row's units (Unit below): chunks, or Q6_K's half blocks
+  int64_t rows = 0, chunks = 0;  // chunks: x's 32-value chunks (of a column part)
+  int64_t units = 0;              // a row's units (Unit below) in a column part: chunks, or Q6_K's half blocks
+  int64_t row_units = 0;          // a whole row's units
   int steps_per_row = 0;          // ceil(units / (32 U))
-  int blocks = 0;         // block b takes rows [b rows / blocks, (b + 1) rows / blocks)
-  int block_rows = 0;     // ceil(rows / blocks): room for a block's sums
+  int column_parts = 1;   // each row group's columns split over this many blocks
+  int groups = 0;         // row groups: group g takes rows [g rows / groups, (g + 1) rows / groups)
+  int block_rows = 0;     // ceil(rows / groups): room for a block's sums
 };
 
 // Row `row` of the range: which matrix, and its row there.
@@ -62,8 +68,8 @@ struct XCodes {
 
 // What a lane takes of a row at a time: a 32-value chunk of Q4_0 / Q8_0 (codes and scale), or
 // half a Q6_K super-block (128 values: its ql and qh, its 8 scales and the block's d; the
-// planes of cuda_kernels.h, 16-byte aligned). load fetches unit c of `row` (zeros with scale 0
-// past the row's end, `units` a row); dot is its product with x.
+// planes of cuda_kernels.h, 16-byte aligned). load fetches unit b of the matrix (zeros with
+// scale 0 where not valid: past the row's end); dot is its product with x.
 template <WFmt F>
 struct Unit;
 template <WFmt F>
@@ -72,9 +78,8 @@ struct Unit<F> {
   static constexpr int kChunks = 1, kVecs = F == WFmt::Q4_0 ? 1 : 2;
   uint4 q[kVecs];
   __half d;
-  __device__ void load(const WeightView& w, int64_t row, int64_t units, int64_t c) {
-    if (c < units) {
-      const int64_t b = row * units + c;
+  __device__ void load(const WeightView& w, int64_t b, bool valid) {
+    if (valid) {
 #pragma unroll
       for (int v = 0; v < kVecs; ++v) q[v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + b * kVecs + v);
       d = reinterpret_cast<const __half*>(w.p1)[b];
@@ -97,9 +102,8 @@ struct Unit<WFmt::Q6_K> {
   uint4 ql[4], qh[2];
   uint2 sc;
   __half d;
-  __device__ void load(const WeightView& w, int64_t row, int64_t units, int64_t c) {
-    if (c < units) {
-      const int64_t half = row * units + c;
+  __device__ void load(const WeightView& w, int64_t half, bool valid) {
+    if (valid) {
 #pragma unroll
       for (int v = 0; v < 4; ++v) ql[v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + half * 4 + v);
 #pragma unroll
@@ -151,14 +155,20 @@ struct Cursor {
   }
 };
 
+// first: the unit of the block's column part where its rows start.
 template <WFmt F, int U, int M>
-__device__ __forceinline__ void load_step(const StreamJob& j, const Cursor& at, int lane, Step<F, U, M>& s) {
+__device__ __forceinline__ void load_step(const StreamJob& j, const Cursor& at, int lane, int64_t first,
+                                          Step<F, U, M>& s) {
   const PartRow at_row = M == 1 ? part_row(j, at.row) : PartRow{0, at.row};
 #pragma unroll
   for (int m = 0; m < M; ++m) {
 #pragma unroll
-    for (int u = 0; u < U; ++u)
-      s.unit[m][u].load(j.w[at_row.part + m], at_row.row, j.units, (int64_t(at.step) * U + u) * 32 + lane);
+    for (int u = 0; u < U; ++u) {
+      const int64_t c = (int64_t(at.step) * U + u) * 32 + lane;
+      // (gate and up: no column parts)
+      const int64_t row_units = M == 1 ? j.row_units : j.units;
+      s.unit[m][u].load(j.w[at_row.part + m], at_row.row * row_units + first + c, c < j.units);
+    }
   }
 }
 
@@ -174,38 +184,9 @@ size_t smem_bytes(const StreamJob& j) {
   return size_t(j.chunks) * 40 + size_t(j.block_rows) * M * 4 + kMaxWarps * 2 * (M + 1) * 4;
 }
 
-template <WFmt F, int U, int M, int W>
-__global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob j, const float* __restrict__ x) {
-  constexpr int kWarps = W, kThreads = 32 * W;
-  extern __shared__ __align__(16) unsigned char smem[];
-  XCodes xc;
-  xc.lo = reinterpret_cast<uint4*>(smem);
-  xc.hi = xc.lo + j.chunks;
-  xc.ds = reinterpret_cast<float2*>(xc.hi + j.chunks);
-  Sums sums;
-  sums.rows = reinterpret_cast<float*>(xc.ds + j.chunks);
-  sums.parts = sums.rows + int64_t(j.block_rows) * M;
-  sums.part_rows = reinterpret_cast<int*>(sums.parts + kWarps * 2 * M);
-  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
-  const int64_t r0 = int64_t(blockIdx.x) * j.rows / j.blocks, r1 = int64_t(blockIdx.x + 1) * j.rows / j.blocks;
-  const int64_t total = (r1 - r0) * j.steps_per_row;
-  const int64_t s0 = total * warp / kWarps;
-  const int steps = int(total * (warp + 1) / kWarps - s0);
-  let_next_start();
-
-  // One step's loads in flight before the wait for x, the next one's after x's loads: x's
-  // loads, which every warp waits for, queue behind fewer weight loads (tg128 +3-4% over
-  // both steps first).
-  Step<F, U, M> a, b;
-  const Cursor start{r0 + s0 / j.steps_per_row, int(s0 % j.steps_per_row)};
-  Cursor load_at = start, use_at = start;
-  if (steps > 0) {
-    load_step<F, U, M>(j, load_at, lane, a);
-    load_at.next(j.steps_per_row);
-  }
-  for (int64_t i = threadIdx.x; i < (r1 - r0) * M; i += kThreads) sums.rows[i] = 0.0f;
-  if (threadIdx.x < kWarps * 2) sums.part_rows[threadIdx.x] = -1;
-  wait_for_inputs();
+// x's codes for the block (its column part), every thread a chunk at a time.
+template <int kThreads>
+__device__ __forceinline__ void quantize_x(const StreamJob& j, const float* __restrict__ x, const XCodes& xc) {
   for (int64_t c = threadIdx.x; c < j.chunks; c += kThreads) {
     int xq[8], sum;
     float d;
@@ -214,8 +195,58 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
     xc.hi[c] = make_uint4(uint32_t(xq[4]), uint32_t(xq[5]), uint32_t(xq[6]), uint32_t(xq[7]));
     xc.ds[c] = make_float2(d, __int_as_float(sum));
   }
+}
+
+// A warp's sum of a row of the block, or of its part of it, into shared memory (lane 0): whole
+// rows to their sums, parts to the warp's first or last slot.
+template <int M>
+__device__ __forceinline__ void put_row(const StreamJob& j, const Sums& sums, int warp, int lane, int row, bool whole,
+                                        bool first_row, float (&acc)[M]) {
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
+  }
+  if (lane != 0) return;
+  if (whole) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) sums.rows[m * j.block_rows + row] = acc[m];
+  } else {
+    const int slot = warp * 2 + (first_row ? 0 : 1);
+    sums.part_rows[slot] = row;
+#pragma unroll
+    for (int m = 0; m < M; ++m) sums.parts[slot * M + m] = acc[m];
+  }
+}
+
+// The rows of the block in steps of U units a lane, a step within one row (the warp's first
+// and last rows may be parts), through two step buffers. first: the unit of the block's column
+// part where a row's units start (column parts: Q4_0 / Q8_0, a unit a chunk).
+template <WFmt F, int U, int M, int W>
+__device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __restrict__ x, const XCodes& xc,
+                                             const Sums& sums, int64_t r0, int64_t r1, int64_t first) {
+  constexpr int kWarps = W, kThreads = 32 * W;
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t total = (r1 - r0) * j.steps_per_row;
+  const int64_t s0 = total * warp / kWarps;
+  const int steps = int(total * (warp + 1) / kWarps - s0);
+
+  // One step's loads in flight before the wait for x, the next one's after x's loads: x's
+  // loads, which every warp waits for, queue behind fewer weight loads (tg128 +3-4% over
+  // both steps first).
+  Step<F, U, M> a, b;
+  const Cursor start{r0 + s0 / j.steps_per_row, int(s0 % j.steps_per_row)};
+  Cursor load_at = start, use_at = start;
+  if (steps > 0) {
+    load_step<F, U, M>(j, load_at, lane, first, a);
+    load_at.next(j.steps_per_row);
+  }
+  for (int64_t i = threadIdx.x; i < (r1 - r0) * M; i += kThreads) sums.rows[i] = 0.0f;
+  if (threadIdx.x < kWarps * 2) sums.part_rows[threadIdx.x] = -1;
+  wait_for_inputs();
+  quantize_x<kThreads>(j, x, xc);
   if (steps > 1) {
-    load_step<F, U, M>(j, load_at, lane, b);
+    load_step<F, U, M>(j, load_at, lane, first, b);
     load_at.next(j.steps_per_row);
   }
   __syncthreads();
@@ -235,24 +266,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
     }
     const bool row_end = use_at.step + 1 == j.steps_per_row;
     if (row_end || last) {  // the warp's sums of the row (or of its part of it)
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
-      }
-      if (lane == 0) {
-        const int row = int(use_at.row - r0);
-        const bool whole = row_end && !(first_row && start.step > 0);
-        if (whole) {
-#pragma unroll
-          for (int m = 0; m < M; ++m) sums.rows[m * j.block_rows + row] = acc[m];
-        } else {
-          const int slot = warp * 2 + (first_row ? 0 : 1);
-          sums.part_rows[slot] = row;
-#pragma unroll
-          for (int m = 0; m < M; ++m) sums.parts[slot * M + m] = acc[m];
-        }
-      }
+      put_row<M>(j, sums, warp, lane, int(use_at.row - r0), row_end && !(first_row && start.step > 0), first_row, acc);
 #pragma unroll
       for (int m = 0; m < M; ++m) acc[m] = 0.0f;
       first_row = false;
@@ -264,16 +278,35 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
   for (int s = 0; s < steps; s += 2) {
     use(a, s + 1 == steps);
     if (s + 2 < steps) {
-      load_step<F, U, M>(j, load_at, lane, a);
+      load_step<F, U, M>(j, load_at, lane, first, a);
       load_at.next(j.steps_per_row);
     }
     if (s + 1 >= steps) break;
     use(b, s + 2 == steps);
     if (s + 3 < steps) {
-      load_step<F, U, M>(j, load_at, lane, b);
+      load_step<F, U, M>(j, load_at, lane, first, b);
       load_at.next(j.steps_per_row);
     }
   }
+}
+
+template <WFmt F, int U, int M, int W>
+__global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob j, const float* __restrict__ x) {
+  constexpr int kWarps = W, kThreads = 32 * W;
+  extern __shared__ __align__(16) unsigned char smem[];
+  XCodes xc;
+  xc.lo = reinterpret_cast<uint4*>(smem);
+  xc.hi = xc.lo + j.chunks;
+  xc.ds = reinterpret_cast<float2*>(xc.hi + j.chunks);
+  Sums sums;
+  sums.rows = reinterpret_cast<float*>(xc.ds + j.chunks);
+  sums.parts = sums.rows + int64_t(j.block_rows) * M;
+  sums.part_rows = reinterpret_cast<int*>(sums.parts + kWarps * 2 * M);
+  const int group = int(blockIdx.x) / j.column_parts, column_part = int(blockIdx.x) % j.column_parts;
+  const int64_t r0 = int64_t(group) * j.rows / j.groups, r1 = int64_t(group + 1) * j.rows / j.groups;
+  x += column_part * j.chunks * 32;
+  let_next_start();
+  stepped_rows<F, U, M, W>(j, x, xc, sums, r0, r1, M == 1 ? column_part * j.units : 0);
   __syncthreads();
 
   // The block's rows: the whole rows' sums plus the parts of split rows, in warp order.
@@ -292,8 +325,8 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
       j.y[0][at] = gelu_tanh(v[0]) * v[1];
     } else {
       const PartRow at_row = part_row(j, at);
-      const float* bias = j.bias[at_row.part];
-      j.y[at_row.part][at_row.row] = v[0] + (bias ? bias[at_row.row] : 0.0f);
+      const float* bias = column_part == 0 ? j.bias[at_row.part] : nullptr;
+      j.y[at_row.part][column_part * j.rows + at_row.row] = v[0] + (bias ? bias[at_row.row] : 0.0f);
     }
   }
 }
@@ -315,18 +348,20 @@ int pick_u(int64_t chunks) {
 template <WFmt F, int M, int... Us>
 bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream) {
   const bool wide = grid.warps == 16;
-  j.blocks = int(std::clamp<int64_t>(j.rows, 1, int64_t(grid.multiprocessors) * (wide ? 1 : 2)));
-  j.block_rows = int((j.rows + j.blocks - 1) / j.blocks);
+  j.groups = int(std::clamp<int64_t>(j.rows, 1, int64_t(grid.multiprocessors) * (wide ? 1 : 2) / j.column_parts));
+  j.block_rows = int((j.rows + j.groups - 1) / j.groups);
   const size_t smem = smem_bytes<M>(j);
   if (smem > 48 * 1024) return false;
   if (j.rows == 0) return true;
   j.units = j.chunks / Unit<F>::kChunks;
+  j.row_units = j.units * j.column_parts;
+  const unsigned blocks = unsigned(j.groups * j.column_parts);
   const int u = pick_u<Us...>(j.units);
   j.steps_per_row = int((j.units + 32 * u - 1) / (32 * u));
   auto go = [&](auto uc) {
     constexpr int U = decltype(uc)::value;
-    if (u == U && !wide) launch_dependent(matvec_stream_kernel<F, U, M, 8>, unsigned(j.blocks), 256, smem, stream, j, x);
-    if (u == U && wide) launch_dependent(matvec_stream_kernel<F, U, M, 16>, unsigned(j.blocks), 512, smem, stream, j, x);
+    if (u == U && !wide) launch_dependent(matvec_stream_kernel<F, U, M, 8>, blocks, 256, smem, stream, j, x);
+    if (u == U && wide) launch_dependent(matvec_stream_kernel<F, U, M, 16>, blocks, 512, smem, stream, j, x);
   };
   (go(std::integral_constant<int, Us>()), ...);
   return true;
@@ -334,11 +369,23 @@ bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream) 
 
 }  // namespace
 
+int stream_column_parts(WFmt fmt, int64_t cols) {
+  const int64_t chunks = cols / 32;
+  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || chunks <= kPartChunks) return 1;
+  for (int p = int((chunks + kPartChunks - 1) / kPartChunks); p <= 4; ++p)
+    if (chunks % p == 0) return p;
+  return 1;
+}
+
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   StreamGrid grid, cudaStream_t stream) {
+                   StreamGrid grid, cudaStream_t stream, int column_parts) {
   if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0 && fmt != WFmt::Q6_K) || parts < 1 || parts > 3) return false;
+  const int64_t chunks = w[0].cols / 32;
+  if (column_parts < 1 || (column_parts > 1 && (parts != 1 || fmt == WFmt::Q6_K || chunks % column_parts != 0)))
+    return false;
   StreamJob j;
-  j.chunks = w[0].cols / 32;
+  j.column_parts = column_parts;
+  j.chunks = chunks / column_parts;
   for (int p = 0; p < parts; ++p) {
     if (w[p].cols != w[0].cols) return false;
     j.w[p] = w[p];

@@ -273,12 +273,12 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor
   }
   // ref: Gemma3Attention: q_norm / k_norm per head, before RoPE; then the cache and attention.
   b.qk_norm_rope_attention(q, k, {w.q_norm, w.k_norm, eps, positions, hd, rope.theta, rope.factor}, jobs, shape);
-  Tensor o = b.empty(DType::F32, {n, tc.hidden_size});
-  b.linear(attn, w.o, nullptr, o);
-  // x += post_attn_norm(o), and the FFN's pre-norm of x with it when the FFN runs here too.
+  // o = attn W_o^T; x += post_attn_norm(o), and the FFN's pre-norm of x with it when the FFN
+  // runs here too.
   const bool fuse_next = placement_.ffn == placement_.attention;
   normed = fuse_next ? b.empty(DType::F32, {n, tc.hidden_size}) : Tensor();
-  b.residual_rms_norm(x, o, w.post_attn_norm, eps, fuse_next ? &w.ffn_norm : nullptr, fuse_next ? &normed : nullptr);
+  b.linear_residual_rms_norm(attn, w.o, x, w.post_attn_norm, eps, fuse_next ? &w.ffn_norm : nullptr,
+                             fuse_next ? &normed : nullptr);
 }
 
 void Model::ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x_att, Tensor& normed) {
@@ -294,13 +294,12 @@ void Model::ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x_att, 
   }
   Tensor g = b.empty(DType::F32, {n, tc.intermediate_size});
   b.gate_up(h, w.gate, w.up, g);  // ref: Gemma3MLP: down(gelu_tanh(gate(x)) * up(x))
-  Tensor d = b.empty(DType::F32, {n, tc.hidden_size});
-  b.linear(g, w.down, nullptr, d);
-  // x += post_ffn_norm(d), and the next layer's attention pre-norm with it when it runs here.
+  // d = g W_down^T; x += post_ffn_norm(d), and the next layer's attention pre-norm with it when
+  // it runs here.
   const bool fuse_next = next && placement_.ffn == placement_.attention;
   normed = fuse_next ? b.empty(DType::F32, {n, tc.hidden_size}) : Tensor();
-  b.residual_rms_norm(x, d, w.post_ffn_norm, eps, fuse_next ? &next->attn_norm : nullptr,
-                      fuse_next ? &normed : nullptr);
+  b.linear_residual_rms_norm(g, w.down, x, w.post_ffn_norm, eps, fuse_next ? &next->attn_norm : nullptr,
+                             fuse_next ? &normed : nullptr);
   x_att = move(*placement_.attention, b, x);
 }
 

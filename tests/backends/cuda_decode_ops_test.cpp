@@ -1,0 +1,78 @@
+// CUDA decode ops fused across what the model calls one by one, against the reference
+// backend's composition of the same ops. Skipped where no GPU is present (set
+// UNICORN_REQUIRE_CUDA=1 on the GPU machine). Tolerance as cuda_ops_test.cpp: 2e-5 of the
+// output's scale (accumulation order), x rounded to int8 as the GPU's decode products (up to 64
+// rows) take it.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+#include "support/cuda_ops.h"
+#include "support/devices.h"
+#include "support/op_checks.h"
+
+namespace unicorn {
+namespace {
+
+using namespace test;  // CudaOps, weight, int8_rounded, random_tensor, expect_close
+
+// linear_residual_rms_norm: one row over Q4_0 / Q8_0 rows wider than 256 chunks is multiplied
+// in column parts (2 for 320 and 480 chunks, 3 for 27B's 672) that the residual norm adds
+// (its register kernel up to 8192 values, the strided one past it); 16- and 8-warp blocks;
+// rows of 257 chunks (no part count divides them), Q6_K and two rows take linear and
+// residual_rms_norm. Twice in a row, with and without the next norm.
+TEST_F(CudaOps, ProductThenResidualNorm) {
+  std::vector<std::pair<std::string, std::unique_ptr<Backend>>> backends;
+  for (const char* warps : {"16", "8"}) {
+    ScopedEnv w("UNICORN_CUDA_STREAM_WARPS", warps);
+    backends.emplace_back(std::string(warps) + " warps", backend_or_skip("cuda"));
+  }
+  struct Case {
+    DType dtype;
+    int64_t n, d, k;
+  };
+  for (const Case c : {Case{DType::Q4_0, 1, 5376, 21504}, Case{DType::Q8_0, 1, 2560, 10240},
+                       Case{DType::Q4_0, 1, 3840, 15360}, Case{DType::Q4_0, 1, 8200, 10240},
+                       Case{DType::Q4_0, 1, 1000, 8224}, Case{DType::Q6_K, 1, 1152, 10240},
+                       Case{DType::Q8_0, 2, 640, 10240}, Case{DType::Q4_0, 1, 640, 4096}}) {
+    const Tensor w = weight(c.dtype, c.d, c.k, 71);
+    const Tensor a = random_tensor(DType::F32, {c.n, c.k}, 72);
+    const Tensor x0 = random_tensor(DType::F32, {c.n, c.d}, 73, 3.0f);
+    const Tensor w_post = random_tensor(DType::BF16, {c.d}, 74, 0.5f), w_next = random_tensor(DType::BF16, {c.d}, 75, 0.5f);
+    for (const bool with_next : {true, false}) {
+      Tensor x_ref = x0.clone(), y_ref = ref.alloc(DType::F32, {c.n, c.d}), next_ref = ref.alloc(DType::F32, {c.n, c.d});
+      for (int rep = 0; rep < 2; ++rep) {
+        ref.linear(int8_rounded(a), w, nullptr, y_ref);
+        ref.residual_rms_norm(x_ref, y_ref, w_post, 1e-6f, with_next ? &w_next : nullptr,
+                              with_next ? &next_ref : nullptr);
+      }
+      for (const auto& [what, b] : backends) {
+        SCOPED_TRACE(what + " " + std::string(dtype_name(c.dtype)) + " n=" + std::to_string(c.n) +
+                     " d=" + std::to_string(c.d) + " k=" + std::to_string(c.k) + (with_next ? " with next" : ""));
+        const Tensor dw = b->prepare_weight(w), dpost = b->prepare_weight(w_post), dnext = b->prepare_weight(w_next);
+        Tensor x = b->from_host(x0), next = b->alloc(DType::F32, {c.n, c.d});
+        const Tensor da = b->from_host(a);
+        for (int rep = 0; rep < 2; ++rep)
+          b->linear_residual_rms_norm(da, dw, x, dpost, 1e-6f, with_next ? &dnext : nullptr,
+                                      with_next ? &next : nullptr);
+        expect_close(b->to_host(x), x_ref);
+        if (with_next) expect_close(b->to_host(next), next_ref);
+      }
+    }
+  }
+  // Shapes that do not fit are errors, before anything runs.
+  const Tensor dw = gpu->prepare_weight(weight(DType::Q4_0, 640, 10240, 76));
+  const Tensor dpost = gpu->prepare_weight(random_tensor(DType::BF16, {640}, 77));
+  Tensor a = gpu->alloc(DType::F32, {1, 10240}), x = gpu->alloc(DType::F32, {1, 640}),
+         wrong_x = gpu->alloc(DType::F32, {1, 600});
+  EXPECT_THROW(gpu->linear_residual_rms_norm(gpu->alloc(DType::F32, {1, 1024}), dw, x, dpost, 1e-6f, nullptr, nullptr),
+               Error);
+  EXPECT_THROW(gpu->linear_residual_rms_norm(a, dw, wrong_x, dpost, 1e-6f, nullptr, nullptr), Error);
+}
+
+}  // namespace
+}  // namespace unicorn
