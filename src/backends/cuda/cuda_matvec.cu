@@ -348,7 +348,8 @@ int pick_u(int64_t chunks) {
 template <WFmt F, int M, int... Us>
 bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream) {
   const bool wide = grid.warps == 16;
-  j.groups = int(std::clamp<int64_t>(j.rows, 1, int64_t(grid.multiprocessors) * (wide ? 1 : 2) / j.column_parts));
+  const int64_t most = std::max<int64_t>(1, int64_t(grid.multiprocessors) * (wide ? 1 : 2) / j.column_parts);
+  j.groups = int(std::clamp<int64_t>(j.rows, 1, most));
   j.block_rows = int((j.rows + j.groups - 1) / j.groups);
   const size_t smem = smem_bytes<M>(j);
   if (smem > 48 * 1024) return false;
