@@ -452,9 +452,7 @@ class CudaBackend final : public Backend {
     ops::check_norm("residual_rms_norm", y, w_post, x);
     if (w_next) ops::check_norm("residual_rms_norm", x, *w_next, *next);
     OpScope scope(*this, "residual_rms_norm");
-    cuda::residual_rms_norm(x.data<float>(), y.data<const float>(), f32_vector(w_post, "rms_norm weight"), eps,
-                            w_next ? f32_vector(*w_next, "rms_norm weight") : nullptr,
-                            next ? next->data<float>() : nullptr, x.dim(0), x.dim(1), ctx_->stream);
+    launch_residual_norm(x, y.data<const float>(), 1, w_post, eps, w_next, next);
   }
 
   // One row of a over Q4_0 / Q8_0 rows wider than 256 chunks (27B's down projection): the
@@ -471,12 +469,8 @@ class CudaBackend final : public Backend {
       if (w_next) ops::check_norm("linear_residual_rms_norm", x, *w_next, *next);
       OpScope scope(*this, "linear_residual_rms_norm: column parts");
       float* yp = y.data<float>();
-      if (cuda::matvec_stream(fmt, 1, &view, nullptr, &yp, a.data<const float>(), stream_grid_, ctx_->stream, parts)) {
-        cuda::residual_rms_norm(x.data<float>(), yp, f32_vector(w_post, "rms_norm weight"), eps,
-                                w_next ? f32_vector(*w_next, "rms_norm weight") : nullptr,
-                                w_next ? next->data<float>() : nullptr, 1, view.rows, ctx_->stream, parts);
-        return;
-      }
+      if (cuda::matvec_stream(fmt, 1, &view, nullptr, &yp, a.data<const float>(), stream_grid_, ctx_->stream, parts))
+        return launch_residual_norm(x, yp, parts, w_post, eps, w_next, next);
     }
     Backend::linear_residual_rms_norm(a, w, x, w_post, eps, w_next, next);
   }
@@ -642,21 +636,8 @@ class CudaBackend final : public Backend {
 
  private:
   // Around each op: the device made current, and the op timed when profiling.
-  class OpScope {
-   public:
-    OpScope(CudaBackend& b, const char* name) : b_(b) {
-      use_device(b.ctx_->device);
-      if (b.profile_) index_ = b.profile_->start(name, b.ctx_->stream);
-    }
-    ~OpScope() {
-      if (b_.profile_) b_.profile_->stop(index_, b_.ctx_->stream);
-    }
-    OpScope(const OpScope&) = delete;
-    OpScope& operator=(const OpScope&) = delete;
-
-   private:
-    CudaBackend& b_;
-    size_t index_ = 0;
+  struct OpScope : cuda::OpScope {
+    OpScope(CudaBackend& b, const char* name) : cuda::OpScope(*b.ctx_, b.profile_.get(), name) {}
   };
 
   // One sequence's KV writes (K and V in one launch) and its attention; with `norms`, q's and k's
@@ -684,6 +665,15 @@ class CudaBackend final : public Backend {
     attention(j.q, j.k_cache->rows(0, j.used), j.v_cache->rows(0, j.used), j.mask, shape, j.out);
   }
 
+  // x += rms_norm(y, w_post), then next = rms_norm(x, w_next) where given; y on the device, the
+  // sum of y_parts parts of x's shape one after another (matvec_stream's column parts).
+  void launch_residual_norm(Tensor& x, const float* y, int y_parts, const Tensor& w_post, float eps,
+                            const Tensor* w_next, Tensor* next) {
+    cuda::residual_rms_norm(x.data<float>(), y, f32_vector(w_post, "rms_norm weight"), eps,
+                            w_next ? f32_vector(*w_next, "rms_norm weight") : nullptr,
+                            w_next ? next->data<float>() : nullptr, x.dim(0), x.dim(1), ctx_->stream, y_parts);
+  }
+
   static bool mma_format(WFmt f) { return f == WFmt::Q4_0 || f == WFmt::Q8_0 || f == WFmt::Q6_K; }
 
   // y_i = x w_i^T (+ bias) for weights of one format on the int8 tensor cores (a decode batch),
@@ -702,20 +692,6 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // Stream-ordered device memory (the pool keeps freed blocks for reuse).
-  void* device_alloc(int64_t bytes) {
-    void* p = nullptr;
-    const cudaError_t e = cudaMallocAsync(&p, size_t(std::max<int64_t>(bytes, 1)), ctx_->stream);
-    if (e != cudaSuccess) {
-      cudaGetLastError();
-      size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo(&free_b, &total_b);
-      fail("cuda:{}: out of GPU memory allocating {:.1f} MiB ({:.1f} of {:.1f} GiB free): {}", ctx_->device,
-           double(bytes) / (1 << 20), double(free_b) / (1 << 30), double(total_b) / (1 << 30), cudaGetErrorString(e));
-    }
-    return p;
-  }
-
   // Device memory and its owner: stream-ordered (freed on the stream when the owner goes), or
   // while a step is recorded, from the step arena (the same addresses every step).
   std::pair<void*, std::shared_ptr<const void>> device_block(int64_t bytes) {
@@ -723,7 +699,7 @@ class CudaBackend final : public Backend {
       void* p = graphs_.alloc(bytes);
       return {p, std::shared_ptr<const void>(p, [](const void*) {})};
     }
-    void* p = device_alloc(bytes);
+    void* p = cuda::stream_alloc(*ctx_, bytes);
     return {p, owner_of(p)};
   }
 

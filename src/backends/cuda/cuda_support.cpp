@@ -24,6 +24,19 @@ void check(cudaError_t e, const char* what, const char* file, int line) {
   fail("CUDA error {} ({}): {} at {}:{}", int(e), cudaGetErrorString(e), what, file, line);
 }
 
+void* stream_alloc(const Context& ctx, int64_t bytes) {
+  void* p = nullptr;
+  const cudaError_t e = cudaMallocAsync(&p, size_t(std::max<int64_t>(bytes, 1)), ctx.stream);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    fail("cuda:{}: out of GPU memory allocating {:.1f} MiB ({:.1f} of {:.1f} GiB free): {}", ctx.device,
+         double(bytes) / (1 << 20), double(free_b) / (1 << 30), double(total_b) / (1 << 30), cudaGetErrorString(e));
+  }
+  return p;
+}
+
 std::vector<TraceSetter>& trace_setters() {
   static std::vector<TraceSetter> all;
   return all;

@@ -45,6 +45,10 @@ struct Context {
   }
 };
 
+// Stream-ordered device memory on ctx's stream (the pool keeps freed blocks for reuse); an
+// Error naming the size and the free memory when the GPU has no room.
+void* stream_alloc(const Context& ctx, int64_t bytes);
+
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) { use_device(device); }
@@ -276,6 +280,26 @@ class OpProfile {
   };
   std::vector<Record> records_;
   std::chrono::steady_clock::time_point first_;
+};
+
+// Around each op of a backend: its device made current, and the op timed when profiling
+// (profile not null).
+class OpScope {
+ public:
+  OpScope(const Context& ctx, OpProfile* profile, const char* name) : ctx_(ctx), profile_(profile) {
+    use_device(ctx.device);
+    if (profile_) index_ = profile_->start(name, ctx.stream);
+  }
+  ~OpScope() {
+    if (profile_) profile_->stop(index_, ctx_.stream);
+  }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  const Context& ctx_;
+  OpProfile* profile_;
+  size_t index_ = 0;
 };
 
 // Scratch device memory of a backend, freed on its stream when the last owner lets go.
