@@ -295,12 +295,15 @@ template <WFmt F>
 __device__ __forceinline__ int dot_chunk(const uint32_t* wq, const int (&xq)[8], int xsum) {
   int lo = 0, hi = 0;  // two chains of dependent dp4a, not one
   if constexpr (F == WFmt::Q4_0) {
+    // The high nibbles in place (16 times their value, as unsigned bytes against x's signed
+    // ones): every term a multiple of 16, so the sum shifts back exactly, one shift a chunk
+    // instead of one a word.
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       lo = __dp4a(int(wq[i] & 0x0f0f0f0fu), xq[i], lo);
-      hi = __dp4a(int((wq[i] >> 4) & 0x0f0f0f0fu), xq[i + 4], hi);
+      asm("dp4a.u32.s32 %0, %1, %2, %0;" : "+r"(hi) : "r"(wq[i] & 0xf0f0f0f0u), "r"(xq[i + 4]));
     }
-    return lo + hi - 8 * xsum;
+    return lo + (hi >> 4) - 8 * xsum;
   } else {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
