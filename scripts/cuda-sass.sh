@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The SASS (machine code) that CUDA's ptxas makes of one of our .cu files, for counting what a
+# kernel's loop issues, on a machine whose CUDA toolkit has nvcc and ptxas but no disassembler
+# (this project's development VM: /usr/local/cuda has no cuobjdump or nvdisasm).
+#
+# The disassembler comes from Debian's non-free nvidia-cuda-toolkit package (CUDA 11.8, which
+# knows sm_90), downloaded once into ~/.cache/unicorn-sass without installing anything. Newer
+# toolkits write cubins with another ELF ABI version and flag layout, so the cubin's header is
+# rewritten to the 11.8 form first (the instructions themselves are the same sm_90 ones).
+# Developer tooling only: no build or test uses it.
+#
+# Usage: scripts/cuda-sass.sh FILE.cu [KERNEL_SUBSTRING]   (default arch sm_90a; ARCH=sm_90 to change)
+#   e.g. scripts/cuda-sass.sh src/backends/cuda/cuda_matvec.cu 'WFmtE6ELi1ELi1ELi16E'
+# Prints the kernels' disassembly (only those whose mangled name contains KERNEL_SUBSTRING),
+# then a count of instructions by opcode for them.
+set -euo pipefail
+src=${1:?usage: scripts/cuda-sass.sh FILE.cu [KERNEL_SUBSTRING]}
+want=${2:-}
+arch=${ARCH:-sm_90a}
+root=$(cd "$(dirname "$0")/.." && pwd)
+nvcc=${NVCC:-/usr/local/cuda/bin/nvcc}
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/unicorn-sass
+disasm=$cache/usr/bin/nvdisasm
+
+if [[ ! -x $disasm ]]; then
+  mkdir -p "$cache/lists/partial" "$cache/deb"
+  echo "deb http://deb.debian.org/debian bookworm non-free" > "$cache/sources.list"
+  opts=(-o "Dir::Etc::SourceList=$cache/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$cache/lists")
+  apt-get "${opts[@]}" update > /dev/null
+  (cd "$cache/deb" && apt-get "${opts[@]}" download nvidia-cuda-toolkit > /dev/null 2>&1)
+  dpkg -x "$cache"/deb/nvidia-cuda-toolkit_*.deb "$cache"
+  [[ -x $disasm ]] || { echo "cuda-sass: no nvdisasm in Debian's nvidia-cuda-toolkit" >&2; exit 1; }
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$nvcc" -std=c++20 -arch="$arch" --expt-relaxed-constexpr -I"$root/src" -cubin -o "$work/in.cubin" "$src"
+python3 - "$work/in.cubin" "$work/old.cubin" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[7], b[8] = 33, 7  # EI_OSABI, EI_ABIVERSION as CUDA 11.8 writes them
+sm = 90             # e_flags (offset 0x30 in ELF64): 11.8's layout, sm_90 real and virtual
+struct.pack_into("<I", b, 0x30, sm | (5 << 8) | (sm << 16))
+open(sys.argv[2], "wb").write(b)
+PY
+"$disasm" -c "$work/old.cubin" > "$work/all.sass"
+awk -v want="$want" '
+  /^\/\/-+ \.text\./ { keep = (want == "" || index($0, want) > 0) }
+  keep { print }
+' "$work/all.sass" | tee "$work/picked.sass"
+echo "== instructions by opcode"
+sed -nE 's#^\s*/\*[0-9a-f]+\*/\s+(@!?U?P[0-9T] )?([A-Z0-9_.]+).*#\2#p' "$work/picked.sass" |
+  sed -E 's/\..*//' | sort | uniq -c | sort -rn
