@@ -12,7 +12,8 @@
 # Usage: scripts/cuda-sass.sh FILE.cu [KERNEL_SUBSTRING]   (default arch sm_90a; ARCH=sm_90 to change)
 #   e.g. scripts/cuda-sass.sh src/backends/cuda/cuda_matvec.cu 'WFmtE6ELi1ELi1ELi16E'
 # Prints the kernels' disassembly (only those whose mangled name contains KERNEL_SUBSTRING),
-# then a count of instructions by opcode for them.
+# a count of instructions by opcode for them, and each one's instruction count and the size of
+# its largest loop (what a trip of its main loop issues, branches off the loop's path included).
 set -euo pipefail
 src=${1:?usage: scripts/cuda-sass.sh FILE.cu [KERNEL_SUBSTRING]}
 want=${2:-}
@@ -52,3 +53,32 @@ awk -v want="$want" '
 echo "== instructions by opcode"
 sed -nE 's#^\s*/\*[0-9a-f]+\*/\s+(@!?U?P[0-9T] )?([A-Z0-9_.]+).*#\2#p' "$work/picked.sass" |
   sed -E 's/\..*//' | sort | uniq -c | sort -rn
+echo "== each kernel: instructions, and those of its largest loop (label to backward branch)"
+python3 - "$work/picked.sass" <<'PY'
+import re, sys
+kernels = {}
+name = None
+for line in open(sys.argv[1]):
+    m = re.match(r"^//-+ \.text\.(\S+)", line)
+    if m:
+        name = m.group(1)
+        kernels[name] = ([], {})
+        continue
+    if name is None:
+        continue
+    instr, labels = kernels[name]
+    m = re.match(r"^(\.L_x_\d+):", line)
+    if m:
+        labels[m.group(1)] = len(instr)
+        continue
+    m = re.match(r"^\s+/\*[0-9a-f]+\*/\s+(.*?)\s*;", line)
+    if m and "NOP" not in m.group(1):
+        instr.append(m.group(1))
+for name, (instr, labels) in kernels.items():
+    loop = 0
+    for i, text in enumerate(instr):
+        m = re.search(r"BRA.*`\((\.L_x_\d+)\)", text)
+        if m and labels.get(m.group(1), i) < i:
+            loop = max(loop, i - labels[m.group(1)])
+    print(f"{len(instr):6d} {loop:6d}  {name}")
+PY
