@@ -46,26 +46,22 @@ struct.pack_into("<I", b, 0x30, sm | (5 << 8) | (sm << 16))
 open(sys.argv[2], "wb").write(b)
 PY
 "$disasm" -c "$work/old.cubin" > "$work/all.sass"
-awk -v want="$want" '
-  /^\/\/-+ \.text\./ { keep = (want == "" || index($0, want) > 0) }
-  keep { print }
-' "$work/all.sass" | tee "$work/picked.sass"
-echo "== instructions by opcode"
-sed -nE 's#^\s*/\*[0-9a-f]+\*/\s+(@!?U?P[0-9T] )?([A-Z0-9_.]+).*#\2#p' "$work/picked.sass" |
-  sed -E 's/\..*//' | sort | uniq -c | sort -rn
-echo "== each kernel: instructions, and those of its largest loop (label to backward branch)"
-python3 - "$work/picked.sass" <<'PY'
-import re, sys
-kernels = {}
+# One pass over the disassembly: the picked kernels' text, then their opcodes counted, then each
+# one's instruction count and largest loop.
+python3 - "$work/all.sass" "$want" <<'PY'
+import collections, re, sys
+want = sys.argv[2]
+kernels = {}  # name -> (instructions, label -> index)
 name = None
 for line in open(sys.argv[1]):
     m = re.match(r"^//-+ \.text\.(\S+)", line)
     if m:
-        name = m.group(1)
-        kernels[name] = ([], {})
-        continue
+        name = m.group(1) if want in m.group(1) else None
+        if name:
+            kernels[name] = ([], {})
     if name is None:
         continue
+    print(line, end="")
     instr, labels = kernels[name]
     m = re.match(r"^(\.L_x_\d+):", line)
     if m:
@@ -74,6 +70,12 @@ for line in open(sys.argv[1]):
     m = re.match(r"^\s+/\*[0-9a-f]+\*/\s+(.*?)\s*;", line)
     if m and "NOP" not in m.group(1):
         instr.append(m.group(1))
+print("== instructions by opcode")
+opcodes = collections.Counter(
+    re.sub(r"^@!?U?P\w+ ", "", text).split()[0].split(".")[0] for instr, _ in kernels.values() for text in instr)
+for op, n in opcodes.most_common():
+    print(f"{n:7d} {op}")
+print("== each kernel: instructions, and those of its largest loop (label to backward branch)")
 for name, (instr, labels) in kernels.items():
     loop = 0
     for i, text in enumerate(instr):
