@@ -79,10 +79,14 @@ struct Unit<F> {
   uint4 q[kVecs];
   __half d;
   __device__ void load(const WeightView& w, int64_t b, bool valid) {
+    load_from(reinterpret_cast<const uint4*>(w.p0) + b * kVecs, reinterpret_cast<const __half*>(w.p1) + b, valid);
+  }
+  // The unit whose codes and scale are at qp and dp.
+  __device__ void load_from(const uint4* qp, const __half* dp, bool valid) {
     if (valid) {
 #pragma unroll
-      for (int v = 0; v < kVecs; ++v) q[v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + b * kVecs + v);
-      d = reinterpret_cast<const __half*>(w.p1)[b];
+      for (int v = 0; v < kVecs; ++v) q[v] = __ldg(qp + v);
+      d = *dp;
     } else {
 #pragma unroll
       for (int v = 0; v < kVecs; ++v) q[v] = make_uint4(0, 0, 0, 0);
@@ -160,14 +164,31 @@ template <WFmt F, int U, int M>
 __device__ __forceinline__ void load_step(const StreamJob& j, const Cursor& at, int lane, int64_t first,
                                           Step<F, U, M>& s) {
   const PartRow at_row = M == 1 ? part_row(j, at.row) : PartRow{0, at.row};
+  if constexpr (Unit<F>::kChunks == 1) {
+    // Q4_0 / Q8_0: the step's first unit's address once a matrix, the others 32 units on
+    // (constant offsets), validity in 32 bits.
+    const int c0 = at.step * U * 32 + lane;
+    // (gate and up: no column parts)
+    const int64_t b0 = at_row.row * (M == 1 ? j.row_units : j.units) + first + c0;
+    const int units = int(j.units);
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
+    for (int m = 0; m < M; ++m) {
+      const WeightView& w = j.w[at_row.part + m];
+      const uint4* qp = reinterpret_cast<const uint4*>(w.p0) + b0 * Unit<F>::kVecs;
+      const __half* dp = reinterpret_cast<const __half*>(w.p1) + b0;
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int64_t c = (int64_t(at.step) * U + u) * 32 + lane;
-      // (gate and up: no column parts)
-      const int64_t row_units = M == 1 ? j.row_units : j.units;
-      s.unit[m][u].load(j.w[at_row.part + m], at_row.row * row_units + first + c, c < j.units);
+      for (int u = 0; u < U; ++u)
+        s.unit[m][u].load_from(qp + u * 32 * Unit<F>::kVecs, dp + u * 32, c0 + u * 32 < units);
+    }
+  } else {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t c = (int64_t(at.step) * U + u) * 32 + lane;
+        const int64_t row_units = M == 1 ? j.row_units : j.units;
+        s.unit[m][u].load(j.w[at_row.part + m], at_row.row * row_units + first + c, c < j.units);
+      }
     }
   }
 }
