@@ -85,19 +85,27 @@ __device__ __forceinline__ void store_as(__nv_bfloat16* p, float v) { *p = __flo
 // Where Q6_K's chunk `chunk` (32 values) of `row` lies (ref: ggml dequantize_row_q6_K: two
 // halves of 128 values, each four quarters of 32; value l of a quarter is (ql nibble | 2 bits of
 // qh) - 32, times d and the scale of its 16 values): 32 bytes of ql and of qh, shared with the
-// chunks whose other nibble / bits they hold, the two int8 scales and the block's d.
+// chunks whose other nibble / bits they hold, the two int8 scales and the block's d. The 32
+// bytes of ql and of qh are two 16-byte pieces each (l(0), l(1); h(0), h(1)), 32 pieces apart
+// (q6k_piece, cuda_kernels.h).
 struct Q6kChunk {
   const uint4* ql;
   const uint4* qh;
   const int8_t* sc;
   const __half* d;
   int lo_shift, hi_shift;
+  __device__ uint4 l(int i) const { return ql[i * 32]; }
+  __device__ uint4 h(int i) const { return qh[i * 32]; }
+  // Word k (0-7) of the 32 bytes.
+  __device__ uint32_t lword(int k) const { return reinterpret_cast<const uint32_t*>(ql + (k >> 2) * 32)[k & 3]; }
+  __device__ uint32_t hword(int k) const { return reinterpret_cast<const uint32_t*>(qh + (k >> 2) * 32)[k & 3]; }
 };
 __device__ __forceinline__ Q6kChunk q6k_chunk(const WeightView& w, int64_t row, int64_t chunk) {
   const int64_t blk = row * (w.cols / 256) + chunk / 8;
   const int j = int(chunk % 8), h = j / 4, quarter = j % 4;
-  return {reinterpret_cast<const uint4*>(w.p0 + blk * 128 + 64 * h + (quarter & 1) * 32),
-          reinterpret_cast<const uint4*>(w.p1 + blk * 64 + 32 * h),
+  const int64_t half = blk * 2 + h;
+  return {reinterpret_cast<const uint4*>(w.p0) + q6k_piece(half, (quarter & 1) * 2, 4),
+          reinterpret_cast<const uint4*>(w.p1) + q6k_piece(half, 0, 2),
           reinterpret_cast<const int8_t*>(w.p2 + blk * 16 + 8 * h + 2 * quarter),
           reinterpret_cast<const __half*>(w.p3) + blk, (quarter >> 1) * 4, quarter * 2};
 }
@@ -189,7 +197,7 @@ __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int
     const float d0 = d * float(q.sc[0]), d1 = d * float(q.sc[1]);
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-      const uint4 lv = q.ql[i], hv = q.qh[i];
+      const uint4 lv = q.l(i), hv = q.h(i);
       const uint32_t lw[4] = {lv.x, lv.y, lv.z, lv.w}, hw[4] = {hv.x, hv.y, hv.z, hv.w};
 #pragma unroll
       for (int t = 0; t < 4; ++t) {

@@ -47,14 +47,23 @@ bool dependent_launches();
 //         ggml's 18-byte blocks so a lane's 16 bytes are one aligned 128-bit load.
 //   Q8_0: qs [rows * blocks][32] int8, then d [rows * blocks] f16.
 //   Q4_K: ggml's 144-byte super-blocks unchanged.
-//   Q6_K: ggml's 210-byte super-blocks split for aligned loads: ql [blocks][128], then
-//         qh [blocks][64] (p1), scales [blocks][16] int8 (p2), d [blocks] f16 (p3).
+//   Q6_K: ggml's 210-byte super-blocks split for aligned loads: ql (128 bytes a block), then
+//         qh (64 bytes a block, p1), scales [blocks][16] int8 (p2), d [blocks] f16 (p3). ql and
+//         qh go in 16-byte pieces interleaved over groups of 32 half blocks (q6k_piece), so
+//         that 32 lanes each reading piece p of their own half block read 512 contiguous bytes;
+//         both are padded to whole groups.
 //   NF4: codes [rows * cols / 2] (first value in the high nibble), as bitsandbytes stores them:
 //        with double quantization, qabsmax [blocks] uint8 (p1) and nested_absmax
 //        [blocks / nf4_nested] f32 (p2), absmax = code[qabsmax] * nested_absmax + offset;
 //        without, absmax [blocks] f32 (p1) and p2 null. `levels`: the 16 levels, then the 256
 //        nested code values, then the offset (f32).
 enum class WFmt : int { F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K, NF4 };
+
+// Where 16-byte piece `piece` of Q6_K half block `half` (128 values: 64 bytes of ql, 4 pieces,
+// and 32 of qh, 2 pieces) lies in its plane of `pieces` pieces a half, in 16-byte units.
+constexpr int64_t q6k_piece(int64_t half, int piece, int pieces) {
+  return (half >> 5) * (32 * pieces) + piece * 32 + (half & 31);
+}
 
 struct WeightView {
   const uint8_t* p0 = nullptr;  // values / codes / blocks

@@ -198,7 +198,7 @@ __device__ __forceinline__ void fetch_q6k_rows(const WeightView& w, int64_t row0
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const Q6kChunk q = q6k_chunk(w, row0 + min(r, rows - 1), c);
-    const uint4 l0 = q.ql[0], l1 = q.ql[1], h0 = q.qh[0], h1 = q.qh[1];
+    const uint4 l0 = q.l(0), l1 = q.l(1), h0 = q.h(0), h1 = q.h(1);
     const uint32_t lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
     const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
 #pragma unroll

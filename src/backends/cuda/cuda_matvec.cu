@@ -53,11 +53,14 @@ __device__ __forceinline__ PartRow part_row(const StreamJob& j, int64_t row) {
 }
 
 // x's int8 codes in shared memory: chunk c's values 0-15 in lo[c], 16-31 in hi[c], its
-// scale and codes' sum (as int bits) in ds[c].
+// scale and codes' sum (as int bits) in ds[c]. For Q6_K, whose lane takes chunks 4 h .. 4 h + 3
+// (half block h), chunk 4 h + q sits at q * quarter + h (quarter: a row's half blocks), so
+// that the lanes' reads of one quarter are consecutive (no bank conflicts).
 struct XCodes {
   uint4* lo;
   uint4* hi;
   float2* ds;
+  int quarter = 0;
   __device__ void get(int64_t c, int (&xq)[8], float2& d) const {
     const uint4 l = lo[c], h = hi[c];
     d = ds[c];
@@ -109,9 +112,9 @@ struct Unit<WFmt::Q6_K> {
   __device__ void load(const WeightView& w, int64_t half, bool valid) {
     if (valid) {
 #pragma unroll
-      for (int v = 0; v < 4; ++v) ql[v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + half * 4 + v);
+      for (int v = 0; v < 4; ++v) ql[v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + q6k_piece(half, v, 4));
 #pragma unroll
-      for (int v = 0; v < 2; ++v) qh[v] = __ldg(reinterpret_cast<const uint4*>(w.p1) + half * 2 + v);
+      for (int v = 0; v < 2; ++v) qh[v] = __ldg(reinterpret_cast<const uint4*>(w.p1) + q6k_piece(half, v, 2));
       sc = __ldg(reinterpret_cast<const uint2*>(w.p2) + half);
       d = reinterpret_cast<const __half*>(w.p3)[half / 2];
     } else {
@@ -131,7 +134,7 @@ struct Unit<WFmt::Q6_K> {
     for (int quarter = 0; quarter < 4; ++quarter) {  // the half's four chunks (q6k_chunk's quarters)
       int xq[8];
       float2 ds;
-      x.get(c * 4 + quarter, xq, ds);
+      x.get(quarter * x.quarter + c, xq, ds);
       int lo = 0, hi = 0;
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
@@ -212,9 +215,10 @@ __device__ __forceinline__ void quantize_x(const StreamJob& j, const float* __re
     int xq[8], sum;
     float d;
     quantize_chunk(x + c * 32, xq, d, sum);
-    xc.lo[c] = make_uint4(uint32_t(xq[0]), uint32_t(xq[1]), uint32_t(xq[2]), uint32_t(xq[3]));
-    xc.hi[c] = make_uint4(uint32_t(xq[4]), uint32_t(xq[5]), uint32_t(xq[6]), uint32_t(xq[7]));
-    xc.ds[c] = make_float2(d, __int_as_float(sum));
+    const int64_t at = xc.quarter > 0 ? (c & 3) * xc.quarter + (c >> 2) : c;
+    xc.lo[at] = make_uint4(uint32_t(xq[0]), uint32_t(xq[1]), uint32_t(xq[2]), uint32_t(xq[3]));
+    xc.hi[at] = make_uint4(uint32_t(xq[4]), uint32_t(xq[5]), uint32_t(xq[6]), uint32_t(xq[7]));
+    xc.ds[at] = make_float2(d, __int_as_float(sum));
   }
 }
 
@@ -319,6 +323,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
   xc.lo = reinterpret_cast<uint4*>(smem);
   xc.hi = xc.lo + j.chunks;
   xc.ds = reinterpret_cast<float2*>(xc.hi + j.chunks);
+  if constexpr (F == WFmt::Q6_K) xc.quarter = int(j.chunks / 4);
   Sums sums;
   sums.rows = reinterpret_cast<float*>(xc.ds + j.chunks);
   sums.parts = sums.rows + int64_t(j.block_rows) * M;

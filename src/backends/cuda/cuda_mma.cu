@@ -112,11 +112,9 @@ __device__ __forceinline__ void load_a(const WeightView& w, int64_t ra, int64_t 
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const Q6kChunk q = q6k_chunk(w, rows[r], kb);
-      const uint32_t* ql = reinterpret_cast<const uint32_t*>(q.ql);
-      const uint32_t* qh = reinterpret_cast<const uint32_t*>(q.qh);
 #pragma unroll
       for (int half = 0; half < 2; ++half)
-        at.a[2 * half + r] = q6k_word(ql[4 * half + t], qh[4 * half + t], q.lo_shift, q.hi_shift);
+        at.a[2 * half + r] = q6k_word(q.lword(4 * half + t), q.hword(4 * half + t), q.lo_shift, q.hi_shift);
       const float d = __half2float(*q.d);
       at.s[r][0] = d * float(q.sc[0]);
       at.s[r][1] = d * float(q.sc[1]);

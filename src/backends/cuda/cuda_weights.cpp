@@ -81,21 +81,25 @@ Tensor prepare_weight(const Tensor& host, const UploadWeight& upload_weight) {
       return with_view(d, WFmt::Q4_K, starts, nullptr);
     }
     case DType::Q6_K: {
-      // 210-byte blocks -> ql, qh, scales, d arrays (aligned loads).
-      const int64_t blocks = rows * cols / 256;
+      // 210-byte blocks -> ql, qh (16-byte pieces interleaved by q6k_piece), scales, d arrays.
+      const int64_t blocks = rows * cols / 256, groups = (blocks * 2 + 31) / 32;
       const auto B = static_cast<size_t>(blocks);
-      std::vector<uint8_t> ql(B * 128), qh(B * 64), sc(B * 16), dd(B * 2);
+      std::vector<uint8_t> ql(size_t(groups) * 32 * 64), qh(size_t(groups) * 32 * 32), sc(B * 16), dd(B * 2);
       const uint8_t* src = static_cast<const uint8_t*>(host.raw());
       for (size_t b = 0; b < B; ++b) {
         const uint8_t* blk = src + b * 210;
-        std::memcpy(&ql[b * 128], blk, 128);
-        std::memcpy(&qh[b * 64], blk + 128, 64);
+        for (int h = 0; h < 2; ++h) {
+          const int64_t half = int64_t(b) * 2 + h;
+          for (int p = 0; p < 4; ++p) std::memcpy(&ql[size_t(q6k_piece(half, p, 4)) * 16], blk + h * 64 + p * 16, 16);
+          for (int p = 0; p < 2; ++p)
+            std::memcpy(&qh[size_t(q6k_piece(half, p, 2)) * 16], blk + 128 + h * 32 + p * 16, 16);
+        }
         std::memcpy(&sc[b * 16], blk + 192, 16);
         std::memcpy(&dd[b * 2], blk + 208, 2);
       }
       Tensor d = upload_weight(t, host.shape(),
-                               {{ql.data(), blocks * 128}, {qh.data(), blocks * 64}, {sc.data(), blocks * 16},
-                                {dd.data(), blocks * 2}},
+                               {{ql.data(), int64_t(ql.size())}, {qh.data(), int64_t(qh.size())},
+                                {sc.data(), blocks * 16}, {dd.data(), blocks * 2}},
                                &starts);
       return with_view(d, WFmt::Q6_K, starts, nullptr);
     }
