@@ -55,7 +55,8 @@ __device__ __forceinline__ PartRow part_row(const StreamJob& j, int64_t row) {
 // x's int8 codes in shared memory: chunk c's values 0-15 in lo[c], 16-31 in hi[c], its
 // scale and codes' sum (as int bits) in ds[c]. For Q6_K, whose lane takes chunks 4 h .. 4 h + 3
 // (half block h), chunk 4 h + q sits at q * quarter + h (quarter: a row's half blocks), so
-// that the lanes' reads of one quarter are consecutive (no bank conflicts).
+// that the lanes' reads of one quarter are consecutive (no bank conflicts), and its ds.y holds
+// the sums of the chunk's two halves of 16 codes (int16 each: low, high).
 struct XCodes {
   uint4* lo;
   uint4* hi;
@@ -135,12 +136,16 @@ struct Unit<WFmt::Q6_K> {
       int xq[8];
       float2 ds;
       x.get(quarter * x.quarter + c, xq, ds);
+      // On unsigned codes: sum (code - 32) x = sum code x - 32 sum x over each 16 values.
       int lo = 0, hi = 0;
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        lo = __dp4a(int(q6k_word(l[(quarter & 1) * 8 + i], h[i], (quarter >> 1) * 4, quarter * 2)), xq[i], lo);
-        hi = __dp4a(int(q6k_word(l[(quarter & 1) * 8 + i + 4], h[i + 4], (quarter >> 1) * 4, quarter * 2)), xq[i + 4], hi);
+        lo = __dp4a(int(q6k_codes(l[(quarter & 1) * 8 + i], h[i], (quarter >> 1) * 4, quarter * 2)), xq[i], lo);
+        hi = __dp4a(int(q6k_codes(l[(quarter & 1) * 8 + i + 4], h[i + 4], (quarter >> 1) * 4, quarter * 2)), xq[i + 4], hi);
       }
+      const int halves = __float_as_int(ds.y);
+      lo -= 32 * ((halves << 16) >> 16);
+      hi -= 32 * (halves >> 16);
       sum += ds.x * (float(scales[2 * quarter]) * float(lo) + float(scales[2 * quarter + 1]) * float(hi));
     }
     return __half2float(d) * sum;
@@ -215,7 +220,14 @@ __device__ __forceinline__ void quantize_x(const StreamJob& j, const float* __re
     int xq[8], sum;
     float d;
     quantize_chunk(x + c * 32, xq, d, sum);
-    const int64_t at = xc.quarter > 0 ? (c & 3) * xc.quarter + (c >> 2) : c;
+    int64_t at = c;
+    if (xc.quarter > 0) {  // Q6_K (XCodes)
+      at = (c & 3) * xc.quarter + (c >> 2);
+      int low = 0;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) low = __dp4a(xq[i], 0x01010101, low);
+      sum = (low & 0xffff) | ((sum - low) << 16);
+    }
     xc.lo[at] = make_uint4(uint32_t(xq[0]), uint32_t(xq[1]), uint32_t(xq[2]), uint32_t(xq[3]));
     xc.hi[at] = make_uint4(uint32_t(xq[4]), uint32_t(xq[5]), uint32_t(xq[6]), uint32_t(xq[7]));
     xc.ds[at] = make_float2(d, __int_as_float(sum));
