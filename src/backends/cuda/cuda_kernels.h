@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/cuda/cuda_layout.h"
+
 namespace unicorn::cuda {
 
 // The kernel trace (cuda_common.cuh): device buffers for `cap` events of each kind (0: a
@@ -58,12 +60,6 @@ bool dependent_launches();
 //        without, absmax [blocks] f32 (p1) and p2 null. `levels`: the 16 levels, then the 256
 //        nested code values, then the offset (f32).
 enum class WFmt : int { F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K, NF4 };
-
-// Where 16-byte piece `piece` of Q6_K half block `half` (128 values: 64 bytes of ql, 4 pieces,
-// and 32 of qh, 2 pieces) lies in its plane of `pieces` pieces a half, in 16-byte units.
-constexpr int64_t q6k_piece(int64_t half, int piece, int pieces) {
-  return (half >> 5) * (32 * pieces) + piece * 32 + (half & 31);
-}
 
 struct WeightView {
   const uint8_t* p0 = nullptr;  // values / codes / blocks
