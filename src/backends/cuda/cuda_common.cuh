@@ -87,7 +87,7 @@ __device__ __forceinline__ void store_as(__nv_bfloat16* p, float v) { *p = __flo
 // qh) - 32, times d and the scale of its 16 values): 32 bytes of ql and of qh, shared with the
 // chunks whose other nibble / bits they hold, the two int8 scales and the block's d. The 32
 // bytes of ql and of qh are two 16-byte pieces each (l(0), l(1); h(0), h(1)), 32 pieces apart
-// (q6k_piece, cuda_kernels.h).
+// (q6k_piece, cuda_layout.h).
 struct Q6kChunk {
   const uint4* ql;
   const uint4* qh;
