@@ -86,19 +86,19 @@ __device__ __forceinline__ void store_as(__nv_bfloat16* p, float v) { *p = __flo
 // halves of 128 values, each four quarters of 32; value l of a quarter is (ql nibble | 2 bits of
 // qh) - 32, times d and the scale of its 16 values): 32 bytes of ql and of qh, shared with the
 // chunks whose other nibble / bits they hold, the two int8 scales and the block's d. The 32
-// bytes of ql and of qh are two 16-byte pieces each (l(0), l(1); h(0), h(1)), 32 pieces apart
-// (q6k_piece, cuda_layout.h).
+// bytes of ql and of qh are two 16-byte pieces each (l(0), l(1); h(0), h(1)), kQ6kGroup pieces
+// apart (q6k_piece, cuda_layout.h).
 struct Q6kChunk {
   const uint4* ql;
   const uint4* qh;
   const int8_t* sc;
   const __half* d;
   int lo_shift, hi_shift;
-  __device__ uint4 l(int i) const { return ql[i * 32]; }
-  __device__ uint4 h(int i) const { return qh[i * 32]; }
+  __device__ uint4 l(int i) const { return ql[i * kQ6kGroup]; }
+  __device__ uint4 h(int i) const { return qh[i * kQ6kGroup]; }
   // Word k (0-7) of the 32 bytes.
-  __device__ uint32_t lword(int k) const { return reinterpret_cast<const uint32_t*>(ql + (k >> 2) * 32)[k & 3]; }
-  __device__ uint32_t hword(int k) const { return reinterpret_cast<const uint32_t*>(qh + (k >> 2) * 32)[k & 3]; }
+  __device__ uint32_t lword(int k) const { return reinterpret_cast<const uint32_t*>(ql + (k >> 2) * kQ6kGroup)[k & 3]; }
+  __device__ uint32_t hword(int k) const { return reinterpret_cast<const uint32_t*>(qh + (k >> 2) * kQ6kGroup)[k & 3]; }
 };
 __device__ __forceinline__ Q6kChunk q6k_chunk(const WeightView& w, int64_t row, int64_t chunk) {
   const int64_t blk = row * (w.cols / 256) + chunk / 8;
@@ -115,7 +115,8 @@ __device__ __forceinline__ uint32_t q6k_word(uint32_t ql, uint32_t qh, int lo_sh
   return __vsub4(q, 0x20202020u);  // bytes 0..63 -> -32..31
 }
 // The same codes unsigned (0..63, without the - 32, which a product can take as - 32 times the
-// sum of x's codes): fewer operations a word.
+// sum of x's codes): fewer operations a word. (q6k_word is not written on it: ptxas then
+// makes the tensor-core and int8 kernels' loops longer, up to 16%.)
 __device__ __forceinline__ uint32_t q6k_codes(uint32_t ql, uint32_t qh, int lo_shift, int hi_shift) {
   const uint32_t hi = hi_shift <= 4 ? qh << (4 - hi_shift) : qh >> (hi_shift - 4);
   return ((ql >> lo_shift) & 0x0f0f0f0fu) | (hi & 0x30303030u);

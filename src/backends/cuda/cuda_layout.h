@@ -6,13 +6,19 @@
 
 namespace unicorn::cuda {
 
-// Q6_K's ql and qh planes: 16-byte pieces interleaved over groups of 32 half blocks (a half
-// block: 128 values, 64 bytes of ql = 4 pieces, 32 bytes of qh = 2 pieces). Piece `piece` of
-// half block `half` lies at this index (in 16-byte units) of its plane of `pieces` pieces a
-// half, so 32 consecutive half blocks' piece p are one run of 512 bytes. A plane holds whole
-// groups (padded).
+// Q6_K's ql and qh planes: 16-byte pieces interleaved over groups of kQ6kGroup half blocks (a
+// half block: 128 values, 64 bytes of ql = 4 pieces, 32 bytes of qh = 2 pieces). Piece `piece`
+// of half block `half` lies at this index (in 16-byte units) of its plane of `pieces` pieces a
+// half, so a group's piece p is one run of 512 bytes, and a half block's pieces are kQ6kGroup
+// apart. A plane holds whole groups (q6k_plane_pieces: padded).
+constexpr int kQ6kGroup = 32;
 constexpr int64_t q6k_piece(int64_t half, int piece, int pieces) {
-  return (half >> 5) * (32 * pieces) + piece * 32 + (half & 31);
+  const auto h = uint64_t(half);  // (unsigned: a shift and a mask, on the GPU's hot path)
+  return int64_t(h / kQ6kGroup) * (kQ6kGroup * pieces) + piece * kQ6kGroup + int64_t(h % kQ6kGroup);
+}
+// 16-byte pieces in a plane of `halves` half blocks.
+constexpr int64_t q6k_plane_pieces(int64_t halves, int pieces) {
+  return (halves + kQ6kGroup - 1) / kQ6kGroup * kQ6kGroup * pieces;
 }
 
 }  // namespace unicorn::cuda

@@ -72,8 +72,9 @@ struct XCodes {
 
 // What a lane takes of a row at a time: a 32-value chunk of Q4_0 / Q8_0 (codes and scale), or
 // half a Q6_K super-block (128 values: its ql and qh, its 8 scales and the block's d; the
-// planes of cuda_kernels.h, 16-byte aligned). load fetches unit b of the matrix (zeros with
-// scale 0 where not valid: past the row's end); dot is its product with x.
+// planes of cuda_kernels.h, 16-byte aligned). load fetches one unit (Q4_0 / Q8_0: at the
+// addresses load_step works out; Q6_K: half block b of the matrix), zeros with scale 0 where not
+// valid (past the row's end); dot is its product with x.
 template <WFmt F>
 struct Unit;
 template <WFmt F>
@@ -82,11 +83,8 @@ struct Unit<F> {
   static constexpr int kChunks = 1, kVecs = F == WFmt::Q4_0 ? 1 : 2;
   uint4 q[kVecs];
   __half d;
-  __device__ void load(const WeightView& w, int64_t b, bool valid) {
-    load_from(reinterpret_cast<const uint4*>(w.p0) + b * kVecs, reinterpret_cast<const __half*>(w.p1) + b, valid);
-  }
-  // The unit whose codes and scale are at qp and dp.
-  __device__ void load_from(const uint4* qp, const __half* dp, bool valid) {
+  // The unit whose codes and scale are at qp and dp (load_step finds them).
+  __device__ void load(const uint4* qp, const __half* dp, bool valid) {
     if (valid) {
 #pragma unroll
       for (int v = 0; v < kVecs; ++v) q[v] = __ldg(qp + v);
@@ -186,7 +184,7 @@ __device__ __forceinline__ void load_step(const StreamJob& j, const Cursor& at, 
       const __half* dp = reinterpret_cast<const __half*>(w.p1) + b0;
 #pragma unroll
       for (int u = 0; u < U; ++u)
-        s.unit[m][u].load_from(qp + u * 32 * Unit<F>::kVecs, dp + u * 32, c0 + u * 32 < units);
+        s.unit[m][u].load(qp + u * 32 * Unit<F>::kVecs, dp + u * 32, c0 + u * 32 < units);
     }
   } else {
 #pragma unroll

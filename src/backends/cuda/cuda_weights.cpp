@@ -82,9 +82,10 @@ Tensor prepare_weight(const Tensor& host, const UploadWeight& upload_weight) {
     }
     case DType::Q6_K: {
       // 210-byte blocks -> ql, qh (16-byte pieces interleaved by q6k_piece), scales, d arrays.
-      const int64_t blocks = rows * cols / 256, groups = (blocks * 2 + 31) / 32;
+      const int64_t blocks = rows * cols / 256;
       const auto B = static_cast<size_t>(blocks);
-      std::vector<uint8_t> ql(size_t(groups) * 32 * 64), qh(size_t(groups) * 32 * 32), sc(B * 16), dd(B * 2);
+      std::vector<uint8_t> ql(size_t(q6k_plane_pieces(blocks * 2, 4)) * 16), qh(size_t(q6k_plane_pieces(blocks * 2, 2)) * 16),
+          sc(B * 16), dd(B * 2);
       const uint8_t* src = static_cast<const uint8_t*>(host.raw());
       for (size_t b = 0; b < B; ++b) {
         const uint8_t* blk = src + b * 210;
