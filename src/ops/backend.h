@@ -236,8 +236,23 @@ class Backend {
     (void)run;
     return false;
   }
-  // Recordings that ran so far.
+  // A recording kept to run later (the next decode step's first group, recorded while this
+  // step's last ops run), where can_keep_graphs: keep_graph ends the recording begun by
+  // begin_graph without running it and returns a ticket (> 0; 0: it cannot run later, as when
+  // end_graph(true) returns false); launch_graph(key, ticket) runs it if nothing recorded that
+  // key since nor changed what it reads, else returns false (nothing ran: the caller runs the
+  // ops). A kept recording runs at most once; its tensors stay valid until it has run and the
+  // next recording of a new step.
+  virtual bool can_keep_graphs() const { return false; }
+  virtual int64_t keep_graph() { return 0; }
+  virtual bool launch_graph(int64_t key, int64_t ticket) {
+    (void)key;
+    (void)ticket;
+    return false;
+  }
+  // Recordings that ran so far, and those of them that ran through launch_graph.
   virtual int64_t graph_launches() const { return 0; }
+  virtual int64_t graph_launches_kept() const { return 0; }
 };
 
 }  // namespace unicorn

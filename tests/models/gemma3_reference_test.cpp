@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "backends/cpu/cpu_backend.h"
+#include "core/error.h"
 #include "formats/safetensors.h"
 #include "models/gemma3/image_tokens.h"
 #include "models/gemma3/model.h"
@@ -188,6 +189,73 @@ TEST(CudaGraphs, DecodeStepsEqualOpByOp) {
       EXPECT_EQ(plain->graph_launches(), 0);
     }
   }
+}
+
+// The next step's first graph group, recorded a step ahead while the LM head runs, is launched
+// only when the step that comes is the one it was recorded for: steps one after another (kept
+// recordings launched), then a cache cut back and decoded again from an earlier position, a
+// batch of two and back to one, and a cache that fills its context (nothing recorded past it).
+// Every step's logits equal, bit for bit, those with nothing recorded ahead
+// (UNICORN_CUDA_GRAPH_AHEAD=0) and those launched op by op (UNICORN_CUDA_GRAPHS=0).
+TEST(CudaGraphs, StepsRecordedAheadEqualOpByOp) {
+  std::unique_ptr<Backend> ahead = test::backend_or_skip("cuda");
+  if (!ahead) GTEST_SKIP() << "no CUDA GPU here";
+  std::unique_ptr<Backend> not_ahead, plain;
+  {
+    test::ScopedEnv off("UNICORN_CUDA_GRAPH_AHEAD", "0");
+    not_ahead = test::backend_or_skip("cuda");
+  }
+  {
+    test::ScopedEnv off("UNICORN_CUDA_GRAPHS", "0");
+    plain = test::backend_or_skip("cuda");
+  }
+  const std::string dir = test::data_path("models/tiny-mm");
+  auto run = [&](Backend& backend) {
+    Config config = load_config(dir);
+    Weights w = Weights::from_safetensors(std::make_shared<const SafetensorsSet>(SafetensorsSet::open(dir)), config);
+    w.quantize_text_matrices(DType::Q4_0, DType::Q8_0, nullptr);
+    Model model(std::move(config), std::move(w), Placement::all(backend));
+    const std::vector<int32_t> ids = input_ids(*SafetensorsFile::open(dir + "/reference.safetensors"));
+    const int64_t n = int64_t(ids.size()), half = n / 2;
+    auto a = model.new_cache(n + 32, n), b = model.new_cache(n + 32, n), small = model.new_cache(half + 2, n);
+    std::vector<float> out;
+    auto step = [&](std::vector<KvCache*> caches, std::span<const int32_t> tokens) {
+      std::vector<int32_t> groups(tokens.size(), -1);
+      std::vector<DecodeItem> items;
+      for (KvCache* c : caches) items.push_back({c, tokens, groups, nullptr, false});
+      const std::vector<float> logits = model.decode(items).to_f32();
+      out.insert(out.end(), logits.begin(), logits.end());
+    };
+    auto token = [&](int64_t i) { return std::span<const int32_t>(ids).subspan(size_t(i % n), 1); };
+    step({a.get()}, std::span<const int32_t>(ids).first(size_t(half)));
+    step({b.get()}, std::span<const int32_t>(ids).first(size_t(half)));
+    for (int64_t i = 0; i < 8; ++i) step({a.get()}, token(i));
+    EXPECT_TRUE(a->truncate(a->length() - 3));
+    for (int64_t i = 0; i < 4; ++i) step({a.get()}, token(i + 5));
+    step({a.get(), b.get()}, token(2));
+    for (int64_t i = 0; i < 3; ++i) step({a.get()}, token(i + 1));
+    step({small.get()}, std::span<const int32_t>(ids).first(size_t(half)));
+    for (int64_t i = 0; i < 2; ++i) step({small.get()}, token(i));
+    EXPECT_EQ(small->length(), small->context());
+    std::vector<int32_t> groups{-1};
+    std::vector<DecodeItem> full{{small.get(), token(0), groups, nullptr, false}};
+    EXPECT_THROW(model.decode(full), Error);  // context full
+    for (int64_t i = 0; i < 3; ++i) step({a.get()}, token(i + 4));
+    return out;
+  };
+  const int64_t kept = ahead->graph_launches_kept();
+  const std::vector<float> want = run(*plain), got = run(*ahead), got_not_ahead = run(*not_ahead);
+  ASSERT_EQ(got.size(), want.size());
+  ASSERT_EQ(got_not_ahead.size(), want.size());
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+      << "logits with graphs recorded ahead differ from op-by-op ones";
+  EXPECT_EQ(std::memcmp(got_not_ahead.data(), want.data(), got.size() * sizeof(float)), 0)
+      << "logits with graphs (none ahead) differ from op-by-op ones";
+  // Steps after the first of each run of single steps on one cache (the first ones of a key
+  // run op by op while the arena is sized): at least the 8-step run's last 6 and a few more.
+  EXPECT_GE(ahead->graph_launches_kept() - kept, 8);
+  EXPECT_EQ(not_ahead->graph_launches_kept(), 0);
+  EXPECT_EQ(plain->graph_launches(), 0);
 }
 
 }  // namespace

@@ -111,6 +111,8 @@ Switches Switches::from_environment(int cc_major) {
   s.profile = profile && *profile && std::string(profile) != "0";
   s.graphs = !s.profile &&
              env_switch("UNICORN_CUDA_GRAPHS", "0", "1", "1 (decode steps as CUDA graphs, the default) or 0") != "0";
+  s.graphs_ahead = env_switch("UNICORN_CUDA_GRAPH_AHEAD", "0", "1",
+                              "1 (a decode step's first graph recorded a step ahead, the default) or 0") != "0";
   s.stream = !s.exact_f32 &&
              env_switch("UNICORN_CUDA_STREAM", "0", "1", "1 (streamed one-row products, the default) or 0") != "0";
   s.fuse_kv = env_switch("UNICORN_CUDA_FUSE_KV", "0", "1", "1 (q/k norms, K/V writes and attention fused, the default) or 0") != "0";
@@ -245,7 +247,8 @@ std::pair<void*, std::shared_ptr<const void>> PinnedPool::get(int64_t bytes) {
 
 StepGraphs::~StepGraphs() {
   if (stream_) cudaStreamSynchronize(stream_);
-  for (auto& [key, exec] : execs_) cudaGraphExecDestroy(exec);
+  for (Exec& e : execs_)
+    if (e.exec) cudaGraphExecDestroy(e.exec);
   for (void* p : retired_) cudaFree(p);
   for (Arena& a : arenas_)
     if (a.base) cudaFree(a.base);
@@ -301,6 +304,7 @@ void StepGraphs::grow() {
   // work queued on it: it is freed at the next step, not now.
   Arena& a = arenas_[parity_];
   if (a.base) retired_.push_back(a.base);
+  for (Exec& e : execs_) e.kept = 0;  // a kept recording may use the old arena
   a.base = nullptr;
   a.bytes = 0;
   size_t free_b = 0, total_b = 0;
@@ -316,7 +320,7 @@ void StepGraphs::grow() {
   a.bytes = bytes;
 }
 
-bool StepGraphs::end(bool run) {
+int64_t StepGraphs::finish(Finish how) {
   if (!recording_) fail("cuda: internal: a graph recording ended that never started");
   recording_ = false;
   const auto t0 = std::chrono::steady_clock::now();
@@ -331,48 +335,61 @@ bool StepGraphs::end(bool run) {
   for (void* p : overflow_) cudaFree(p);  // only recorded work used them, and it never runs
   const bool overflowed = !overflow_.empty();
   overflow_.clear();
-  if (e != cudaSuccess || !graph || spoiled_ || !run) {
+  auto it = std::find_if(execs_.begin(), execs_.end(), [&](const Exec& x) { return x.key == key_; });
+  if (it == execs_.end()) it = execs_.insert(execs_.end(), Exec{key_, nullptr, 0});
+  it->kept = 0;  // a kept recording of this key is no longer its latest
+  if (e != cudaSuccess || !graph || spoiled_ || how == Finish::drop) {
     if (graph) cudaGraphDestroy(graph);
     cudaGetLastError();
     if (e != cudaSuccess || give_up_) given_up_.push_back(key_);
     else if (overflowed) grow();
-    return false;
+    return 0;
   }
-  auto it = std::find_if(execs_.begin(), execs_.end(), [&](const auto& p) { return p.first == key_; });
-  if (it == execs_.end()) it = execs_.insert(execs_.end(), {key_, nullptr});
-  if (it->second) {
+  if (it->exec) {
     cudaGraphExecUpdateResultInfo info{};
-    if (cudaGraphExecUpdate(it->second, graph, &info) != cudaSuccess) {
+    if (cudaGraphExecUpdate(it->exec, graph, &info) != cudaSuccess) {
       cudaGetLastError();  // another topology (a different copy pattern): instantiate anew
       last_failure_ = int(info.result);
       if (info.errorNode) {
         cudaGraphNodeType type{};
         if (cudaGraphNodeGetType(info.errorNode, &type) == cudaSuccess) last_failure_node_ = int(type);
       }
-      cudaGraphExecDestroy(it->second);
-      it->second = nullptr;
+      cudaGraphExecDestroy(it->exec);
+      it->exec = nullptr;
     } else {
       ++updates_;
     }
   }
   cudaError_t ok = cudaSuccess;
-  if (!it->second) {
-    ok = cudaGraphInstantiate(&it->second, graph, 0);
-    if (ok != cudaSuccess) it->second = nullptr;
+  if (!it->exec) {
+    ok = cudaGraphInstantiate(&it->exec, graph, 0);
+    if (ok != cudaSuccess) it->exec = nullptr;
     ++instantiations_;
   }
   cudaGraphDestroy(graph);
   UNICORN_CUDA_CHECK(ok);
-  UNICORN_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  if (how == Finish::keep) return it->kept = ++tickets_;
+  UNICORN_CUDA_CHECK(cudaGraphLaunch(it->exec, stream_));
   ++launches_;
+  return ++tickets_;
+}
+
+bool StepGraphs::launch(int64_t key, int64_t ticket, cudaStream_t stream) {
+  if (recording_) fail("cuda: internal: a kept graph launched inside a recording");
+  auto it = std::find_if(execs_.begin(), execs_.end(), [&](const Exec& x) { return x.key == key; });
+  if (ticket <= 0 || it == execs_.end() || !it->exec || it->kept != ticket) return false;
+  it->kept = 0;
+  UNICORN_CUDA_CHECK(cudaGraphLaunch(it->exec, stream));
+  ++launches_;
+  ++kept_launches_;
   return true;
 }
 
 std::string StepGraphs::summary() const {
-  return fmt::format("cuda graphs: {} recordings, {} launched ({} updated in place, {} instantiated; last update "
-                     "failure: result {}, node type {}); host {:.3f} ms a recording, {:.3f} ms a finish (update / "
-                     "instantiate + launch); arena {:.1f} MiB",
-                     recordings_, launches_, updates_, instantiations_, last_failure_, last_failure_node_,
+  return fmt::format("cuda graphs: {} recordings, {} launched ({} of them recorded a step ahead; {} updated in place, "
+                     "{} instantiated; last update failure: result {}, node type {}); host {:.3f} ms a recording, "
+                     "{:.3f} ms a finish (update / instantiate + launch); arena {:.1f} MiB",
+                     recordings_, launches_, kept_launches_, updates_, instantiations_, last_failure_, last_failure_node_,
                      recordings_ ? record_ms_ / double(recordings_) : 0.0,
                      recordings_ ? finish_ms_ / double(recordings_) : 0.0,
                      double(arenas_[0].bytes + arenas_[1].bytes) / (1 << 20));

@@ -71,6 +71,9 @@ struct Switches {
   bool profile = false;
   // Decode steps as CUDA graphs unless UNICORN_CUDA_GRAPHS=0 or profiling.
   bool graphs = true;
+  // The next decode step's first group recorded while this step's LM head runs (a step ahead),
+  // unless UNICORN_CUDA_GRAPH_AHEAD=0: then when that step comes, while the GPU waits.
+  bool graphs_ahead = true;
   // One row of x against Q4_0 / Q8_0 / Q6_K streamed (cuda_matvec.cu) unless UNICORN_CUDA_STREAM=0:
   // then blocks of 8-16 rows with k split over their threads (cuda_linear.cu).
   bool stream = false;
@@ -173,8 +176,11 @@ class UploadRing {
   void make_room(int64_t bytes, cudaStream_t stream) {
     if (at_ + bytes > kBytes) wrap(stream);
   }
-  // After a recording that never ran: its copies did not happen, so nothing may reuse them.
+  // After a recording that never ran (or has not yet): its copies did not happen, so nothing
+  // may reuse them.
   void forget_recent() { recent_.clear(); }
+  // Times the ring went back to its start (a kept recording's copies read what was there).
+  int64_t wraps() const { return wraps_; }
 
  private:
   struct Recent {
@@ -185,11 +191,12 @@ class UploadRing {
     UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
     at_ = 0;
     recent_.clear();
+    ++wraps_;
   }
   static constexpr size_t kRecent = 8;
   void* host_ = nullptr;
   void* device_ = nullptr;
-  int64_t at_ = 0;
+  int64_t at_ = 0, wraps_ = 0;
   std::vector<Recent> recent_;
 };
 
@@ -217,7 +224,9 @@ class PinnedPool {
 // the same addresses): a group's output, in one, stays valid while the next group, in the
 // other, reads it. An op that cannot be recorded spoils the recording: end() then runs nothing
 // and the caller runs the group again without a graph; a key whose recording cannot work
-// (cuBLAS, a wait) is not recorded again.
+// (cuBLAS, a wait) is not recorded again. A recording may also be kept instead of run (keep):
+// the next step's first group, recorded while this step's last kernels run, launched once that
+// step comes (launch) if nothing recorded the key since.
 class StepGraphs {
  public:
   StepGraphs() = default;
@@ -238,17 +247,31 @@ class StepGraphs {
     give_up_ = give_up_ || !retry;
   }
   // Ends the recording; launches it when `run` and nothing spoiled it (returns whether it ran).
-  bool end(bool run);
+  bool end(bool run) { return finish(run ? Finish::launch : Finish::drop) != 0; }
+  // Ends the recording and makes it the key's executable graph without launching it: a ticket
+  // for launch (> 0), or 0 when it cannot run (spoiled).
+  int64_t keep() { return finish(Finish::keep); }
+  // Launches the recording kept under `ticket` if it is still the key's latest (once).
+  bool launch(int64_t key, int64_t ticket, cudaStream_t stream);
   int64_t launches() const { return launches_; }
+  int64_t kept_launches() const { return kept_launches_; }
   // Counts and host time of recordings, updates and instantiations (UNICORN_CUDA_GRAPH_STATS).
   std::string summary() const;
 
  private:
+  enum class Finish { drop, launch, keep };
+  int64_t finish(Finish how);  // a ticket (> 0) when it launched or kept the recording, else 0
   void grow();
   cudaStream_t stream_ = nullptr;
   int64_t key_ = 0;
   bool recording_ = false, spoiled_ = false, give_up_ = false;
-  std::vector<std::pair<int64_t, cudaGraphExec_t>> execs_;
+  struct Exec {
+    int64_t key = 0;
+    cudaGraphExec_t exec = nullptr;
+    int64_t kept = 0;  // the ticket of a kept recording not launched yet, else 0
+  };
+  std::vector<Exec> execs_;
+  int64_t tickets_ = 0, kept_launches_ = 0;
   std::vector<int64_t> given_up_;
   std::vector<void*> overflow_, retired_;
   struct Arena {

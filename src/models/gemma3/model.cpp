@@ -18,6 +18,8 @@ namespace {
 // the ones before it, so the first is kept short and the next ones grow no faster than the
 // GPU's lead (a layer records in ~20 us on the host and runs in ~80 us on an H200 at 27B).
 int64_t graph_group_layers(int64_t index) { return index == 0 ? 1 : index == 1 ? 4 : 8; }
+// A decode graph group's recording key: the number of sequences and the group.
+int64_t graph_key(size_t sequences, int64_t group) { return int64_t(sequences) * 1024 + group; }
 
 // [rows, cols] -> [cols, rows] for plain element types (the projector weight is stored as a
 // matmul operand [vision, text]; our linear op wants [out, in]).
@@ -159,8 +161,24 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   }
   const int64_t n = int64_t(ids.size()), hidden = tc.hidden_size;
 
+  // A plain decode step (one new token per sequence, every layer on one backend) may run as
+  // recorded graphs of groups of layers (graph_group_layers), keyed by the number of sequences
+  // and the group (so the next group is recorded while the GPU runs one). The layers only change
+  // device memory, so a group whose recording could not run simply runs again.
+  bool plain = placement_.ffn == placement_.attention;
+  for (const DecodeItem& it : items) plain = plain && it.tokens.size() == 1 && it.groups[0] < 0;
+  // The step the last one recorded ahead (record_ahead), if this is it: its input and first group.
+  Ahead ahead = std::move(ahead_);
+  ahead_ = Ahead{};
+  bool use_ahead = ahead.ticket != 0 && plain && &eb == &ab && ahead.caches.size() == items.size();
+  for (size_t i = 0; use_ahead && i < items.size(); ++i) {
+    const KvCache::Step &a = ahead.steps[i], &b = steps[i];
+    use_ahead = ahead.caches[i] == items[i].cache && a.positions == b.positions && a.groups == b.groups &&
+                a.full_slots == b.full_slots && a.sliding_slots == b.sliding_slots;
+  }
+
   // ref: Gemma3TextScaledWordEmbedding: embedding * sqrt(hidden); image features unscaled.
-  Tensor x = eb.empty(DType::F32, {n, hidden});
+  Tensor x = use_ahead ? ahead.x : eb.empty(DType::F32, {n, hidden});
   eb.embed(embed_, ids, float(std::sqrt(double(hidden))), x);
   int64_t offset = 0;
   for (const DecodeItem& it : items) {
@@ -174,24 +192,17 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   }
   x = move(ab, eb, x);
 
-  // A plain decode step (one new token per sequence, every layer on one backend) may run as
-  // recorded graphs of groups of layers (graph_group_layers), keyed by the number of sequences
-  // and the group (so the next group is recorded while the GPU runs one). The layers only change
-  // device memory, so a group whose recording could not run simply runs again.
-  bool plain = placement_.ffn == placement_.attention;
-  for (const DecodeItem& it : items) plain = plain && it.tokens.size() == 1 && it.groups[0] < 0;
   Tensor normed;
   int64_t group_index = 0;
   for (int64_t l0 = 0, l1 = 0; l0 < tc.num_hidden_layers; l0 = l1, ++group_index) {
     l1 = std::min(tc.num_hidden_layers, l0 + graph_group_layers(group_index));
-    auto group = [&] {
-      for (int64_t l = l0; l < l1; ++l) {
-        const TextLayer* next = l + 1 < tc.num_hidden_layers ? &layers_[size_t(l + 1)] : nullptr;
-        attention_block(layers_[size_t(l)], l, x, normed, items, steps);
-        ffn_block(layers_[size_t(l)], next, x, normed);
-      }
-    };
-    if (!plain || !ab.begin_graph(int64_t(items.size()) * 1024 + group_index, l0 == 0)) {
+    auto group = [&] { run_layers(l0, l1, x, normed, items, steps); };
+    const int64_t key = graph_key(items.size(), group_index);
+    if (l0 == 0 && use_ahead && ab.launch_graph(key, ahead.ticket)) {
+      normed = ahead.normed;
+      continue;
+    }
+    if (!plain || !ab.begin_graph(key, l0 == 0)) {
       group();
       continue;
     }
@@ -223,10 +234,56 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   lb.rms_norm(sel, output_norm_, float(tc.rms_norm_eps), sel);
   Tensor logits = lb.empty(DType::F32, {int64_t(rows.size()), tc.vocab_size});
   lb.linear(sel, lm_head_, nullptr, logits);
-  Tensor out = lb.to_host(logits);
-
+  if (!(plain && &eb == &ab && ab.can_keep_graphs())) {
+    Tensor out = lb.to_host(logits);
+    for (size_t i = 0; i < items.size(); ++i) items[i].cache->commit(steps[i]);
+    return out;
+  }
+  // The next step's first group is recorded from the caches as this step leaves them, so they
+  // take the step now (and give it back should the logits not come).
   for (size_t i = 0; i < items.size(); ++i) items[i].cache->commit(steps[i]);
-  return out;
+  record_ahead(items);
+  try {
+    return lb.to_host(logits);
+  } catch (...) {
+    ahead_ = Ahead{};
+    for (DecodeItem& it : items) it.cache->truncate(it.cache->length() - 1);  // (one token: always possible)
+    throw;
+  }
+}
+
+void Model::run_layers(int64_t l0, int64_t l1, Tensor& x, Tensor& normed, std::span<DecodeItem> items,
+                       std::vector<KvCache::Step>& steps) {
+  const int64_t layers = config_.text.num_hidden_layers;
+  for (int64_t l = l0; l < l1; ++l) {
+    const TextLayer* next = l + 1 < layers ? &layers_[size_t(l + 1)] : nullptr;
+    attention_block(layers_[size_t(l)], l, x, normed, items, steps);
+    ffn_block(layers_[size_t(l)], next, x, normed);
+  }
+}
+
+void Model::record_ahead(std::span<DecodeItem> items) {
+  Backend& ab = *placement_.attention;
+  static const int32_t kText = -1;
+  Ahead a;
+  for (const DecodeItem& it : items) {
+    if (it.cache->length() >= it.cache->context()) return;  // full: no next step to record
+    a.caches.push_back(it.cache);
+    a.steps.push_back(it.cache->plan(std::span<const int32_t>(&kText, 1)));
+  }
+  const int64_t n = int64_t(items.size());
+  a.x = ab.empty(DType::F32, {n, config_.text.hidden_size});
+  a.key = graph_key(items.size(), 0);
+  if (!ab.begin_graph(a.key, true)) return;
+  try {
+    run_layers(0, std::min(config_.text.num_hidden_layers, graph_group_layers(0)), a.x, a.normed, items, a.steps);
+  } catch (...) {
+    // Nothing ran; the step itself, if it comes, runs these ops again and reports what failed.
+    ab.end_graph(false);
+    return;
+  }
+  a.ticket = ab.keep_graph();
+  if (a.ticket != 0) ahead_ = std::move(a);
 }
 
 void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor& normed,

@@ -75,6 +75,13 @@ class Model {
   void attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor& normed, std::span<DecodeItem> items,
                        std::vector<KvCache::Step>& steps);
   void ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x, Tensor& normed);
+  // Decoder layers [l0, l1) of a step.
+  void run_layers(int64_t l0, int64_t l1, Tensor& x, Tensor& normed, std::span<DecodeItem> items,
+                  std::vector<KvCache::Step>& steps);
+  // The next plain step of these sequences (one token each, at their next positions): its
+  // first graph group recorded now, while the GPU runs this step's LM head, and kept in
+  // ahead_ for decode to launch if that step comes next.
+  void record_ahead(std::span<DecodeItem> items);
   Tensor vision_tower(const Tensor& image);  // [3, S, S] -> [patches, vision_hidden] (vision backend)
 
   Config config_;
@@ -84,6 +91,13 @@ class Model {
   Tensor lm_head_;  // the same table (tied) on the lm_head backend
   Tensor output_norm_;
   std::vector<TextLayer> layers_;
+  struct Ahead {
+    std::vector<const KvCache*> caches;
+    std::vector<KvCache::Step> steps;  // planned after this step's commit
+    Tensor x, normed;                  // the step's input (the embedding writes it) and group 0's output
+    int64_t key = 0, ticket = 0;       // ticket 0: nothing kept
+  };
+  Ahead ahead_;
   // Vision
   Tensor patch_w_, patch_b_, pos_embed_, post_norm_, post_norm_b_, proj_norm_, proj_w_;  // proj_w_ [text, vision]
   std::vector<VisionLayer> vision_layers_;
