@@ -242,8 +242,8 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   // The next step's first group is recorded from the caches as this step leaves them, so they
   // take the step now (and give it back should the logits not come).
   for (size_t i = 0; i < items.size(); ++i) items[i].cache->commit(steps[i]);
-  record_ahead(items);
   try {
+    record_ahead(items);
     return lb.to_host(logits);
   } catch (...) {
     ahead_ = Ahead{};
@@ -266,23 +266,31 @@ void Model::record_ahead(std::span<DecodeItem> items) {
   Backend& ab = *placement_.attention;
   static const int32_t kText = -1;
   Ahead a;
-  for (const DecodeItem& it : items) {
-    if (it.cache->length() >= it.cache->context()) return;  // full: no next step to record
-    a.caches.push_back(it.cache);
-    a.steps.push_back(it.cache->plan(std::span<const int32_t>(&kText, 1)));
-  }
-  const int64_t n = int64_t(items.size());
-  a.x = ab.empty(DType::F32, {n, config_.text.hidden_size});
   a.key = graph_key(items.size(), 0);
-  if (!ab.begin_graph(a.key, true)) return;
+  // A head start only: nothing here may fail this step. Nothing recorded ran; whatever failed
+  // fails again, and is reported, when the step itself runs these ops.
+  bool recording = false;
   try {
+    for (const DecodeItem& it : items) {
+      if (it.cache->length() >= it.cache->context()) return;  // full: no next step to record
+      a.caches.push_back(it.cache);
+      a.steps.push_back(it.cache->plan(std::span<const int32_t>(&kText, 1)));
+    }
+    a.x = ab.empty(DType::F32, {int64_t(items.size()), config_.text.hidden_size});
+    if (!ab.begin_graph(a.key, true)) return;
+    recording = true;
     run_layers(0, std::min(config_.text.num_hidden_layers, graph_group_layers(0)), a.x, a.normed, items, a.steps);
+    recording = false;
+    a.ticket = ab.keep_graph();
   } catch (...) {
-    // Nothing ran; the step itself, if it comes, runs these ops again and reports what failed.
-    ab.end_graph(false);
+    if (recording) {
+      try {
+        ab.end_graph(false);
+      } catch (...) {  // (the recording is over either way)
+      }
+    }
     return;
   }
-  a.ticket = ab.keep_graph();
   if (a.ticket != 0) ahead_ = std::move(a);
 }
 
