@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <unordered_map>
 
+#include "backends/cpu/simd_kernels.h"
 #include "core/error.h"
 
 namespace unicorn {
@@ -27,7 +30,9 @@ void SamplingParams::validate() const {
 }
 
 int32_t argmax(std::span<const float> values) {
-  return int32_t(std::max_element(values.begin(), values.end()) - values.begin());
+  const float m = cpu::max_f32(values.data(), values.size(), false);
+  const size_t i = cpu::find_f32(values.data(), values.size(), m);
+  return i < values.size() ? int32_t(i) : 0;  // (none: empty, or all NaN)
 }
 
 Sampler::Sampler(const SamplingParams& params) : params_(params) {
@@ -78,51 +83,126 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
   }
 }
 
+namespace {
+
+using Candidate = std::pair<float, int32_t>;  // a scaled logit (later its weight), its token
+
+// The sampler's order: the higher scaled logit first, the lower token id on ties.
+bool better(const Candidate& a, const Candidate& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
+// A scaled logit at or below the k-th best of the finite ones: the k-th best of every
+// stride-th (1 / 64 of a 262k vocabulary; all of a small one), or -inf where those are fewer than k.
+float top_k_floor(std::span<const float> logits, float inv_t, size_t k, std::vector<float>& scratch) {
+  const size_t stride = std::max<size_t>(1, logits.size() / 4096);
+  scratch.clear();
+  for (size_t i = 0; i < logits.size(); i += stride)
+    if (std::isfinite(logits[i])) scratch.push_back(logits[i] * inv_t);
+  if (scratch.size() < k) return -HUGE_VALF;
+  std::nth_element(scratch.begin(), scratch.begin() + std::ptrdiff_t(k - 1), scratch.end(), std::greater<float>());
+  return scratch[k - 1];
+}
+
+}  // namespace
+
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> context,
                         std::span<const int32_t> generated) {
   if (logits.empty()) fail("cannot sample from empty logits");
   apply_penalties(logits, context, generated);
   if (params_.greedy()) return argmax(logits);
 
-  // Temperature, then keep candidates by top-k, top-p and min-p over the softmax.
-  candidates_.clear();
+  // Temperature: the candidates are the finite logits (a banned token's -inf is never drawn),
+  // scaled by 1 / T, their weights exp(s - m) with m the largest. A temperature so low that the
+  // largest overflows is greedy decoding.
   const float inv_t = 1.0f / params_.temperature;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (std::isfinite(logits[i])) candidates_.emplace_back(logits[i] * inv_t, int32_t(i));
+  const float top = cpu::max_f32(logits.data(), logits.size(), true);
+  const float m = top * inv_t;
+  if (top == -HUGE_VALF || !std::isfinite(m)) return argmax(logits);
+  const size_t n = logits.size();
+
+  // No filter: a draw over every token's weight, in token order (found by blocks of 1024).
+  if (params_.top_k <= 0 && params_.top_p >= 1.0f && params_.min_p <= 0.0f) {
+    weights_.resize(n);
+    constexpr size_t kBlock = 1024;
+    block_sums_.clear();
+    double sum = 0;
+    for (size_t b = 0; b < n; b += kBlock) {
+      block_sums_.push_back(
+          cpu::exp_scaled_f32(logits.data() + b, inv_t, m, weights_.data() + b, std::min(kBlock, n - b)));
+      sum += block_sums_.back();
+    }
+    std::uniform_real_distribution<double> uni(0.0, sum);
+    double r = uni(rng_);
+    size_t i = 0;
+    for (size_t b = 0; b + 1 < block_sums_.size() && r > block_sums_[b]; ++b, i += kBlock) r -= block_sums_[b];
+    int32_t last = 0;
+    for (; i < n; ++i) {
+      if (weights_[i] <= 0.0f) continue;
+      last = int32_t(i);
+      r -= double(weights_[i]);
+      if (r <= 0) break;
+    }
+    return last;  // (the last token of weight > 0 where rounding leaves r a hair above 0)
   }
-  if (candidates_.empty()) return argmax(logits);
-  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-  // Order only as much as the filters need: the k best for top-k, all of them for top-p and
-  // min-p (a full sort: partial_sort over 262k candidates is several times slower), none
-  // for plain temperature sampling.
-  const bool truncate = params_.top_k > 0 || params_.top_p < 1.0f || params_.min_p > 0.0f;
-  if (params_.top_k > 0 && size_t(params_.top_k) < candidates_.size()) {
-    std::nth_element(candidates_.begin(), candidates_.begin() + params_.top_k, candidates_.end(), by_logit);
-    candidates_.resize(size_t(params_.top_k));
-  }
-  if (truncate) std::sort(candidates_.begin(), candidates_.end(), by_logit);
-  float mx = candidates_.front().first;
-  for (const auto& c : candidates_) mx = std::max(mx, c.first);
-  double total = 0;
-  for (auto& c : candidates_) {
-    c.first = std::exp(c.first - mx);
-    total += c.first;
+
+  // The filters keep a prefix of the candidates in the sampler's order (better): top-k the k
+  // first; top-p the shortest whose softmax mass reaches top_p (of the mass of the candidates
+  // top-k left); min-p those of weight >= min_p (the first's weight is 1). Only tokens that can
+  // be in that prefix are gathered and ordered: those whose scaled logit is at or above a floor
+  // (collect_at_least): for top-k one below the k-th best (top_k_floor); for min-p ln(min_p)
+  // below the best (less a margin for rounding); for top-p 8, 16, 32 or 64 below the best, the
+  // first whose tokens hold top_p of the mass (or every token), but not below min-p's.
+  candidates_.clear();
+  double total = 0;  // the candidates' mass: top-p's denominator
+  const float min_p_floor = params_.min_p > 0.0f ? m + std::log(params_.min_p) - 0.01f : -HUGE_VALF;
+  auto gather = [&](float floor) {
+    index_.resize(n);
+    const size_t count = cpu::collect_at_least(logits.data(), n, inv_t, floor, index_.data());
+    candidates_.clear();
+    for (size_t j = 0; j < count; ++j) candidates_.emplace_back(logits[size_t(index_[j])] * inv_t, index_[j]);
+  };
+  if (params_.top_k > 0 || params_.top_p >= 1.0f) {
+    const size_t k = params_.top_k > 0 ? size_t(params_.top_k) : n;
+    gather(params_.top_k > 0 ? std::max(top_k_floor(logits, inv_t, k, weights_), min_p_floor) : min_p_floor);
+    if (candidates_.size() > k) {
+      std::nth_element(candidates_.begin(), candidates_.begin() + std::ptrdiff_t(k), candidates_.end(), better);
+      candidates_.resize(k);
+    }
+    std::sort(candidates_.begin(), candidates_.end(), better);
+    for (auto& c : candidates_) {
+      c.first = std::exp(c.first - m);
+      total += c.first;
+    }
+  } else {
+    weights_.resize(n);
+    total = cpu::exp_scaled_f32(logits.data(), inv_t, m, weights_.data(), n);
+    for (const float drop : {8.0f, 16.0f, 32.0f, 64.0f, HUGE_VALF}) {
+      const float floor = std::max(m - drop, min_p_floor);
+      gather(floor);
+      double mass = 0;
+      for (const auto& c : candidates_) mass += double(weights_[size_t(c.second)]);
+      if (mass >= double(params_.top_p) * total || floor == min_p_floor) break;
+    }
+    std::sort(candidates_.begin(), candidates_.end(), better);
+    for (auto& c : candidates_) c.first = weights_[size_t(c.second)];
   }
   if (params_.top_p < 1.0f) {
+    // (The whole gathered prefix where rounding leaves its mass a hair short of top_p.)
     double cum = 0;
-    size_t n = 0;
-    while (n < candidates_.size()) {
-      cum += candidates_[n].first / total;
-      ++n;
+    size_t kept = 0;
+    while (kept < candidates_.size()) {
+      cum += candidates_[kept].first / total;
+      ++kept;
       if (cum >= params_.top_p) break;
     }
-    candidates_.resize(n);
+    candidates_.resize(kept);
   }
   if (params_.min_p > 0.0f) {
     const float threshold = params_.min_p * candidates_.front().first;  // relative to the best (sorted first)
-    size_t n = 1;
-    while (n < candidates_.size() && candidates_[n].first >= threshold) ++n;
-    candidates_.resize(n);
+    size_t kept = 1;
+    while (kept < candidates_.size() && candidates_[kept].first >= threshold) ++kept;
+    candidates_.resize(kept);
   }
   double sum = 0;
   for (const auto& c : candidates_) sum += c.first;

@@ -53,6 +53,9 @@ class Sampler {
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> candidates_;
+  std::vector<float> weights_;  // every token's softmax weight, where a draw needs them all
+  std::vector<double> block_sums_;
+  std::vector<int32_t> index_;
 };
 
 // Index of the largest value (the first on ties).

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <map>
+#include <random>
+#include <utility>
 
 #include "core/error.h"
 
@@ -118,6 +120,114 @@ TEST(Sampler, LogitBias) {
   EXPECT_EQ(s.sample(l, {}, {}), 2);  // 1 banned, 2 raised to 3.2
   EXPECT_THROW(Sampler(SamplingParams{.logit_bias = {{0, 101.0f}}}), Error);
   EXPECT_THROW(Sampler(SamplingParams{.logit_bias = {{-1, 1.0f}}}), Error);
+}
+
+}  // namespace
+}  // namespace unicorn
+
+namespace unicorn {
+namespace {
+
+// The filters as first written, over every candidate in full (a sort of the whole vocabulary):
+// the oracle the sampler, which orders only what the filters can keep, must agree with.
+// Returns the kept candidates (weight, token), in the order a draw walks them.
+std::vector<std::pair<float, int32_t>> kept_in_full(const std::vector<float>& logits, const SamplingParams& p) {
+  std::vector<std::pair<float, int32_t>> c;
+  const float inv_t = 1.0f / p.temperature;
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (std::isfinite(logits[i])) c.emplace_back(logits[i] * inv_t, int32_t(i));
+  auto better = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  const bool truncate = p.top_k > 0 || p.top_p < 1.0f || p.min_p > 0.0f;
+  if (truncate) std::sort(c.begin(), c.end(), better);
+  if (p.top_k > 0 && size_t(p.top_k) < c.size()) c.resize(size_t(p.top_k));
+  float mx = c.front().first;
+  for (const auto& x : c) mx = std::max(mx, x.first);
+  double total = 0;
+  for (auto& x : c) {
+    x.first = std::exp(x.first - mx);
+    total += x.first;
+  }
+  if (p.top_p < 1.0f) {
+    double cum = 0;
+    size_t n = 0;
+    while (n < c.size()) {
+      cum += c[n].first / total;
+      ++n;
+      if (cum >= p.top_p) break;
+    }
+    c.resize(n);
+  }
+  if (p.min_p > 0.0f) {
+    size_t n = 1;
+    while (n < c.size() && c[n].first >= p.min_p * c.front().first) ++n;
+    c.resize(n);
+  }
+  return c;
+}
+
+int32_t draw(const std::vector<std::pair<float, int32_t>>& c, std::mt19937_64& rng) {
+  double sum = 0;
+  for (const auto& x : c) sum += x.first;
+  std::uniform_real_distribution<double> uni(0.0, sum);
+  double r = uni(rng);
+  for (const auto& x : c) {
+    r -= x.first;
+    if (r <= 0) return x.second;
+  }
+  return c.back().second;
+}
+
+// Over a Gemma-sized vocabulary (262208: a model-like spread, a few hundred strong tokens, some
+// banned at -inf, ties) and a small one (fewer tokens than top-k), every filter and their
+// combinations draw what the full sort draws, seed for seed (the same uniform number each).
+TEST(Sampler, FiltersAgreeWithAFullSort) {
+  std::mt19937 gen(11);
+  std::normal_distribution<float> spread(-4.0f, 2.5f);
+  std::vector<float> big(262208);
+  for (float& x : big) x = spread(gen);
+  std::uniform_int_distribution<size_t> pick(0, big.size() - 1);
+  std::uniform_real_distribution<float> high(6.0f, 14.0f);
+  for (int i = 0; i < 400; ++i) big[pick(gen)] = high(gen);
+  for (int i = 0; i < 64; ++i) big[pick(gen)] = -HUGE_VALF;
+  for (int i = 0; i < 32; ++i) big[pick(gen)] = 9.5f;  // ties among the strong
+  const std::vector<float> flat(5000, 0.25f), small = {1.0f, 0.5f, -HUGE_VALF, 2.0f, 0.5f};
+  const std::vector<SamplingParams> configs = {
+      {.temperature = 0.8f},
+      {.temperature = 1.0f, .top_k = 64},
+      {.temperature = 1.0f, .top_k = 64, .top_p = 0.95f},  // Gemma 3's generation_config
+      {.temperature = 0.7f, .top_p = 0.9f},
+      {.temperature = 1.5f, .top_p = 0.99f},
+      {.temperature = 1.0f, .min_p = 0.05f},
+      {.temperature = 1.0f, .top_p = 0.8f, .min_p = 0.1f},
+      {.temperature = 1.0f, .top_k = 40, .min_p = 0.02f},
+      {.temperature = 1.0f, .top_k = 1},
+      {.temperature = 3.0f, .top_k = 10000},
+  };
+  for (const std::vector<float>* logits : {&std::as_const(big), &flat, &small}) {
+    for (SamplingParams p : configs) {
+      const auto kept = kept_in_full(*logits, p);
+      for (uint64_t seed = 1; seed <= 40; ++seed) {
+        p.seed = seed;
+        Sampler s(p);
+        std::vector<float> l = *logits;
+        std::mt19937_64 rng(seed);
+        ASSERT_EQ(s.sample(l, {}, {}), draw(kept, rng))
+            << "vocab " << logits->size() << " T " << p.temperature << " top_k " << p.top_k << " top_p " << p.top_p
+            << " min_p " << p.min_p << " seed " << seed;
+      }
+    }
+  }
+}
+
+TEST(Sampler, ArgmaxTakesTheFirstLargest) {
+  std::vector<float> v(1000, -1.0f);
+  v[700] = 5.0f;
+  v[300] = 5.0f;
+  v[10] = std::nanf("");
+  EXPECT_EQ(argmax(v), 300);
+  v[999] = HUGE_VALF;
+  EXPECT_EQ(argmax(v), 999);
+  EXPECT_EQ(argmax(std::vector<float>(3, -HUGE_VALF)), 0);
 }
 
 }  // namespace

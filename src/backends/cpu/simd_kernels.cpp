@@ -1,5 +1,6 @@
 // Highway compiles this file once per target instruction set (foreach_target.h re-includes
 // it); HWY_EXPORT / HWY_DYNAMIC_DISPATCH pick the best at run time.
+#include <algorithm>
 #include <cmath>
 
 #undef HWY_TARGET_INCLUDE
@@ -211,6 +212,83 @@ float ExpSubSumF32(float* x, float m, size_t n) {
   return s;
 }
 
+// The largest value, NaN left out (-inf if none); with finite_only, infinities left out too.
+float MaxF32(const float* x, size_t n, bool finite_only) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const auto ninf = hn::Set(d, -HUGE_VALF);
+  auto acc = ninf;
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto v = hn::LoadU(d, x + i);
+    const auto keep = finite_only ? hn::IsFinite(v) : hn::Not(hn::IsNaN(v));
+    acc = hn::Max(acc, hn::IfThenElse(keep, v, ninf));
+  }
+  float m = hn::GetLane(hn::MaxOfLanes(d, acc));
+  for (; i < n; ++i)
+    if ((finite_only ? std::isfinite(x[i]) : !std::isnan(x[i])) && x[i] > m) m = x[i];
+  return m;
+}
+
+// out = exp(x * scale - m) for finite x (the exponent held above -104, where exp is 0 in f32),
+// 0 for infinities and NaN; returns their sum (in f32 over 64 vectors at a time, those in f64).
+double ExpScaledF32(const float* x, float scale, float m, float* out, size_t n) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const auto sv = hn::Set(d, scale), mv = hn::Set(d, m), lo = hn::Set(d, -104.0f);
+  double sum = 0;
+  size_t i = 0;
+  while (i + L <= n) {
+    auto acc = hn::Zero(d);
+    for (size_t end = std::min(n - n % L, i + 64 * L); i < end; i += L) {
+      const auto v = hn::LoadU(d, x + i);
+      const auto e = hn::IfThenElseZero(hn::IsFinite(v), hn::Exp(d, hn::Max(hn::Sub(hn::Mul(v, sv), mv), lo)));
+      hn::StoreU(e, d, out + i);
+      acc = hn::Add(acc, e);
+    }
+    sum += double(hn::GetLane(hn::SumOfLanes(d, acc)));
+  }
+  for (; i < n; ++i) {
+    out[i] = std::isfinite(x[i]) ? std::exp(std::max(x[i] * scale - m, -104.0f)) : 0.0f;
+    sum += double(out[i]);
+  }
+  return sum;
+}
+
+// The first i with x[i] == v, or n.
+size_t FindF32(const float* x, size_t n, float v) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const auto vv = hn::Set(d, v);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const intptr_t j = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, x + i), vv));
+    if (j >= 0) return i + size_t(j);
+  }
+  for (; i < n; ++i)
+    if (x[i] == v) return i;
+  return n;
+}
+
+// The indices i < n (in order) of finite x[i] with x[i] * scale >= threshold; returns how many.
+size_t CollectAtLeast(const float* x, size_t n, float scale, float threshold, int32_t* idx) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const auto sv = hn::Set(d, scale), tv = hn::Set(d, threshold);
+  size_t count = 0, i = 0;
+  for (; i + L <= n; i += L) {
+    const auto v = hn::LoadU(d, x + i);
+    const auto keep = hn::And(hn::IsFinite(v), hn::Ge(hn::Mul(v, sv), tv));
+    if (hn::AllFalse(d, keep)) continue;
+    // (Lane by lane: a compressing store is microcode on some CPUs, 10x slower on AMD's Zen 4.)
+    for (size_t j = i; j < i + L; ++j)
+      if (std::isfinite(x[j]) && x[j] * scale >= threshold) idx[count++] = int32_t(j);
+  }
+  for (; i < n; ++i)
+    if (std::isfinite(x[i]) && x[i] * scale >= threshold) idx[count++] = int32_t(i);
+  return count;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace unicorn::cpu
 HWY_AFTER_NAMESPACE();
@@ -231,6 +309,10 @@ HWY_EXPORT(ScaleMulF32);
 HWY_EXPORT(GeluTanhMulF32);
 HWY_EXPORT(AddF32);
 HWY_EXPORT(ExpSubSumF32);
+HWY_EXPORT(MaxF32);
+HWY_EXPORT(ExpScaledF32);
+HWY_EXPORT(CollectAtLeast);
+HWY_EXPORT(FindF32);
 
 void dot_tile_bf16(const float* x, size_t ldx, size_t nx, const uint16_t* w, size_t ldw, size_t nw, size_t k,
                    float* y, size_t ldy) {
@@ -258,6 +340,14 @@ void gelu_tanh_mul_f32(const float* g, const float* u, float* out, size_t n) {
 }
 void add_f32(const float* a, const float* b, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(AddF32)(a, b, out, n); }
 float exp_sub_sum_f32(float* x, float m, size_t n) { return HWY_DYNAMIC_DISPATCH(ExpSubSumF32)(x, m, n); }
+float max_f32(const float* x, size_t n, bool finite_only) { return HWY_DYNAMIC_DISPATCH(MaxF32)(x, n, finite_only); }
+double exp_scaled_f32(const float* x, float scale, float m, float* out, size_t n) {
+  return HWY_DYNAMIC_DISPATCH(ExpScaledF32)(x, scale, m, out, n);
+}
+size_t find_f32(const float* x, size_t n, float v) { return HWY_DYNAMIC_DISPATCH(FindF32)(x, n, v); }
+size_t collect_at_least(const float* x, size_t n, float scale, float threshold, int32_t* idx) {
+  return HWY_DYNAMIC_DISPATCH(CollectAtLeast)(x, n, scale, threshold, idx);
+}
 
 }  // namespace unicorn::cpu
 #endif  // HWY_ONCE

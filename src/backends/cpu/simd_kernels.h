@@ -35,5 +35,15 @@ void gelu_tanh_mul_f32(const float* g, const float* u, float* out, size_t n);
 void add_f32(const float* a, const float* b, float* out, size_t n);
 // x = exp(x - m), returns the sum
 float exp_sub_sum_f32(float* x, float m, size_t n);
+// The largest of n values, NaN left out (with finite_only, infinities too); -inf if none.
+float max_f32(const float* x, size_t n, bool finite_only);
+// out = exp(x * scale - m) where x is finite (exp of anything below -104: 0), else 0; returns
+// their sum (added in f64).
+double exp_scaled_f32(const float* x, float scale, float m, float* out, size_t n);
+// The first i < n with x[i] == v, or n.
+size_t find_f32(const float* x, size_t n, float v);
+// Writes to idx the indices i < n, in order, of the finite x[i] with x[i] * scale >= threshold
+// (room for n needed); returns how many.
+size_t collect_at_least(const float* x, size_t n, float scale, float threshold, int32_t* idx);
 
 }  // namespace unicorn::cpu
