@@ -106,6 +106,27 @@ float top_k_floor(std::span<const float> logits, float inv_t, size_t k, std::vec
 
 }  // namespace
 
+std::vector<int32_t> top_indices(std::span<const float> values, size_t k) {
+  std::vector<float> scratch;
+  const float floor = top_k_floor(values, 1.0f, std::max<size_t>(k, 1), scratch);
+  std::vector<int32_t> index(values.size());
+  index.resize(cpu::collect_at_least(values.data(), values.size(), 1.0f, floor, index.data()));
+  std::vector<Candidate> c;
+  for (int32_t i : index) c.emplace_back(values[size_t(i)], i);
+  k = std::min(k, c.size());
+  std::partial_sort(c.begin(), c.begin() + std::ptrdiff_t(k), c.end(), better);
+  std::vector<int32_t> out;
+  for (size_t i = 0; i < k; ++i) out.push_back(c[i].second);
+  return out;
+}
+
+double log_sum_exp(std::span<const float> values) {
+  const float m = cpu::max_f32(values.data(), values.size(), true);
+  if (m == -HUGE_VALF) return -HUGE_VAL;
+  std::vector<float> weights(values.size());
+  return double(m) + std::log(cpu::exp_scaled_f32(values.data(), 1.0f, m, weights.data(), values.size()));
+}
+
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> context,
                         std::span<const int32_t> generated) {
   if (logits.empty()) fail("cannot sample from empty logits");

@@ -60,5 +60,10 @@ class Sampler {
 
 // Index of the largest value (the first on ties).
 int32_t argmax(std::span<const float> values);
+// Indices of the k largest finite values, the largest first (the lower index on ties); all of
+// them where fewer are finite.
+std::vector<int32_t> top_indices(std::span<const float> values, size_t k);
+// log(sum(exp(v))) over the finite values (-inf if none).
+double log_sum_exp(std::span<const float> values);
 
 }  // namespace unicorn

@@ -124,7 +124,10 @@ std::vector<uint64_t> position_keys(const GenerationRequest& r, int32_t image_to
 
 }  // namespace
 
-Scheduler::Scheduler(Engine& engine, const SchedulerOptions& options) : engine_(engine), options_(options) {
+Scheduler::Scheduler(Engine& engine, const SchedulerOptions& options)
+    : engine_(engine),
+      options_(options),
+      sample_pool_(std::max(1, std::min({ThreadPool::hardware_threads(), options.parallel, 8}))) {
   if (options_.parallel <= 0) fail("parallel slots must be positive, got {}", options_.parallel);
   for (int i = 0; i < options_.parallel; ++i) {
     auto s = std::make_unique<Slot>();
@@ -304,43 +307,39 @@ bool Scheduler::prefill_step(Active& a) {
   return take_token(a, std::span<float>(logits.data<float>(), size_t(logits.dim(1))));
 }
 
-bool Scheduler::take_token(Active& a, std::span<float> logits) {
-  if (a.handle->cancelled()) {
-    release(a, FinishReason::Cancelled);
-    return false;
-  }
+Scheduler::Pick Scheduler::pick_token(Active& a, std::span<float> logits) const {
   engine_.mask_unsamplable(logits);
   std::optional<TokenLogprob> lp;
   const int k = a.req.top_logprobs;
   if (k >= 0) {
     // log-softmax of the model's distribution (before penalties and temperature)
-    const float mx = *std::max_element(logits.begin(), logits.end());
-    double sum = 0;
-    for (float v : logits) sum += std::exp(double(v) - mx);
-    const float lse = float(mx + std::log(sum));
+    const float lse = float(log_sum_exp(logits));
     lp.emplace();
-    if (k > 0) {
-      std::vector<int32_t> idx(logits.size());
-      for (size_t i = 0; i < idx.size(); ++i) idx[i] = int32_t(i);
-      const size_t kk = std::min<size_t>(size_t(k), idx.size());
-      std::partial_sort(idx.begin(), idx.begin() + std::ptrdiff_t(kk), idx.end(),
-                        [&](int32_t x, int32_t y) { return logits[size_t(x)] > logits[size_t(y)]; });
-      for (size_t i = 0; i < kk; ++i) lp->top.emplace_back(idx[i], logits[size_t(idx[i])] - lse);
-    }
+    if (k > 0)
+      for (int32_t t : top_indices(logits, size_t(k))) lp->top.emplace_back(t, logits[size_t(t)] - lse);
     lp->token = -1;
     lp->logprob = lse;  // filled below once the token is known
   }
   std::vector<float> raw;
   if (lp) raw.assign(logits.begin(), logits.end());
   const int32_t tok = a.sampler->sample(logits, a.context, a.generated);
+  if (lp) {
+    lp->token = tok;
+    lp->logprob = raw[size_t(tok)] - lp->logprob;
+  }
+  return {tok, std::move(lp)};
+}
+
+bool Scheduler::accept_token(Active& a, Pick pick) {
+  if (a.handle->cancelled()) {
+    release(a, FinishReason::Cancelled);
+    return false;
+  }
+  const int32_t tok = pick.token;
   const auto stops = engine_.config().stop_token_ids();
   if (std::find(stops.begin(), stops.end(), int64_t(tok)) != stops.end()) {
     release(a, FinishReason::Stop);
     return false;
-  }
-  if (lp) {
-    lp->token = tok;
-    lp->logprob = raw[size_t(tok)] - lp->logprob;
   }
   a.generated.push_back(tok);
   a.context.push_back(tok);
@@ -349,7 +348,7 @@ bool Scheduler::take_token(Active& a, std::span<float> logits) {
     std::lock_guard<std::mutex> lock(a.handle->mu_);
     a.handle->usage_.first_token_seconds = std::chrono::duration<double>(Clock::now() - a.submitted).count();
   }
-  a.handle->push(a.stream->push(tok), std::move(lp));
+  a.handle->push(a.stream->push(tok), std::move(pick.logprob));
   if (a.stream->stopped()) {
     release(a, FinishReason::Stop);
     return false;
@@ -397,12 +396,23 @@ void Scheduler::decode_step(std::vector<Active*>& gen) {
     return;
   }
   const int64_t vocab = logits.dim(1);
+  // The draws in parallel (each sequence's own sampler over its own row), then taken in order.
+  // One request's failure ends that request only, never the engine thread.
+  std::vector<Pick> picks(gen.size());
+  std::vector<std::string> errors(gen.size());
+  sample_pool_.parallel_tasks(int64_t(gen.size()), [&](int64_t i) {
+    try {
+      picks[size_t(i)] = pick_token(*gen[size_t(i)], std::span<float>(logits.data<float>() + i * vocab, size_t(vocab)));
+    } catch (const std::exception& e) {
+      errors[size_t(i)] = e.what();
+    }
+  });
   for (size_t i = 0; i < gen.size(); ++i) {
     gen[i]->slot->keys.push_back(uint64_t(uint32_t(toks[i])));
     try {
-      take_token(*gen[i], std::span<float>(logits.data<float>() + int64_t(i) * vocab, size_t(vocab)));
+      if (!errors[i].empty()) fail("{}", errors[i]);
+      accept_token(*gen[i], std::move(picks[i]));
     } catch (const std::exception& e) {
-      // One request's failure ends that request only, never the engine thread.
       if (gen[i]->slot) release(*gen[i], FinishReason::Stop, e.what());
     }
   }

@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "runtime/engine.h"
 #include "runtime/generation.h"
 
@@ -130,8 +131,18 @@ class Scheduler {
   void admit(std::unique_ptr<Active> req);
   bool prefill_step(Active& a);
   void decode_step(std::vector<Active*>& generating);
-  // Samples the next token of `a` from `logits` (one row); returns false when `a` is finished.
-  bool take_token(Active& a, std::span<float> logits);
+  // The next token of `a` drawn from `logits` (one row), with its log-probabilities where the
+  // request asks for them. It touches only `a`'s own state (its sampler), so a decode batch's
+  // tokens are drawn in parallel.
+  struct Pick {
+    int32_t token = -1;
+    std::optional<TokenLogprob> logprob;
+  };
+  Pick pick_token(Active& a, std::span<float> logits) const;
+  // Takes a drawn token into `a` (streams it) or finishes `a` (cancelled, a stop token or
+  // string, the length); returns false when `a` is finished.
+  bool accept_token(Active& a, Pick pick);
+  bool take_token(Active& a, std::span<float> logits) { return accept_token(a, pick_token(a, logits)); }
   void release(Active& a, FinishReason r, std::string error = {});
   Tensor features_for(const GenerationRequest& r);
 
@@ -147,6 +158,7 @@ class Scheduler {
   std::list<std::pair<uint64_t, Tensor>> image_lru_;
   std::unordered_map<uint64_t, std::list<std::pair<uint64_t, Tensor>>::iterator> image_index_;
   std::atomic<int64_t> image_hits_{0}, image_misses_{0}, prefix_reused_{0}, active_count_{0};
+  ThreadPool sample_pool_;  // a decode batch's draws (at most 8 threads)
   std::thread thread_;
 };
 

@@ -232,3 +232,32 @@ TEST(Sampler, ArgmaxTakesTheFirstLargest) {
 
 }  // namespace
 }  // namespace unicorn
+
+namespace unicorn {
+namespace {
+
+// top_indices and log_sum_exp (the server's top_logprobs) against a sort and a plain f64 sum.
+TEST(Sampler, TopIndicesAndLogSumExp) {
+  std::mt19937 gen(5);
+  std::normal_distribution<float> spread(0.0f, 3.0f);
+  std::vector<float> v(100000);
+  for (float& x : v) x = spread(gen);
+  v[123] = v[77];  // a tie
+  v[5] = -HUGE_VALF;
+  std::vector<int32_t> order(v.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int32_t(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return v[size_t(a)] > v[size_t(b)]; });
+  for (size_t k : {size_t(1), size_t(5), size_t(20), size_t(300)}) {
+    const std::vector<int32_t> top = top_indices(v, k);
+    ASSERT_EQ(top, std::vector<int32_t>(order.begin(), order.begin() + std::ptrdiff_t(k))) << k;
+  }
+  EXPECT_EQ(top_indices(std::vector<float>{1.0f, -HUGE_VALF, 3.0f}, 5), (std::vector<int32_t>{2, 0}));
+  double m = -HUGE_VAL, s = 0;
+  for (float x : v) m = std::max(m, double(x));
+  for (float x : v) s += std::exp(double(x) - m);
+  EXPECT_NEAR(log_sum_exp(v), m + std::log(s), 1e-5);
+  EXPECT_EQ(log_sum_exp(std::vector<float>(3, -HUGE_VALF)), -HUGE_VAL);
+}
+
+}  // namespace
+}  // namespace unicorn
