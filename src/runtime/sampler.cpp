@@ -185,7 +185,9 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> contex
   };
   if (params_.top_k > 0 || params_.top_p >= 1.0f) {
     const size_t k = params_.top_k > 0 ? size_t(params_.top_k) : n;
-    gather(params_.top_k > 0 ? std::max(top_k_floor(logits, inv_t, k, weights_), min_p_floor) : min_p_floor);
+    // (min-p's floor only where top-p, whose denominator is the mass of all k, is off)
+    const float floor = params_.top_p < 1.0f ? -HUGE_VALF : min_p_floor;
+    gather(params_.top_k > 0 ? std::max(top_k_floor(logits, inv_t, k, weights_), floor) : floor);
     if (candidates_.size() > k) {
       std::nth_element(candidates_.begin(), candidates_.begin() + std::ptrdiff_t(k), candidates_.end(), better);
       candidates_.resize(k);

@@ -200,6 +200,8 @@ TEST(Sampler, FiltersAgreeWithAFullSort) {
       {.temperature = 1.0f, .min_p = 0.05f},
       {.temperature = 1.0f, .top_p = 0.8f, .min_p = 0.1f},
       {.temperature = 1.0f, .top_k = 40, .min_p = 0.02f},
+      {.temperature = 1.0f, .top_k = 200, .top_p = 0.9f, .min_p = 0.05f},
+      {.temperature = 2.0f, .top_k = 100, .top_p = 0.5f, .min_p = 0.3f},
       {.temperature = 1.0f, .top_k = 1},
       {.temperature = 3.0f, .top_k = 10000},
   };
