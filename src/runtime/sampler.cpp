@@ -104,19 +104,36 @@ float top_k_floor(std::span<const float> logits, float inv_t, size_t k, std::vec
   return scratch[k - 1];
 }
 
+// The finite values with value * scale >= floor, as candidates (value * scale, index) in index
+// order (collect_at_least; index is its scratch).
+void gather_at_least(std::span<const float> values, float scale, float floor, std::vector<int32_t>& index,
+                     std::vector<Candidate>& out) {
+  index.resize(values.size());
+  index.resize(cpu::collect_at_least(values.data(), values.size(), scale, floor, index.data()));
+  out.clear();
+  for (int32_t i : index) out.emplace_back(values[size_t(i)] * scale, i);
+}
+
+// The k best (better) of the finite scaled values at or above `floor`, ordered: those at or
+// above top_k_floor gathered, then cut to k.
+void top_k_candidates(std::span<const float> values, float scale, size_t k, float floor, std::vector<float>& scratch,
+                      std::vector<int32_t>& index, std::vector<Candidate>& out) {
+  gather_at_least(values, scale, std::max(top_k_floor(values, scale, k, scratch), floor), index, out);
+  if (out.size() > k) {
+    std::nth_element(out.begin(), out.begin() + std::ptrdiff_t(k), out.end(), better);
+    out.resize(k);
+  }
+  std::sort(out.begin(), out.end(), better);
+}
+
 }  // namespace
 
 std::vector<int32_t> top_indices(std::span<const float> values, size_t k) {
   std::vector<float> scratch;
-  const float floor = top_k_floor(values, 1.0f, std::max<size_t>(k, 1), scratch);
-  std::vector<int32_t> index(values.size());
-  index.resize(cpu::collect_at_least(values.data(), values.size(), 1.0f, floor, index.data()));
+  std::vector<int32_t> index, out;
   std::vector<Candidate> c;
-  for (int32_t i : index) c.emplace_back(values[size_t(i)], i);
-  k = std::min(k, c.size());
-  std::partial_sort(c.begin(), c.begin() + std::ptrdiff_t(k), c.end(), better);
-  std::vector<int32_t> out;
-  for (size_t i = 0; i < k; ++i) out.push_back(c[i].second);
+  if (k > 0) top_k_candidates(values, 1.0f, k, -HUGE_VALF, scratch, index, c);
+  for (const Candidate& x : c) out.push_back(x.second);
   return out;
 }
 
@@ -177,22 +194,15 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> contex
   candidates_.clear();
   double total = 0;  // the candidates' mass: top-p's denominator
   const float min_p_floor = params_.min_p > 0.0f ? m + std::log(params_.min_p) - 0.01f : -HUGE_VALF;
-  auto gather = [&](float floor) {
-    index_.resize(n);
-    const size_t count = cpu::collect_at_least(logits.data(), n, inv_t, floor, index_.data());
-    candidates_.clear();
-    for (size_t j = 0; j < count; ++j) candidates_.emplace_back(logits[size_t(index_[j])] * inv_t, index_[j]);
-  };
   if (params_.top_k > 0 || params_.top_p >= 1.0f) {
-    const size_t k = params_.top_k > 0 ? size_t(params_.top_k) : n;
-    // (min-p's floor only where top-p, whose denominator is the mass of all k, is off)
-    const float floor = params_.top_p < 1.0f ? -HUGE_VALF : min_p_floor;
-    gather(params_.top_k > 0 ? std::max(top_k_floor(logits, inv_t, k, weights_), floor) : floor);
-    if (candidates_.size() > k) {
-      std::nth_element(candidates_.begin(), candidates_.begin() + std::ptrdiff_t(k), candidates_.end(), better);
-      candidates_.resize(k);
+    if (params_.top_k > 0) {
+      // (min-p's floor only where top-p, whose denominator is the mass of all k, is off)
+      top_k_candidates(logits, inv_t, size_t(params_.top_k), params_.top_p < 1.0f ? -HUGE_VALF : min_p_floor,
+                       weights_, index_, candidates_);
+    } else {
+      gather_at_least(logits, inv_t, min_p_floor, index_, candidates_);
+      std::sort(candidates_.begin(), candidates_.end(), better);
     }
-    std::sort(candidates_.begin(), candidates_.end(), better);
     for (auto& c : candidates_) {
       c.first = std::exp(c.first - m);
       total += c.first;
@@ -202,7 +212,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> contex
     total = cpu::exp_scaled_f32(logits.data(), inv_t, m, weights_.data(), n);
     for (const float drop : {8.0f, 16.0f, 32.0f, 64.0f, HUGE_VALF}) {
       const float floor = std::max(m - drop, min_p_floor);
-      gather(floor);
+      gather_at_least(logits, inv_t, floor, index_, candidates_);
       double mass = 0;
       for (const auto& c : candidates_) mass += double(weights_[size_t(c.second)]);
       if (mass >= double(params_.top_p) * total || floor == min_p_floor) break;

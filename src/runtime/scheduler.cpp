@@ -409,8 +409,11 @@ void Scheduler::decode_step(std::vector<Active*>& gen) {
   });
   for (size_t i = 0; i < gen.size(); ++i) {
     gen[i]->slot->keys.push_back(uint64_t(uint32_t(toks[i])));
+    if (!errors[i].empty()) {
+      release(*gen[i], FinishReason::Stop, errors[i]);
+      continue;
+    }
     try {
-      if (!errors[i].empty()) fail("{}", errors[i]);
       accept_token(*gen[i], std::move(picks[i]));
     } catch (const std::exception& e) {
       if (gen[i]->slot) release(*gen[i], FinishReason::Stop, e.what());

@@ -634,19 +634,18 @@ class CudaBackend final : public Backend {
 
   bool can_keep_graphs() const override { return on_.graphs && on_.graphs_ahead; }
 
+  // A kept recording's copies read the upload ring where the recording left its arrays: it
+  // runs only if the ring has not wrapped since, and nothing may reuse those arrays before.
   int64_t keep_graph() override {
     DeviceGuard g(ctx_->device);
-    const int64_t ticket = graphs_.keep();
-    ring_.forget_recent();  // its copies happen only when it runs: nothing may reuse them before
-    kept_ = {ticket, ring_.wraps()};
+    const int64_t ticket = graphs_.keep(ring_.wraps());
+    ring_.forget_recent();
     return ticket;
   }
 
   bool launch_graph(int64_t key, int64_t ticket) override {
     DeviceGuard g(ctx_->device);
-    // Its copies read the upload ring where the recording left its arrays: not if it wrapped.
-    if (ticket != kept_.first || ring_.wraps() != kept_.second) return false;
-    return graphs_.launch(key, ticket, ctx_->stream);
+    return graphs_.launch(key, ticket, ring_.wraps(), ctx_->stream);
   }
 
   int64_t graph_launches() const override { return graphs_.launches(); }
@@ -790,7 +789,6 @@ class CudaBackend final : public Backend {
   std::string blas_missing_;
   UploadRing ring_;  // after ctx_: destroyed first, while the stream still exists
   cuda::StepGraphs graphs_;  // likewise
-  std::pair<int64_t, int64_t> kept_{0, 0};  // the last kept recording's ticket, the ring's wraps then
   cuda::PinnedPool pinned_;
   std::map<std::tuple<int64_t, double, double>, Tensor> inv_freq_;
 };

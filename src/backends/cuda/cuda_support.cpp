@@ -320,7 +320,7 @@ void StepGraphs::grow() {
   a.bytes = bytes;
 }
 
-int64_t StepGraphs::finish(Finish how) {
+int64_t StepGraphs::finish(Finish how, int64_t inputs) {
   if (!recording_) fail("cuda: internal: a graph recording ended that never started");
   recording_ = false;
   const auto t0 = std::chrono::steady_clock::now();
@@ -368,16 +368,19 @@ int64_t StepGraphs::finish(Finish how) {
   }
   cudaGraphDestroy(graph);
   UNICORN_CUDA_CHECK(ok);
-  if (how == Finish::keep) return it->kept = ++tickets_;
+  if (how == Finish::keep) {
+    it->kept_inputs = inputs;
+    return it->kept = ++tickets_;
+  }
   UNICORN_CUDA_CHECK(cudaGraphLaunch(it->exec, stream_));
   ++launches_;
   return ++tickets_;
 }
 
-bool StepGraphs::launch(int64_t key, int64_t ticket, cudaStream_t stream) {
+bool StepGraphs::launch(int64_t key, int64_t ticket, int64_t inputs, cudaStream_t stream) {
   if (recording_) fail("cuda: internal: a kept graph launched inside a recording");
   auto it = std::find_if(execs_.begin(), execs_.end(), [&](const Exec& x) { return x.key == key; });
-  if (ticket <= 0 || it == execs_.end() || !it->exec || it->kept != ticket) return false;
+  if (ticket <= 0 || it == execs_.end() || !it->exec || it->kept != ticket || it->kept_inputs != inputs) return false;
   it->kept = 0;
   UNICORN_CUDA_CHECK(cudaGraphLaunch(it->exec, stream));
   ++launches_;

@@ -249,10 +249,12 @@ class StepGraphs {
   // Ends the recording; launches it when `run` and nothing spoiled it (returns whether it ran).
   bool end(bool run) { return finish(run ? Finish::launch : Finish::drop) != 0; }
   // Ends the recording and makes it the key's executable graph without launching it: a ticket
-  // for launch (> 0), or 0 when it cannot run (spoiled).
-  int64_t keep() { return finish(Finish::keep); }
-  // Launches the recording kept under `ticket` if it is still the key's latest (once).
-  bool launch(int64_t key, int64_t ticket, cudaStream_t stream);
+  // for launch (> 0), or 0 when it cannot run (spoiled). `inputs`: a count that changes whenever
+  // what the recording's copies read changes (the upload ring's wraps).
+  int64_t keep(int64_t inputs) { return finish(Finish::keep, inputs); }
+  // Launches the recording kept under `ticket` if it is still the key's latest and `inputs` is
+  // as it was at keep (once).
+  bool launch(int64_t key, int64_t ticket, int64_t inputs, cudaStream_t stream);
   int64_t launches() const { return launches_; }
   int64_t kept_launches() const { return kept_launches_; }
   // Counts and host time of recordings, updates and instantiations (UNICORN_CUDA_GRAPH_STATS).
@@ -260,7 +262,8 @@ class StepGraphs {
 
  private:
   enum class Finish { drop, launch, keep };
-  int64_t finish(Finish how);  // a ticket (> 0) when it launched or kept the recording, else 0
+  // A ticket (> 0) when it launched or kept the recording (with `inputs`, for launch), else 0.
+  int64_t finish(Finish how, int64_t inputs = 0);
   void grow();
   cudaStream_t stream_ = nullptr;
   int64_t key_ = 0;
@@ -269,6 +272,7 @@ class StepGraphs {
     int64_t key = 0;
     cudaGraphExec_t exec = nullptr;
     int64_t kept = 0;  // the ticket of a kept recording not launched yet, else 0
+    int64_t kept_inputs = 0;
   };
   std::vector<Exec> execs_;
   int64_t tickets_ = 0, kept_launches_ = 0;

@@ -27,6 +27,7 @@ class KvCache {
     std::vector<int32_t> positions;  // [n]
     std::vector<int32_t> groups;     // [n]
     std::vector<int32_t> full_slots, sliding_slots;
+    bool operator==(const Step&) const = default;
   };
   Step plan(std::span<const int32_t> groups) const;
   void commit(const Step& step);

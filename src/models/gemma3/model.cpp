@@ -167,15 +167,13 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   // device memory, so a group whose recording could not run simply runs again.
   bool plain = placement_.ffn == placement_.attention;
   for (const DecodeItem& it : items) plain = plain && it.tokens.size() == 1 && it.groups[0] < 0;
-  // The step the last one recorded ahead (record_ahead), if this is it: its input and first group.
+  // Such a step may record the next one's first group ahead (record_ahead), its input embedded
+  // into the tensor kept with it: the step the last one recorded, if this is it.
+  const bool ahead_possible = plain && &eb == &ab;
   Ahead ahead = std::move(ahead_);
   ahead_ = Ahead{};
-  bool use_ahead = ahead.ticket != 0 && plain && &eb == &ab && ahead.caches.size() == items.size();
-  for (size_t i = 0; use_ahead && i < items.size(); ++i) {
-    const KvCache::Step &a = ahead.steps[i], &b = steps[i];
-    use_ahead = ahead.caches[i] == items[i].cache && a.positions == b.positions && a.groups == b.groups &&
-                a.full_slots == b.full_slots && a.sliding_slots == b.sliding_slots;
-  }
+  bool use_ahead = ahead.ticket != 0 && ahead_possible && ahead.steps == steps;
+  for (size_t i = 0; use_ahead && i < items.size(); ++i) use_ahead = ahead.caches[i] == items[i].cache;
 
   // ref: Gemma3TextScaledWordEmbedding: embedding * sqrt(hidden); image features unscaled.
   Tensor x = use_ahead ? ahead.x : eb.empty(DType::F32, {n, hidden});
@@ -234,7 +232,7 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   lb.rms_norm(sel, output_norm_, float(tc.rms_norm_eps), sel);
   Tensor logits = lb.empty(DType::F32, {int64_t(rows.size()), tc.vocab_size});
   lb.linear(sel, lm_head_, nullptr, logits);
-  if (!(plain && &eb == &ab && ab.can_keep_graphs())) {
+  if (!(ahead_possible && ab.can_keep_graphs())) {
     Tensor out = lb.to_host(logits);
     for (size_t i = 0; i < items.size(); ++i) items[i].cache->commit(steps[i]);
     return out;
