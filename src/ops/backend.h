@@ -32,6 +32,10 @@ struct AttentionMask {
   std::span<const int32_t> k_group;  // [n_k]
   int64_t window = 0;                // sliding window, 0 for none
   bool causal = true;
+  // Optional: the slots key_first, key_first + 1, ... (key_count of them, counted on from the
+  // last slot to slot 0) hold every key any query may see: a sliding window's span of a ring
+  // buffer, which a backend may walk instead of every slot. key_count < 0: no such span.
+  int64_t key_first = 0, key_count = -1;
 };
 
 struct AttentionShape {

@@ -102,6 +102,10 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const At
     fail("attention: mask has {} query positions for {} queries", mask.q_pos.size(), q.dim(0));
   if (int64_t(mask.k_pos.size()) != k.dim(0) || int64_t(mask.k_group.size()) != k.dim(0))
     fail("attention: mask has {} key positions for {} keys", mask.k_pos.size(), k.dim(0));
+  if (mask.key_count >= 0 && (mask.key_count > k.dim(0) || mask.key_first < 0 ||
+                              (mask.key_first >= k.dim(0) && mask.key_count > 0)))
+    fail("attention: the mask's span of {} keys from slot {} does not fit {} keys", mask.key_count, mask.key_first,
+         k.dim(0));
 }
 
 void check_rows(const char* op, const Tensor& small, std::span<const int32_t> rows, const Tensor& big,

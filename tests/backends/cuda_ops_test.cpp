@@ -517,49 +517,51 @@ TEST_F(CudaOps, FlashAttentionOnRoundedInputs) {
 // A decode batch: every sequence's KV writes and attention in one launch each, against the
 // same jobs one by one (Backend::attention_jobs: scatter_rows and attention per sequence), and
 // each job alone through attention_jobs (K and V written in one launch).
-// Sequences of different lengths, one with two queries, sliding window on two; caches that one
-// sequence's kernel splits over many blocks (whole splits outside the window, their partial
-// sums empty), and empty slots among the used rows holding NaN (never read into a sum).
-TEST_F(CudaOps, AttentionJobsBatched) {
-  const AttentionShape shape{8, 2, 64, 0.125f};
-  const int64_t kw = shape.n_kv_heads * shape.head_dim, qw = shape.n_heads * shape.head_dim, cap = 1400;
-  struct Seq {
-    int64_t len, n_new, window;
-  };
-  const Seq seqs[] = {{5, 1, 0}, {33, 2, 0}, {17, 1, 4}, {1300, 1, 300}, {700, 1, 0}};
-  constexpr size_t kSeqs = std::size(seqs);
+// ring > 0: the keys in a ring buffer of that many slots (position p at slot p % ring, as a
+// sliding window's cache), and the mask's key span (key_first / key_count) on the jobs the GPU
+// runs: the window's slots only, wrapping past the ring's end (the reference walks every slot).
+struct BatchSeq {
+  int64_t len, n_new, window, ring = 0;
+};
+void check_attention_batch(Backend& gpu, Backend& ref, const AttentionShape& shape, std::span<const BatchSeq> seqs,
+                           int64_t cap, bool holes_in_last) {
+  const int64_t kw = shape.n_kv_heads * shape.head_dim, qw = shape.n_heads * shape.head_dim;
+  const size_t n_seqs = seqs.size();
   const int64_t empty_from = 200, empty_to = 210;  // of the last sequence
-  const DType kv = gpu->kv_dtype();
+  const DType kv = gpu.kv_dtype();
+  auto up = [&](const Tensor& t) { return gpu.from_host(t); };
+  auto down = [&](const Tensor& t) { return gpu.to_host(t); };
   std::vector<Tensor> caches[3];  // [0]: batched, [1]: one by one, [2]: alone; k and v per sequence
   std::vector<std::vector<int32_t>> slots, q_pos, q_group, k_pos, k_group;
-  for (const Seq& sq : seqs) {
-    const bool holes = &sq == &seqs[kSeqs - 1];
-    for (auto& c : caches) {
-      for (int kv_i = 0; kv_i < 2; ++kv_i) {
-        std::vector<float> init = random_tensor(DType::F32, {cap, kw}, uint32_t(50 + sq.len + kv_i)).to_f32();
-        if (holes) std::fill(init.begin() + empty_from * kw, init.begin() + empty_to * kw, std::nanf(""));
-        c.push_back(up(Tensor::from_f32(init, {cap, kw}).converted(kv)));
-      }
+  for (const BatchSeq& sq : seqs) {
+    const bool holes = holes_in_last && &sq == &seqs.back();
+    for (int kv_i = 0; kv_i < 2; ++kv_i) {
+      std::vector<float> init = random_tensor(DType::F32, {cap, kw}, uint32_t(50 + sq.len + kv_i)).to_f32();
+      if (holes) std::fill(init.begin() + empty_from * kw, init.begin() + empty_to * kw, std::nanf(""));
+      const Tensor host = Tensor::from_f32(init, {cap, kw}).converted(kv);
+      for (auto& c : caches) c.push_back(up(host));
     }
     std::vector<int32_t> sl, qp, qg, kp(size_t(cap), -1), kg(size_t(cap), -1);
-    for (int64_t p = 0; p < sq.len + sq.n_new; ++p) kp[size_t(p)] = holes && p >= empty_from && p < empty_to ? -1 : int32_t(p);
+    const int64_t slots_of = sq.ring > 0 ? sq.ring : cap;
+    for (int64_t p = 0; p < sq.len + sq.n_new; ++p)
+      kp[size_t(p % slots_of)] = holes && p >= empty_from && p < empty_to ? -1 : int32_t(p);
     for (int64_t t = 0; t < sq.n_new; ++t) {
-      sl.push_back(int32_t(sq.len + t));
+      sl.push_back(int32_t((sq.len + t) % slots_of));
       qp.push_back(int32_t(sq.len + t));
       qg.push_back(-1);
     }
     slots.push_back(sl), q_pos.push_back(qp), q_group.push_back(qg), k_pos.push_back(kp), k_group.push_back(kg);
   }
   int64_t n = 0;
-  for (const Seq& sq : seqs) n += sq.n_new;
+  for (const BatchSeq& sq : seqs) n += sq.n_new;
   const Tensor q = up(random_tensor(DType::F32, {n, qw}, 60)), k = up(random_tensor(DType::F32, {n, kw}, 61)),
                v = up(random_tensor(DType::F32, {n, kw}, 62));
-  Tensor outs[3] = {gpu->alloc(DType::F32, {n, qw}), gpu->alloc(DType::F32, {n, qw}), gpu->alloc(DType::F32, {n, qw})};
+  Tensor outs[3] = {gpu.alloc(DType::F32, {n, qw}), gpu.alloc(DType::F32, {n, qw}), gpu.alloc(DType::F32, {n, qw})};
   for (int way = 0; way < 3; ++way) {
-    std::vector<AttentionJob> jobs(kSeqs);
+    std::vector<AttentionJob> jobs(n_seqs);
     int64_t off = 0;
-    for (size_t i = 0; i < kSeqs; ++i) {
-      const Seq& sq = seqs[i];
+    for (size_t i = 0; i < n_seqs; ++i) {
+      const BatchSeq& sq = seqs[i];
       AttentionJob& j = jobs[i];
       j.q = q.rows(off, sq.n_new);
       j.k_new = k.rows(off, sq.n_new);
@@ -567,32 +569,37 @@ TEST_F(CudaOps, AttentionJobsBatched) {
       j.slots = slots[i];
       j.k_cache = &caches[way][2 * i];
       j.v_cache = &caches[way][2 * i + 1];
-      j.used = sq.len + sq.n_new;
+      j.used = sq.ring > 0 ? std::min(sq.ring, sq.len + sq.n_new) : sq.len + sq.n_new;
       j.mask = AttentionMask{q_pos[i], q_group[i], std::span(k_pos[i]).first(size_t(j.used)),
                              std::span(k_group[i]).first(size_t(j.used)), sq.window, true};
+      if (sq.ring > 0) {
+        const int64_t from = std::max<int64_t>(0, sq.len - sq.window + 1);
+        j.mask.key_first = from % sq.ring;
+        j.mask.key_count = sq.len + sq.n_new - from;
+      }
       j.out = outs[way].rows(off, sq.n_new);
       off += sq.n_new;
     }
     if (way == 0)
-      gpu->attention_jobs(jobs, shape);
+      gpu.attention_jobs(jobs, shape);
     else if (way == 1)
-      gpu->Backend::attention_jobs(jobs, shape);
+      gpu.Backend::attention_jobs(jobs, shape);
     else
-      for (AttentionJob& j : jobs) gpu->attention_jobs(std::span(&j, 1), shape);
+      for (AttentionJob& j : jobs) gpu.attention_jobs(std::span(&j, 1), shape);
   }
   // Alone, a job runs the same attention kernel as one by one: the same bits.
   expect_close(down(outs[2]), down(outs[1]), 0);
   for (size_t c = 0; c < caches[1].size(); ++c) expect_close(down(caches[2][c]), down(caches[1][c]), 0);
-  // One sequence's kernel splits the keys over blocks, a batch's walks them in 4 warps: the same
-  // sums in another order (f32 rounding); the caches' rows are the same bits.
+  // The batch splits each sequence's keys otherwise than one sequence alone (or walks them in
+  // one block): the same sums in another order (f32 rounding); the caches' rows are the same bits.
   expect_close(down(outs[0]), down(outs[1]), 1e-6);
   for (size_t c = 0; c < caches[0].size(); ++c) expect_close(down(caches[0][c]), down(caches[1][c]), 0);
   // And against the reference on the cache contents (f16 on the GPU: the reference reads the
   // same rounded values back from the batched caches).
   int64_t off = 0;
-  for (size_t i = 0; i < kSeqs; ++i) {
-    const Seq& sq = seqs[i];
-    const int64_t used = sq.len + sq.n_new;
+  for (size_t i = 0; i < n_seqs; ++i) {
+    const BatchSeq& sq = seqs[i];
+    const int64_t used = sq.ring > 0 ? std::min(sq.ring, sq.len + sq.n_new) : sq.len + sq.n_new;
     const Tensor kc = down(caches[0][2 * i]).converted(DType::F32).rows(0, used);
     const Tensor vc = down(caches[0][2 * i + 1]).converted(DType::F32).rows(0, used);
     Tensor want = ref.alloc(DType::F32, {sq.n_new, qw});
@@ -603,6 +610,31 @@ TEST_F(CudaOps, AttentionJobsBatched) {
     expect_close(down(outs[0]).rows(off, sq.n_new), want, 1e-4);
     off += sq.n_new;
   }
+}
+
+// Sequences of different lengths, one with two queries, sliding window on two; caches whose
+// keys the batch splits over several blocks a sequence (whole splits outside the window, their
+// partial sums empty, then combined), and empty slots among the used rows holding NaN (never
+// read into a sum). Then a head dim of no whole lanes (96: one block per (query, head) walks
+// every key), and a batch of enough sequences to fill the GPU unsplit (each block writes its
+// output itself; 36 x 16 heads = 576 blocks, at least 4 a multiprocessor up to 144 of them).
+TEST_F(CudaOps, AttentionJobsBatched) {
+  // (ring sequences: a window of 300 in a ring of 340 at 1100 / 1101 positions, the span
+  // wrapping; of 50 in a ring of 80 not yet full; of 90 in 100 at 1 + 2 positions)
+  const BatchSeq seqs[] = {{5, 1, 0},         {33, 2, 0},       {17, 1, 4},  {1100, 1, 300, 340},
+                           {30, 1, 50, 80},   {1, 2, 90, 100},  {1300, 1, 300}, {700, 1, 0}};
+  {
+    SCOPED_TRACE("split keys");
+    check_attention_batch(*gpu, ref, {8, 2, 64, 0.125f}, seqs, 1400, true);
+  }
+  {
+    SCOPED_TRACE("head dim 96");
+    check_attention_batch(*gpu, ref, {8, 2, 96, 0.1f}, seqs, 1400, true);
+  }
+  std::vector<BatchSeq> many;
+  for (int i = 0; i < 36; ++i) many.push_back({1 + (i * 37) % 300, 1, i % 3 == 0 ? 64 : 0, i % 3 == 0 ? 80 : 0});
+  SCOPED_TRACE("36 sequences");
+  check_attention_batch(*gpu, ref, {16, 4, 128, 0.09f}, many, 320, false);
 }
 
 // One sequence's step through qk_norm_rope_attention (UNICORN_CUDA_FUSE_KV): on "cuda" one query's

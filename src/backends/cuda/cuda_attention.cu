@@ -3,16 +3,20 @@
 // A few queries (decode of one sequence, short prompt chunks), head dims of whole 32-value
 // lanes: the keys split over enough blocks to fill the GPU (flash-decoding), each block's 4
 // warps taking groups of 4 keys with the 4 keys' K and V rows in flight at once, a lane holding
-// hd / 32 consecutive dims; the splits' partial sums combined by a second kernel. One block per
-// (query, head) walking every key had used 32 of 132 multiprocessors at batch 1: 27B decoded at
-// 64 tokens/s after 4096 tokens against 153 from an empty context.
-// Otherwise one block per (query, head) of W warps: 16 for one sequence, 4 for a decode batch
-// (whose many blocks fill the GPU already). Each warp walks every W-th key with an online
-// softmax (running max and sum), and the partial results are merged at the end.
+// hd / 32 consecutive dims, the next group's rows loading while one is used; the splits' partial
+// sums combined by a second kernel. One block per (query, head) walking every key had used 32 of
+// 132 multiprocessors at batch 1: 27B decoded at 64 tokens/s after 4096 tokens against 153 from
+// an empty context. A decode batch's sequences the same way in one launch (blockIdx.z), each
+// split in as many parts. Where the mask gives the span of slots its keys lie in (a sliding
+// window's part of a ring buffer), only that span is walked.
+// Otherwise one block per (query, head) of W warps: 16 for one sequence, 4 for a decode batch.
+// Each warp walks every W-th key with an online softmax (running max and sum), and the partial
+// results are merged at the end.
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "backends/cuda/cuda_common.cuh"
 
@@ -155,28 +159,38 @@ constexpr int kSplitWarps = 4, kSplitGroup = 4;  // warps a block, keys a warp h
 // Query i, head h, keys [k0, k1) of split blockIdx.y: the unnormalized sums acc, their maximum
 // score m and sum of weights l into partial[(i * heads + h) * splits + split] (hd values, then m,
 // l), or, with one split, the output itself. P = head_dim / 32.
-template <class T, int P>
-__global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(AttentionArgs a, int64_t keys_per_split,
-                                                                           float* partial) {
-  let_next_start();
+// Partial sums at partial[((blockIdx.z * gridDim.x + blockIdx.x) * gridDim.y + split)]: blockIdx.z
+// is the sequence of a decode batch (attention_split_multi_kernel), 0 otherwise.
+// S: the keys are a span (AttentionArgs::k_first / k_count) that may wrap past the last slot;
+// without, keys t are slots t (what the mapping costs in the loop: tg128 -1%, measured).
+template <class T, int P, bool S>
+__device__ __forceinline__ void split_attend(const AttentionArgs& a, int64_t keys_per_split, float* partial) {
   constexpr int W = kSplitWarps, G = kSplitGroup, hd = 32 * P;
   const int64_t i = blockIdx.x / a.heads, h = blockIdx.x % a.heads, split = blockIdx.y;
-  const int64_t k0 = split * keys_per_split, k1 = min(a.n_k, k0 + keys_per_split);
+  // Keys t in [k0, k1) of the span: slot k_first + t, wrapped past the last slot.
+  const int64_t k0 = split * keys_per_split, k1 = min(a.k_count, k0 + keys_per_split);
+  auto slot = [&](int64_t t) {
+    if constexpr (!S) return t;
+    const int64_t j = a.k_first + t;
+    return j >= a.n_k ? j - a.n_k : j;
+  };
   const int64_t kvh = h / (a.heads / a.kv_heads), qw = a.heads * hd, kw = a.kv_heads * hd;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const AttentionArgs::NewKey& nk = a.new_key;
   const bool fused = nk.wq != nullptr;
-  const bool new_here = fused && nk.slot >= k0 && nk.slot < k1;
+  const int64_t t_new = !S ? nk.slot : nk.slot >= a.k_first ? nk.slot - a.k_first : nk.slot - a.k_first + a.n_k;
+  const bool new_here = fused && t_new >= k0 && t_new < k1;
   const T* kb = static_cast<const T*>(a.k) + kvh * hd + lane * P;
   const T* vb = static_cast<const T*>(a.v) + kvh * hd + lane * P;
-  T kr[G][P], vr[G][P];  // a round of rows as loaded
-  auto load_round = [&](int64_t j0) {
+  // A round of rows as loaded, and the next round's, in flight while one is used.
+  T kr[G][P], vr[G][P], kr2[G][P], vr2[G][P];
+  auto load_round = [&](int64_t t0, T (&kd)[G][P], T (&vd)[G][P]) {
 #pragma unroll
     for (int u = 0; u < G; ++u) {
-      const int64_t j = j0 + u;
-      if (j < k1 && !(new_here && j == nk.slot)) {  // (the new row: from registers, below)
-        load_raw<T, P>(kb + j * kw, kr[u]);
-        load_raw<T, P>(vb + j * kw, vr[u]);
+      const int64_t t = t0 + u;
+      if (t < k1 && !(new_here && t == t_new)) {  // (the new row: from registers, below)
+        load_raw<T, P>(kb + slot(t) * kw, kd[u]);
+        load_raw<T, P>(vb + slot(t) * kw, vd[u]);
       }
     }
   };
@@ -190,7 +204,7 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
 #pragma unroll
     for (int e = 0; e < P; ++e)
       wq[e] = nk.wq[lane * P + e], wk[e] = nk.wk[lane * P + e], freq[e] = nk.inv_freq[(lane & 15) * P + e];
-    if (j0 < k1) load_round(j0);
+    if (j0 < k1) load_round(j0, kr, vr);
   }
   wait_for_inputs();
   float qv[P], acc[P];
@@ -218,20 +232,19 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
   }
   const int32_t qp = a.q_pos[i], qg = a.q_group[i];
   float m = -FLT_MAX, l = 0.0f;
-  for (bool loaded = fused; j0 < k1; j0 += W * G, loaded = false) {
+  auto use_round = [&](int64_t t0, const T (&kr)[G][P], const T (&vr)[G][P]) {
     float s[G], kf[G][P], vf[G][P];
     bool vis[G];
-    if (!loaded) load_round(j0);
 #pragma unroll
     for (int u = 0; u < G; ++u) {
-      const int64_t j = j0 + u;
-      vis[u] = j < k1;
+      const int64_t t = t0 + u;
+      vis[u] = t < k1;
       if (vis[u]) {
-        const bool new_row = new_here && j == nk.slot;  // (its cache row is being written)
+        const bool new_row = new_here && t == t_new;  // (its cache row is being written)
 #pragma unroll
         for (int e = 0; e < P; ++e)
           kf[u][e] = new_row ? kn[e] : as_float(kr[u][e]), vf[u][e] = new_row ? vn[e] : as_float(vr[u][e]);
-        vis[u] = visible_to(a, qp, qg, j);  // the same in every lane
+        vis[u] = visible_to(a, qp, qg, slot(t));  // the same in every lane
       }
     }
 #pragma unroll
@@ -251,7 +264,7 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
 #pragma unroll
     for (int u = 0; u < G; ++u)
       if (vis[u]) mx = fmaxf(mx, s[u]);
-    if (mx == -FLT_MAX) continue;  // nothing visible yet
+    if (mx == -FLT_MAX) return;  // nothing visible yet
     const float correction = __expf(m - mx);
     m = mx;
     l *= correction;
@@ -265,6 +278,18 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
 #pragma unroll
       for (int e = 0; e < P; ++e) acc[e] += p * vf[u][e];
     }
+  };
+  // Rounds of W x G keys, the next one's loads in flight while one is used.
+  constexpr int64_t kRound = W * G;
+  if (!fused && j0 < k1) load_round(j0, kr, vr);
+  while (j0 < k1) {
+    if (j0 + kRound < k1) load_round(j0 + kRound, kr2, vr2);
+    use_round(j0, kr, vr);
+    j0 += kRound;
+    if (j0 >= k1) break;
+    if (j0 + kRound < k1) load_round(j0 + kRound, kr, vr);
+    use_round(j0, kr2, vr2);
+    j0 += kRound;
   }
   __shared__ float sm[W], sl[W], sacc[W][hd];
   if (lane == 0) sm[warp] = m, sl[warp] = l;
@@ -276,7 +301,8 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
 #pragma unroll
   for (int w = 0; w < W; ++w) scale[w] = merge_scale(sm[w], sl[w], mx), total += sl[w] * scale[w];
   const bool last = gridDim.y == 1;
-  float* out = last ? a.out + i * qw + h * hd : partial + (int64_t(blockIdx.x) * gridDim.y + split) * (hd + 2);
+  float* out = last ? a.out + i * qw + h * hd
+                    : partial + ((int64_t(blockIdx.z) * gridDim.x + blockIdx.x) * gridDim.y + split) * (hd + 2);
   for (int d = threadIdx.x; d < hd; d += 32 * W) {
     float sum = 0.0f;
 #pragma unroll
@@ -286,12 +312,30 @@ __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(Atten
   if (!last && threadIdx.x == 0) out[hd] = mx, out[hd + 1] = total;
 }
 
-// The splits of (query, head) blockIdx.x combined under their common maximum.
-__global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a, int splits, const float* partial) {
+template <class T, int P, bool S>
+__global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kernel(AttentionArgs a, int64_t keys_per_split,
+                                                                           float* partial) {
   let_next_start();
-  wait_for_inputs();
+  split_attend<T, P, S>(a, keys_per_split, partial);
+}
+
+// A decode batch: blockIdx.z picks the sequence's arguments; each sequence's keys in gridDim.y
+// splits (of its own length).
+template <class T, int P, bool S>
+__global__ void __launch_bounds__(32 * kSplitWarps) attention_split_multi_kernel(const AttentionArgs* __restrict__ all,
+                                                                                 float* partial) {
+  let_next_start();
+  wait_for_inputs();  // (the arguments were copied in before the kernel before)
+  const AttentionArgs a = all[blockIdx.z];
+  if (int64_t(blockIdx.x) / a.heads >= a.n_q) return;  // the whole block: blockIdx only
+  const int64_t per = (a.k_count + gridDim.y - 1) / gridDim.y;
+  split_attend<T, P, S>(a, per > 0 ? per : 1, partial);
+}
+
+// The splits of (query, head) blockIdx.x combined under their common maximum, from p (their
+// partial sums) into a's output.
+__device__ __forceinline__ void combine_splits(const AttentionArgs& a, int splits, const float* p) {
   const int64_t hd = a.head_dim;
-  const float* p = partial + int64_t(blockIdx.x) * splits * (hd + 2);
   float* out = a.out + int64_t(blockIdx.x / a.heads) * a.heads * hd + int64_t(blockIdx.x % a.heads) * hd;
   auto m = [&](int s) { return p[s * (hd + 2) + hd]; };
   auto l = [&](int s) { return p[s * (hd + 2) + hd + 1]; };
@@ -332,10 +376,63 @@ __global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a,
   }
 }
 
-// How the keys split: enough blocks for ~4 a multiprocessor, at least 16 keys a split (a block's
+__global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a, int splits, const float* partial) {
+  let_next_start();
+  wait_for_inputs();
+  combine_splits(a, splits, partial + int64_t(blockIdx.x) * splits * (a.head_dim + 2));
+}
+
+// A decode batch's splits: blockIdx.y picks the sequence.
+__global__ void __launch_bounds__(128) attention_combine_multi_kernel(const AttentionArgs* __restrict__ all, int splits,
+                                                                      const float* partial) {
+  let_next_start();
+  wait_for_inputs();
+  const AttentionArgs a = all[blockIdx.y];
+  if (int64_t(blockIdx.x) / a.heads >= a.n_q) return;
+  combine_splits(a, splits, partial + (int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * splits * (a.head_dim + 2));
+}
+
+// The split kernels of one KV type, head dim (P = head_dim / 32) and span choice, launched.
+template <class T, int P, bool S>
+struct SplitKernels {
+  static void one(dim3 grid, cudaStream_t stream, const AttentionArgs& a, int64_t per, float* partial) {
+    launch_dependent(attention_split_kernel<T, P, S>, grid, 32 * kSplitWarps, 0, stream, a, per, partial);
+  }
+  static void multi(dim3 grid, cudaStream_t stream, const AttentionArgs* args, float* partial) {
+    launch_dependent(attention_split_multi_kernel<T, P, S>, grid, 32 * kSplitWarps, 0, stream, args, partial);
+  }
+};
+// go(SplitKernels<...>{}) for a's KV type and head dim (whole lanes: split_plan), span or not.
+template <class Go>
+void with_split_kernels(const AttentionArgs& a, bool span, Go go) {
+  auto pick = [&](auto type, auto lanes) {
+    using T = typename decltype(type)::type;
+    constexpr int P = decltype(lanes)::value;
+    if (span)
+      go(SplitKernels<T, P, true>{});
+    else
+      go(SplitKernels<T, P, false>{});
+  };
+  using H = std::type_identity<__half>;
+  using F = std::type_identity<float>;
+  switch ((a.head_dim / 32) * (a.kv_f16 ? 1 : -1)) {
+    case 1: return pick(H{}, std::integral_constant<int, 1>{});
+    case 2: return pick(H{}, std::integral_constant<int, 2>{});
+    case 4: return pick(H{}, std::integral_constant<int, 4>{});
+    case 8: return pick(H{}, std::integral_constant<int, 8>{});
+    case -1: return pick(F{}, std::integral_constant<int, 1>{});
+    case -2: return pick(F{}, std::integral_constant<int, 2>{});
+    case -4: return pick(F{}, std::integral_constant<int, 4>{});
+    default: return pick(F{}, std::integral_constant<int, 8>{});
+  }
+}
+bool has_span(const AttentionArgs& a) { return a.k_first != 0 || a.k_count != a.n_k; }
+
+// How the keys split: enough blocks for ~8 a multiprocessor, at least 16 keys a split (a block's
 // 4 warps x 4 keys in flight: a short context's keys in one round of loads, not four; 27B tg128
-// on an H200 173-174 t/s against 164-167 at 64 keys, 172-173 at 8; long contexts split by the
-// block count, unchanged; 8 or 16 blocks a multiprocessor there: slower).
+// on an H200 173-174 t/s against 164-167 at 64 keys, 172-173 at 8). Long contexts split by the
+// block count: ~8 a multiprocessor since a warp keeps its next round's loads in flight (tg32 at
+// 4096 tokens of context 160.5 / 158.2 against 150.8 / 150.8 at ~4; before that, 4 had won).
 struct SplitPlan {
   int splits = 0;  // 0: not this kernel
   int64_t keys_per_split = 0;
@@ -345,12 +442,12 @@ SplitPlan split_plan(const AttentionArgs& a, int multiprocessors) {
   const int64_t hd = a.head_dim;
   const bool lanes = hd == 32 || hd == 64 || hd == 128 || hd == 256;
   const bool aligned = reinterpret_cast<uintptr_t>(a.k) % 16 == 0 && reinterpret_cast<uintptr_t>(a.v) % 16 == 0;
-  if (!lanes || !aligned || a.n_k == 0) return {};
+  if (!lanes || !aligned || a.k_count == 0) return {};
   const int64_t blocks = a.n_q * a.heads;
-  const int64_t want = std::clamp<int64_t>((4 * int64_t(multiprocessors) + blocks - 1) / blocks, 1, 256);
-  const int64_t splits = std::clamp<int64_t>((a.n_k + 15) / 16, 1, want);
-  const int64_t per = (a.n_k + splits - 1) / splits;
-  return {int((a.n_k + per - 1) / per), per};
+  const int64_t want = std::clamp<int64_t>((8 * int64_t(multiprocessors) + blocks - 1) / blocks, 1, 256);
+  const int64_t splits = std::clamp<int64_t>((a.k_count + 15) / 16, 1, want);
+  const int64_t per = (a.k_count + splits - 1) / splits;
+  return {int((a.k_count + per - 1) / per), per};
 }
 
 template <class T>
@@ -416,14 +513,47 @@ void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t r
   UNICORN_CUDA_LAUNCHED();
 }
 
-void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, int64_t heads, bool kv_f16,
-                     cudaStream_t stream) {
-  if (count == 0 || max_nq == 0) return;
-  const dim3 grid(unsigned(max_nq * heads), unsigned(count));
-  if (kv_f16)
-    launch_dependent(attention_multi_kernel<__half>, grid, 32 * kWarpsBatch, 0, stream, args);
-  else
-    launch_dependent(attention_multi_kernel<float>, grid, 32 * kWarpsBatch, 0, stream, args);
+int attention_multi_splits(std::span<const AttentionArgs> host, int64_t max_nq, int multiprocessors) {
+  int64_t most_keys = 0;
+  for (const AttentionArgs& a : host) {
+    if (split_plan(a, multiprocessors).splits == 0) return 0;
+    most_keys = std::max(most_keys, a.k_count);
+  }
+  if (host.empty() || max_nq == 0) return 0;
+  // As split_plan, over all the batch's (query, head) blocks, ~4 a multiprocessor: 32 sequences
+  // of 32 heads fill an H200's 132 without splitting (27B, 32 sequences at 2048 tokens of
+  // context: 812 / 820 t/s at ~4, 792 / 811 / 832 at ~8, 812 at ~2: no clear winner; 621-653
+  // with one block per (query, head) walking every key, the kernel before).
+  const int64_t blocks = int64_t(host.size()) * max_nq * host[0].heads;
+  const int64_t want = std::clamp<int64_t>((4 * int64_t(multiprocessors) + blocks - 1) / blocks, 1, 256);
+  return int(std::clamp<int64_t>((most_keys + 15) / 16, 1, want));
+}
+
+int64_t attention_multi_scratch_bytes(std::span<const AttentionArgs> host, int64_t max_nq, int splits) {
+  if (splits <= 1 || host.empty()) return 0;
+  return int64_t(host.size()) * max_nq * host[0].heads * splits * (host[0].head_dim + 2) * 4;
+}
+
+void attention_multi(const AttentionArgs* args, std::span<const AttentionArgs> host, int64_t max_nq, int splits,
+                     void* scratch, cudaStream_t stream) {
+  if (host.empty() || max_nq == 0) return;
+  const AttentionArgs& a = host[0];
+  const auto count = unsigned(host.size()), blocks = unsigned(max_nq * a.heads);
+  if (splits == 0) {
+    const dim3 grid(blocks, count);
+    if (a.kv_f16)
+      launch_dependent(attention_multi_kernel<__half>, grid, 32 * kWarpsBatch, 0, stream, args);
+    else
+      launch_dependent(attention_multi_kernel<float>, grid, 32 * kWarpsBatch, 0, stream, args);
+    return;
+  }
+  float* partial = static_cast<float*>(scratch);
+  const dim3 grid(blocks, unsigned(splits), count);
+  const bool span = std::ranges::any_of(host, has_span);
+  with_split_kernels(a, span, [&](auto k) { decltype(k)::multi(grid, stream, args, partial); });
+  if (splits > 1)
+    launch_dependent(attention_combine_multi_kernel, dim3(blocks, count), 128, 0, stream, args, splits,
+                     static_cast<const float*>(partial));
 }
 
 int64_t attention_scratch_bytes(const AttentionArgs& a, int multiprocessors) {
@@ -441,17 +571,7 @@ void attention(const AttentionArgs& a, int multiprocessors, void* scratch, cudaS
   if (plan.splits > 0) {
     float* partial = static_cast<float*>(scratch);
     const dim3 grid(unsigned(a.n_q * a.heads), unsigned(plan.splits));
-    auto go = [&](auto kernel) { launch_dependent(kernel, grid, 32 * kSplitWarps, 0, stream, a, plan.keys_per_split, partial); };
-    switch ((a.head_dim / 32) * (a.kv_f16 ? 1 : -1)) {
-      case 1: go(attention_split_kernel<__half, 1>); break;
-      case 2: go(attention_split_kernel<__half, 2>); break;
-      case 4: go(attention_split_kernel<__half, 4>); break;
-      case 8: go(attention_split_kernel<__half, 8>); break;
-      case -1: go(attention_split_kernel<float, 1>); break;
-      case -2: go(attention_split_kernel<float, 2>); break;
-      case -4: go(attention_split_kernel<float, 4>); break;
-      default: go(attention_split_kernel<float, 8>); break;
-    }
+    with_split_kernels(a, has_span(a), [&](auto k) { decltype(k)::one(grid, stream, a, plan.keys_per_split, partial); });
     if (plan.splits > 1)
       launch_dependent(attention_combine_kernel, unsigned(a.n_q * a.heads), 128, 0, stream, a, plan.splits,
                        static_cast<const float*>(partial));

@@ -64,6 +64,9 @@ bool CudaBackend::attend_new_key(AttentionJob& j, const AttentionShape& shape, c
   ops::check_norm_rope("qk_norm_rope", j.q, n.wq, n.positions, n.head_dim, 2048);
   ops::check_norm_rope("qk_norm_rope", j.k_new, n.wk, n.positions, n.head_dim, 2048);
   cuda::AttentionArgs a = attention_args(j.q, k, j.used, v, j.mask, shape, j.out);
+  // The split holding the new key's slot writes it into the caches: the span must hold it.
+  const int64_t slot = j.slots[0], t_new = (slot - a.k_first + a.n_k) % std::max<int64_t>(a.n_k, 1);
+  if (slot < 0 || slot >= a.n_k || t_new >= a.k_count) a.k_first = 0, a.k_count = a.n_k;
   if (!cuda::attention_takes_new_key(a, multiprocessors_)) return false;
   OpScope scope(*this, "qk_norm_rope + attention");
   const auto masks = upload_mask(a, j.mask);
@@ -99,8 +102,10 @@ void CudaBackend::attention_jobs(std::span<AttentionJob> jobs, const AttentionSh
   const auto d_args = upload(std::span<const cuda::AttentionArgs>(args));
   cuda::scatter_rows_multi(d_writes.get(), int64_t(writes.size()), batch.max_nq(), jobs[0].k_new.dim(1),
                            batch.kv_f16(), ctx_->stream);
-  cuda::attention_multi(d_args.get(), int64_t(args.size()), batch.max_nq(), shape.n_heads, batch.kv_f16(),
-                        ctx_->stream);
+  const int splits = cuda::attention_multi_splits(args, batch.max_nq(), multiprocessors_);
+  const int64_t bytes = cuda::attention_multi_scratch_bytes(args, batch.max_nq(), splits);
+  const auto partial = bytes > 0 ? scratch(bytes) : nullptr;
+  cuda::attention_multi(d_args.get(), args, batch.max_nq(), splits, partial.get(), ctx_->stream);
 }
 
 void CudaBackend::attention_job(AttentionJob& j, const AttentionShape& shape, const QkNorms* norms, Tensor* q) {

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backends/cuda/cuda_layout.h"
@@ -200,6 +201,9 @@ struct AttentionArgs {
   const int32_t* k_pos = nullptr;
   const int32_t* k_group = nullptr;
   int64_t n_q = 0, n_k = 0, heads = 0, kv_heads = 0, head_dim = 0, window = 0;
+  // The split kernels walk k_count keys from slot k_first on, past slot n_k - 1 to slot 0 (the
+  // mask's key span: every key a query sees; attention_args sets 0 and n_k without one).
+  int64_t k_first = 0, k_count = 0;
   bool causal = true;
   bool every_key = false;  // not causal and no empty key slot: every query sees every key
   float scale = 1.0f;
@@ -227,10 +231,15 @@ int64_t attention_scratch_bytes(const AttentionArgs& a, int multiprocessors);
 // Whether attention of `a` (one query) runs the split kernel, which can take a.new_key.
 bool attention_takes_new_key(const AttentionArgs& a, int multiprocessors);
 void attention(const AttentionArgs& a, int multiprocessors, void* scratch, cudaStream_t stream);
-// Several sequences' attention in one launch (a decode batch): `args` [count] in device
-// memory, all with `heads` heads and the same KV type; max_nq: the most queries any has.
-void attention_multi(const AttentionArgs* args, int64_t count, int64_t max_nq, int64_t heads, bool kv_f16,
-                     cudaStream_t stream);
+// Several sequences' attention at once (a decode batch): `args` in device memory, `host` the
+// same on the host, all with the same heads, head dim and KV type; max_nq: the most queries any
+// has. Where every sequence can take attention's split kernel, each one's keys split in
+// attention_multi_splits parts (enough blocks for the GPU), whose partial sums need `scratch`
+// of attention_multi_scratch_bytes; with 0 splits one block per (query, head) walks every key.
+int attention_multi_splits(std::span<const AttentionArgs> host, int64_t max_nq, int multiprocessors);
+int64_t attention_multi_scratch_bytes(std::span<const AttentionArgs> host, int64_t max_nq, int splits);
+void attention_multi(const AttentionArgs* args, std::span<const AttentionArgs> host, int64_t max_nq, int splits,
+                     void* scratch, cudaStream_t stream);
 // Attention of many queries on the f16 tensor cores, the scores in registers (flash attention,
 // cuda_flash.cu: q and the probabilities rounded to f16, f32 sums). K and V must be f16
 // (a.kv_f16) and the head dimension supported; false (nothing launched) otherwise.

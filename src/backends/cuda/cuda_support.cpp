@@ -509,6 +509,11 @@ AttentionArgs attention_args(const Tensor& q, const Tensor& k, int64_t n_k, cons
   a.head_dim = shape.head_dim;
   a.window = mask.window;
   a.causal = mask.causal;
+  // The mask's key span, where it has one: the split kernels walk only it (a sliding window's
+  // 1024 of a ring of 1536 slots: 27B tg32 at 4096 tokens +3%, 32 sequences at 2048 +15%).
+  const bool span = mask.key_count > 0 && mask.key_count <= n_k && mask.key_first >= 0 && mask.key_first < n_k;
+  a.k_first = span ? mask.key_first : 0;
+  a.k_count = span ? mask.key_count : n_k;
   // Not causal: every query sees every key unless a slot is empty (checked only then: decode
   // steps are causal and their masks long).
   a.every_key = !mask.causal && std::ranges::all_of(mask.k_pos, [](int32_t p) { return p >= 0; });

@@ -57,7 +57,12 @@ KvCache::SlotView KvCache::slots_after(bool sliding, const Step& step) {
     scratch_pos_[size_t(slots[i])] = step.positions[i];
     scratch_group_[size_t(slots[i])] = step.groups[i];
   }
-  return {scratch_pos_, scratch_group_, used};
+  // The keys a query at position p may see: positions above p - window (image groups reach
+  // forward only within the step), every one of them still in the ring (window + chunk slots).
+  const int64_t last = end - 1;
+  if (!sliding || step.positions.empty() || last < 0) return {scratch_pos_, scratch_group_, used, 0, used};
+  const int64_t from = std::max<int64_t>(0, int64_t(step.positions[0]) - config_.sliding_window + 1);
+  return {scratch_pos_, scratch_group_, used, from % ring_, std::min(used, last - from + 1)};
 }
 
 void KvCache::commit(const Step& step) {

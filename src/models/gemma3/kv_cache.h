@@ -36,10 +36,13 @@ class KvCache {
   // (after the step's positions are written).
   Tensor& keys(int64_t layer) { return k_[size_t(layer)]; }
   Tensor& values(int64_t layer) { return v_[size_t(layer)]; }
-  // Slot metadata for a layer type, as it will be once `step` is committed.
+  // Slot metadata for a layer type, as it will be once `step` is committed, and the slots that
+  // hold every key the step's queries may see: `count` of them from `first`, on past the last
+  // slot to slot 0 (AttentionMask::key_first / key_count; a sliding window's span of the ring).
   struct SlotView {
     std::span<const int32_t> pos, group;
     int64_t used;
+    int64_t first, count;
   };
   SlotView slots_after(bool sliding, const Step& step);
 

@@ -330,7 +330,8 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor
     j.k_cache = &cache.keys(layer);
     j.v_cache = &cache.values(layer);
     j.used = sv.used;
-    j.mask = AttentionMask{step.positions, step.groups, sv.pos, sv.group, sliding ? tc.sliding_window : 0, true};
+    j.mask = AttentionMask{step.positions, step.groups, sv.pos, sv.group,
+                           sliding ? tc.sliding_window : 0, true, sv.first, sv.count};
     j.out = attn.rows(offset, len);
     offset += len;
   }
