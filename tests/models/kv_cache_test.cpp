@@ -78,5 +78,34 @@ TEST(KvCacheSpan, HoldsEveryVisibleKey) {
   EXPECT_EQ(cache.slots_after(true, step).used, window + chunk);
 }
 
+// A step's view is made once per layer type (every layer of the type asks for it), and made
+// again once the cache changed, even for an equal step: a cut back empties a slot the view had
+// shown holding an older position.
+TEST(KvCacheSpan, ViewFollowsTheCache) {
+  const int64_t window = 8, chunk = 5;  // a ring of 13 slots
+  ReferenceBackend ref;
+  const TextConfig config = small_config(window);
+  KvCache cache(ref, config, 64, chunk);
+  const std::vector<int32_t> one{-1};
+  for (int i = 0; i < 20; ++i) cache.commit(cache.plan(one));
+  const KvCache::Step step = cache.plan(one);  // position 20
+  const KvCache::SlotView first = cache.slots_after(true, step);
+  const std::vector<int32_t> before(first.pos.begin(), first.pos.end());
+  const KvCache::SlotView full = cache.slots_after(false, step);
+  EXPECT_EQ(full.used, 21);
+  const KvCache::SlotView again = cache.slots_after(true, step);  // the same view, not a new copy
+  EXPECT_EQ(again.pos.data(), first.pos.data());
+  EXPECT_EQ(std::vector<int32_t>(again.pos.begin(), again.pos.end()), before);
+  EXPECT_EQ(before[21 % 13], 21 - 13);  // slot 8 holds position 8 until 21 is written
+  cache.commit(step);
+  cache.commit(cache.plan(one));  // position 21 into slot 8
+  ASSERT_TRUE(cache.truncate(20));
+  const KvCache::Step same = cache.plan(one);
+  ASSERT_EQ(same, step);
+  const KvCache::SlotView after = cache.slots_after(true, same);
+  EXPECT_EQ(after.pos[21 % 13], -1);  // cut: empty, no longer position 8
+  EXPECT_EQ(after.pos[20 % 13], 20);
+}
+
 }  // namespace
 }  // namespace unicorn::gemma3

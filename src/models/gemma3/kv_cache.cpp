@@ -23,6 +23,7 @@ KvCache::KvCache(Backend& backend, const TextConfig& config, int64_t context, in
 
 void KvCache::truncate_all() {
   length_ = 0;
+  ++version_;
   full_pos_.assign(size_t(context_), -1);
   full_group_.assign(size_t(context_), -1);
   ring_pos_.assign(size_t(ring_), -1);
@@ -46,23 +47,31 @@ KvCache::Step KvCache::plan(std::span<const int32_t> groups) const {
 }
 
 KvCache::SlotView KvCache::slots_after(bool sliding, const Step& step) {
+  After& a = after_[sliding ? 1 : 0];
+  if (a.version == version_ && a.step == step) return a.view;
   const auto& pos = sliding ? ring_pos_ : full_pos_;
   const auto& grp = sliding ? ring_group_ : full_group_;
   const auto& slots = sliding ? step.sliding_slots : step.full_slots;
   const int64_t end = length_ + int64_t(step.positions.size());
   const int64_t used = sliding ? std::min(end, ring_) : end;
-  scratch_pos_.assign(pos.begin(), pos.begin() + used);
-  scratch_group_.assign(grp.begin(), grp.begin() + used);
+  a.pos.assign(pos.begin(), pos.begin() + used);
+  a.group.assign(grp.begin(), grp.begin() + used);
   for (size_t i = 0; i < slots.size(); ++i) {
-    scratch_pos_[size_t(slots[i])] = step.positions[i];
-    scratch_group_[size_t(slots[i])] = step.groups[i];
+    a.pos[size_t(slots[i])] = step.positions[i];
+    a.group[size_t(slots[i])] = step.groups[i];
   }
+  a.version = version_;
+  a.step = step;
+  a.view = {a.pos, a.group, used, 0, used};
   // The keys a query at position p may see: positions above p - window (image groups reach
   // forward only within the step), every one of them still in the ring (window + chunk slots).
   const int64_t last = end - 1;
-  if (!sliding || step.positions.empty() || last < 0) return {scratch_pos_, scratch_group_, used, 0, used};
-  const int64_t from = std::max<int64_t>(0, int64_t(step.positions[0]) - config_.sliding_window + 1);
-  return {scratch_pos_, scratch_group_, used, from % ring_, std::min(used, last - from + 1)};
+  if (sliding && !step.positions.empty() && last >= 0) {
+    const int64_t from = std::max<int64_t>(0, int64_t(step.positions[0]) - config_.sliding_window + 1);
+    a.view.first = from % ring_;
+    a.view.count = std::min(used, last - from + 1);
+  }
+  return a.view;
 }
 
 void KvCache::commit(const Step& step) {
@@ -73,6 +82,7 @@ void KvCache::commit(const Step& step) {
     ring_group_[size_t(step.sliding_slots[i])] = step.groups[i];
   }
   length_ += int64_t(step.positions.size());
+  ++version_;
 }
 
 bool KvCache::truncate(int64_t n) {
@@ -97,6 +107,7 @@ bool KvCache::truncate(int64_t n) {
     }
   }
   length_ = n;
+  ++version_;
   return true;
 }
 

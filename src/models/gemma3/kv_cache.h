@@ -39,6 +39,8 @@ class KvCache {
   // Slot metadata for a layer type, as it will be once `step` is committed, and the slots that
   // hold every key the step's queries may see: `count` of them from `first`, on past the last
   // slot to slot 0 (AttentionMask::key_first / key_count; a sliding window's span of the ring).
+  // Made once per layer type and step (every layer of a type asks for the same): the view stays
+  // valid until the cache changes or the same type is asked about another step.
   struct SlotView {
     std::span<const int32_t> pos, group;
     int64_t used;
@@ -58,9 +60,17 @@ class KvCache {
   int64_t context_, max_chunk_, ring_;
   int64_t length_ = 0;
   std::vector<Tensor> k_, v_;
-  // Slot metadata: committed, and a scratch copy with the planned step applied.
+  // Slot metadata: committed, and for each layer type (full, sliding) a copy with a planned step
+  // applied, kept for that step while the committed metadata stays as it was (version_).
   std::vector<int32_t> full_pos_, full_group_, ring_pos_, ring_group_;
-  std::vector<int32_t> scratch_pos_, scratch_group_;
+  uint64_t version_ = 0;  // counts changes to the committed metadata
+  struct After {
+    uint64_t version = ~uint64_t(0);
+    Step step;
+    std::vector<int32_t> pos, group;
+    SlotView view{};
+  };
+  After after_[2];
 };
 
 }  // namespace unicorn::gemma3
