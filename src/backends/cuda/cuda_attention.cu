@@ -437,15 +437,23 @@ struct SplitPlan {
   int splits = 0;  // 0: not this kernel
   int64_t keys_per_split = 0;
 };
-SplitPlan split_plan(const AttentionArgs& a, int multiprocessors) {
-  // A lane's P values are P * sizeof(T) apart in every row: aligned where the caches start on 16 bytes.
+// Whether the split kernel takes a: a lane's P values are P * sizeof(T) apart in every row,
+// aligned where the caches start on 16 bytes.
+bool takes_split_kernel(const AttentionArgs& a) {
   const int64_t hd = a.head_dim;
   const bool lanes = hd == 32 || hd == 64 || hd == 128 || hd == 256;
   const bool aligned = reinterpret_cast<uintptr_t>(a.k) % 16 == 0 && reinterpret_cast<uintptr_t>(a.v) % 16 == 0;
-  if (!lanes || !aligned || a.k_count == 0) return {};
-  const int64_t blocks = a.n_q * a.heads;
-  const int64_t want = std::clamp<int64_t>((8 * int64_t(multiprocessors) + blocks - 1) / blocks, 1, 256);
-  const int64_t splits = std::clamp<int64_t>((a.k_count + 15) / 16, 1, want);
+  return lanes && aligned && a.k_count > 0;
+}
+// Splits of `keys` for `blocks` (query, head) blocks to make about per_mp blocks a
+// multiprocessor, at least 16 keys each.
+int64_t split_count(int64_t keys, int64_t blocks, int64_t per_mp, int multiprocessors) {
+  const int64_t want = std::clamp<int64_t>((per_mp * multiprocessors + blocks - 1) / blocks, 1, 256);
+  return std::clamp<int64_t>((keys + 15) / 16, 1, want);
+}
+SplitPlan split_plan(const AttentionArgs& a, int multiprocessors) {
+  if (!takes_split_kernel(a)) return {};
+  const int64_t splits = split_count(a.k_count, a.n_q * a.heads, 8, multiprocessors);
   const int64_t per = (a.k_count + splits - 1) / splits;
   return {int((a.k_count + per - 1) / per), per};
 }
@@ -516,7 +524,7 @@ void masked_softmax(const AttentionArgs& a, float* scores, int64_t q0, int64_t r
 int attention_multi_splits(std::span<const AttentionArgs> host, int64_t max_nq, int multiprocessors) {
   int64_t most_keys = 0;
   for (const AttentionArgs& a : host) {
-    if (split_plan(a, multiprocessors).splits == 0) return 0;
+    if (!takes_split_kernel(a)) return 0;
     most_keys = std::max(most_keys, a.k_count);
   }
   if (host.empty() || max_nq == 0) return 0;
@@ -524,9 +532,7 @@ int attention_multi_splits(std::span<const AttentionArgs> host, int64_t max_nq, 
   // of 32 heads fill an H200's 132 without splitting (27B, 32 sequences at 2048 tokens of
   // context: 812 / 820 t/s at ~4, 792 / 811 / 832 at ~8, 812 at ~2: no clear winner; 621-653
   // with one block per (query, head) walking every key, the kernel before).
-  const int64_t blocks = int64_t(host.size()) * max_nq * host[0].heads;
-  const int64_t want = std::clamp<int64_t>((4 * int64_t(multiprocessors) + blocks - 1) / blocks, 1, 256);
-  return int(std::clamp<int64_t>((most_keys + 15) / 16, 1, want));
+  return int(split_count(most_keys, int64_t(host.size()) * max_nq * host[0].heads, 4, multiprocessors));
 }
 
 int64_t attention_multi_scratch_bytes(std::span<const AttentionArgs> host, int64_t max_nq, int splits) {
