@@ -27,15 +27,18 @@ namespace {
 constexpr int kWarpsOne = 16, kWarpsBatch = 4;
 constexpr int kMaxPerLane = int(kMaxAttentionHeadDim / 32);
 
-// Whether key j is visible to the query at position qp in image group qg (its q_pos and
-// q_group entries, read once by the caller).
-__device__ __forceinline__ bool visible_to(const AttentionArgs& a, int32_t qp, int32_t qg, int64_t j) {
-  const int32_t kp = a.k_pos[j];
+// Whether a key at position kp (< 0: an empty slot) in image group kg is visible to the query
+// at position qp in image group qg; visible_to reads key j's entries (k_group only if needed).
+__device__ __forceinline__ bool visible_key(const AttentionArgs& a, int32_t qp, int32_t qg, int32_t kp, int32_t kg) {
   if (kp < 0) return false;
   if (!a.causal) return true;
   if (a.window != 0 && int64_t(qp) - kp >= a.window) return false;  // also inside an image
   if (kp <= qp) return true;
-  return qg >= 0 && qg == a.k_group[j];
+  return qg >= 0 && qg == kg;
+}
+__device__ __forceinline__ bool visible_to(const AttentionArgs& a, int32_t qp, int32_t qg, int64_t j) {
+  const int32_t kp = a.k_pos[j];
+  return visible_key(a, qp, qg, kp, kp >= 0 && kp > qp && a.causal ? a.k_group[j] : -1);
 }
 
 // Parts of one softmax (warps' or splits' running maximum m(k) and weight sum l(k), their sums
@@ -182,44 +185,57 @@ __device__ __forceinline__ void split_attend(const AttentionArgs& a, int64_t key
   const bool new_here = fused && t_new >= k0 && t_new < k1;
   const T* kb = static_cast<const T*>(a.k) + kvh * hd + lane * P;
   const T* vb = static_cast<const T*>(a.v) + kvh * hd + lane * P;
-  // A round of rows as loaded, and the next round's, in flight while one is used.
-  T kr[G][P], vr[G][P], kr2[G][P], vr2[G][P];
-  auto load_round = [&](int64_t t0, T (&kd)[G][P], T (&vd)[G][P]) {
+  // A round of rows as loaded (with their keys' positions and image groups: the mask's
+  // arrays, which only the host writes), and the next round's, in flight while one is used.
+  struct Round {
+    T k[G][P], v[G][P];
+    int32_t pos[G], group[G];
+  };
+  Round r1, r2;
+  auto load_round = [&](int64_t t0, Round& r) {
 #pragma unroll
     for (int u = 0; u < G; ++u) {
       const int64_t t = t0 + u;
-      if (t < k1 && !(new_here && t == t_new)) {  // (the new row: from registers, below)
-        load_raw<T, P>(kb + slot(t) * kw, kd[u]);
-        load_raw<T, P>(vb + slot(t) * kw, vd[u]);
+      r.pos[u] = -1, r.group[u] = -1;
+      if (t < k1) {
+        r.pos[u] = a.k_pos[slot(t)], r.group[u] = a.k_group[slot(t)];
+        if (!(new_here && t == t_new)) {  // (the new row: from registers, below)
+          load_raw<T, P>(kb + slot(t) * kw, r.k[u]);
+          load_raw<T, P>(vb + slot(t) * kw, r.v[u]);
+        }
       }
     }
   };
   // Before the wait, with the step's new key fused (one decode query: this kernel writes the
   // caches' only new row, every other row is from earlier steps, which the host waited for):
   // the warp's first round of cache rows, the norm weights and the RoPE frequencies, so the
-  // loads' latency overlaps the q/k/v product's end.
+  // loads' latency overlaps the q/k/v product's end. The query's position and group (the
+  // host's) come before it either way.
   int64_t j0 = k0 + warp * G;
   float wq[P], wk[P], freq[P];
   if (fused) {
 #pragma unroll
     for (int e = 0; e < P; ++e)
       wq[e] = nk.wq[lane * P + e], wk[e] = nk.wk[lane * P + e], freq[e] = nk.inv_freq[(lane & 15) * P + e];
-    if (j0 < k1) load_round(j0, kr, vr);
+    if (j0 < k1) load_round(j0, r1);
   }
+  const int32_t qp = a.q_pos[i], qg = a.q_group[i];
   wait_for_inputs();
-  float qv[P], acc[P];
+  // q, and the step's new key where this split holds its row, in one trip to memory.
+  float qv[P], acc[P], kn[P], vn[P];
   const float* q = a.q + i * qw + h * hd + lane * P;
 #pragma unroll
   for (int e = 0; e < P; ++e) qv[e] = q[e], acc[e] = 0.0f;
-  if (fused) norm_rope_lanes<P>(qv, wq, freq, nk.position, nk.eps);
-#pragma unroll
-  for (int e = 0; e < P; ++e) qv[e] *= a.scale;
-  // The step's new key, where this split holds its row: normed and rotated here (each warp,
-  // each query head of the group), into the caches by the group's first head.
-  float kn[P], vn[P];
   if (new_here) {
 #pragma unroll
     for (int e = 0; e < P; ++e) kn[e] = nk.k[kvh * hd + lane * P + e], vn[e] = nk.v[kvh * hd + lane * P + e];
+  }
+  if (fused) norm_rope_lanes<P>(qv, wq, freq, nk.position, nk.eps);
+#pragma unroll
+  for (int e = 0; e < P; ++e) qv[e] *= a.scale;
+  // The new key normed and rotated here (each warp, each query head of the group), into the
+  // caches by the group's first head.
+  if (new_here) {
     norm_rope_lanes<P>(kn, wk, freq, nk.position, nk.eps);
     if (warp == 0 && h % (a.heads / a.kv_heads) == 0) {
       const int64_t at = nk.slot * kw + kvh * hd + lane * P;
@@ -230,9 +246,8 @@ __device__ __forceinline__ void split_attend(const AttentionArgs& a, int64_t key
       }
     }
   }
-  const int32_t qp = a.q_pos[i], qg = a.q_group[i];
   float m = -FLT_MAX, l = 0.0f;
-  auto use_round = [&](int64_t t0, const T (&kr)[G][P], const T (&vr)[G][P]) {
+  auto use_round = [&](int64_t t0, const Round& r) {
     float s[G], kf[G][P], vf[G][P];
     bool vis[G];
 #pragma unroll
@@ -243,8 +258,8 @@ __device__ __forceinline__ void split_attend(const AttentionArgs& a, int64_t key
         const bool new_row = new_here && t == t_new;  // (its cache row is being written)
 #pragma unroll
         for (int e = 0; e < P; ++e)
-          kf[u][e] = new_row ? kn[e] : as_float(kr[u][e]), vf[u][e] = new_row ? vn[e] : as_float(vr[u][e]);
-        vis[u] = visible_to(a, qp, qg, slot(t));  // the same in every lane
+          kf[u][e] = new_row ? kn[e] : as_float(r.k[u][e]), vf[u][e] = new_row ? vn[e] : as_float(r.v[u][e]);
+        vis[u] = visible_key(a, qp, qg, r.pos[u], r.group[u]);  // the same in every lane
       }
     }
 #pragma unroll
@@ -281,14 +296,14 @@ __device__ __forceinline__ void split_attend(const AttentionArgs& a, int64_t key
   };
   // Rounds of W x G keys, the next one's loads in flight while one is used.
   constexpr int64_t kRound = W * G;
-  if (!fused && j0 < k1) load_round(j0, kr, vr);
+  if (!fused && j0 < k1) load_round(j0, r1);
   while (j0 < k1) {
-    if (j0 + kRound < k1) load_round(j0 + kRound, kr2, vr2);
-    use_round(j0, kr, vr);
+    if (j0 + kRound < k1) load_round(j0 + kRound, r2);
+    use_round(j0, r1);
     j0 += kRound;
     if (j0 >= k1) break;
-    if (j0 + kRound < k1) load_round(j0 + kRound, kr, vr);
-    use_round(j0, kr2, vr2);
+    if (j0 + kRound < k1) load_round(j0 + kRound, r1);
+    use_round(j0, r2);
     j0 += kRound;
   }
   __shared__ float sm[W], sl[W], sacc[W][hd];

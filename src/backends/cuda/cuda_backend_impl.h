@@ -348,20 +348,18 @@ class CudaBackend final : public Backend {
 
   bool end_graph(bool run) override {
     DeviceGuard g(ctx_->device);
-    const bool ran = graphs_.end(run);
-    if (!ran) ring_.forget_recent();
-    return ran;
+    ring_.settle();  // (the recording's uploads, before it runs or runs again op by op)
+    return graphs_.end(run);
   }
 
   bool can_keep_graphs() const override { return on_.graphs && on_.graphs_ahead; }
 
-  // A kept recording's copies read the upload ring where the recording left its arrays: it
-  // runs only if the ring has not wrapped since, and nothing may reuse those arrays before.
+  // A kept recording reads its uploads where the ring holds them: it runs only if the ring has
+  // not wrapped since.
   int64_t keep_graph() override {
     DeviceGuard g(ctx_->device);
-    const int64_t ticket = graphs_.keep(ring_.wraps());
-    ring_.forget_recent();
-    return ticket;
+    ring_.settle();
+    return graphs_.keep(ring_.wraps());
   }
 
   bool launch_graph(int64_t key, int64_t ticket) override {
@@ -433,7 +431,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<const T> upload(std::span<const T> values) {
     if (values.empty()) return nullptr;
     const int64_t bytes = int64_t(values.size_bytes());
-    if (const void* staged = ring_.put(values.data(), bytes, ctx_->stream, !graphs_.recording()))
+    if (const void* staged = ring_.put(values.data(), bytes, ctx_->stream, graphs_.recording()))
       return std::shared_ptr<const T>(std::shared_ptr<const void>(), static_cast<const T*>(staged));
     auto [p, owner] = device_block(bytes);
     if (graphs_.recording())  // too large for the ring (a long context), or it would wrap

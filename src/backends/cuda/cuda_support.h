@@ -125,6 +125,10 @@ class WeightArena {
 // staging ring, so their copies are queued like kernels instead of waiting for the stream as
 // copies from pageable memory do. A copy that would wrap the ring first waits for the stream:
 // the bytes it overwrites have been copied by then, and the device side is stream-ordered.
+// While the stream is recorded into a graph, the copies go at once on a stream of the ring's
+// own (settle waits for them, before the graph runs): a copy inside a recorded decode layer
+// ends the kernels' programmatic overlap there (27B on an H200: the layer's q/k/v product to
+// attention 9 -> 18-22 us where a step's first two layers uploaded their masks).
 class UploadRing {
  public:
   static constexpr int64_t kBytes = int64_t(4) << 20;
@@ -132,6 +136,7 @@ class UploadRing {
   UploadRing(const UploadRing&) = delete;
   UploadRing& operator=(const UploadRing&) = delete;
   ~UploadRing() {
+    if (side_) cudaStreamSynchronize(side_), cudaStreamDestroy(side_);
     if (host_) cudaFreeHost(host_);
     if (device_) cudaFree(device_);
     cudaGetLastError();
@@ -140,13 +145,15 @@ class UploadRing {
   // and before the ring next wraps. nullptr for large arrays (the caller allocates).
   // Arrays equal to one of the last few used are not copied again: every layer of a step
   // uploads the same positions and masks.
-  // While a stream is being recorded into a graph (may_wait false), a put that would wrap
-  // returns nullptr instead of waiting (a recording cannot wait).
-  const void* put(const void* src, int64_t bytes, cudaStream_t stream, bool may_wait = true) {
+  // While a stream is being recorded into a graph (recording), a put that would wrap returns
+  // nullptr instead of waiting (a recording cannot wait), and the copy is not recorded but
+  // goes on the ring's stream (settle).
+  const void* put(const void* src, int64_t bytes, cudaStream_t stream, bool recording = false) {
     if (bytes > kBytes / 4) return nullptr;
     if (!host_) {
       UNICORN_CUDA_CHECK(cudaMallocHost(&host_, size_t(kBytes)));
       UNICORN_CUDA_CHECK(cudaMalloc(&device_, size_t(kBytes)));
+      UNICORN_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
     }
     for (size_t i = 0; i < recent_.size(); ++i) {
       const Recent r = recent_[i];
@@ -160,13 +167,15 @@ class UploadRing {
     }
     const int64_t size = (bytes + 255) / 256 * 256;
     if (at_ + size > kBytes) {
-      if (!may_wait) return nullptr;
+      if (recording) return nullptr;
       wrap(stream);
     }
     std::memcpy(static_cast<char*>(host_) + at_, src, size_t(bytes));
     void* dst = static_cast<char*>(device_) + at_;
+    // (the bytes at `dst` were last read before the ring's last wrap, which waited for them)
     UNICORN_CUDA_CHECK(cudaMemcpyAsync(dst, static_cast<char*>(host_) + at_, size_t(bytes), cudaMemcpyHostToDevice,
-                                       stream));
+                                       recording ? side_ : stream));
+    side_pending_ = side_pending_ || recording;
     if (recent_.size() == kRecent) recent_.erase(recent_.begin());
     recent_.push_back({at_, bytes});
     at_ += size;
@@ -176,9 +185,13 @@ class UploadRing {
   void make_room(int64_t bytes, cudaStream_t stream) {
     if (at_ + bytes > kBytes) wrap(stream);
   }
-  // After a recording that never ran (or has not yet): its copies did not happen, so nothing
-  // may reuse them.
-  void forget_recent() { recent_.clear(); }
+  // Waits for the copies put while recording (before what was recorded runs, or runs again
+  // without its graph).
+  void settle() {
+    if (!side_pending_) return;
+    UNICORN_CUDA_CHECK(cudaStreamSynchronize(side_));
+    side_pending_ = false;
+  }
   // Times the ring went back to its start (a kept recording's copies read what was there).
   int64_t wraps() const { return wraps_; }
 
@@ -188,6 +201,7 @@ class UploadRing {
   };
   // Back to the ring's start once the stream is done with what it holds.
   void wrap(cudaStream_t stream) {
+    settle();
     UNICORN_CUDA_CHECK(cudaStreamSynchronize(stream));
     at_ = 0;
     recent_.clear();
@@ -196,6 +210,8 @@ class UploadRing {
   static constexpr size_t kRecent = 8;
   void* host_ = nullptr;
   void* device_ = nullptr;
+  cudaStream_t side_ = nullptr;
+  bool side_pending_ = false;
   int64_t at_ = 0, wraps_ = 0;
   std::vector<Recent> recent_;
 };
