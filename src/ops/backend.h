@@ -257,6 +257,9 @@ class Backend {
   // Recordings that ran so far, and those of them that ran through launch_graph.
   virtual int64_t graph_launches() const { return 0; }
   virtual int64_t graph_launches_kept() const { return 0; }
+  // Copies recorded into those graphs (a backend's own uploads are not: a copy between two
+  // kernels of a layer would end their overlap).
+  virtual int64_t graph_copies() const { return 0; }
 };
 
 }  // namespace unicorn

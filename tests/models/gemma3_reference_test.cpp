@@ -256,6 +256,10 @@ TEST(CudaGraphs, StepsRecordedAheadEqualOpByOp) {
   EXPECT_GE(ahead->graph_launches_kept() - kept, 8);
   EXPECT_EQ(not_ahead->graph_launches_kept(), 0);
   EXPECT_EQ(plain->graph_launches(), 0);
+  // The steps' uploads (positions, masks, a batch's attention arguments) went before their
+  // graphs, not into them.
+  EXPECT_EQ(ahead->graph_copies(), 0);
+  EXPECT_EQ(not_ahead->graph_copies(), 0);
 }
 
 }  // namespace

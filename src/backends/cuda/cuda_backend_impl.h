@@ -369,6 +369,7 @@ class CudaBackend final : public Backend {
 
   int64_t graph_launches() const override { return graphs_.launches(); }
   int64_t graph_launches_kept() const override { return graphs_.kept_launches(); }
+  int64_t graph_copies() const override { return graphs_.copies(); }
 
  private:
   // Around each op: the device made current, and the op timed when profiling.

@@ -345,6 +345,7 @@ int64_t StepGraphs::finish(Finish how, int64_t inputs) {
     else if (overflowed) grow();
     return 0;
   }
+  copies_ += copy_nodes(graph);
   if (it->exec) {
     cudaGraphExecUpdateResultInfo info{};
     if (cudaGraphExecUpdate(it->exec, graph, &info) != cudaSuccess) {
@@ -377,6 +378,19 @@ int64_t StepGraphs::finish(Finish how, int64_t inputs) {
   return ++tickets_;
 }
 
+int64_t StepGraphs::copy_nodes(cudaGraph_t graph) {
+  size_t count = 0;
+  if (cudaGraphGetNodes(graph, nullptr, &count) != cudaSuccess) return cudaGetLastError(), 0;
+  std::vector<cudaGraphNode_t> nodes(count);
+  if (count == 0 || cudaGraphGetNodes(graph, nodes.data(), &count) != cudaSuccess) return cudaGetLastError(), 0;
+  int64_t copies = 0;
+  for (cudaGraphNode_t n : nodes) {
+    cudaGraphNodeType type{};
+    copies += cudaGraphNodeGetType(n, &type) == cudaSuccess && type == cudaGraphNodeTypeMemcpy;
+  }
+  return copies;
+}
+
 bool StepGraphs::launch(int64_t key, int64_t ticket, int64_t inputs, cudaStream_t stream) {
   if (recording_) fail("cuda: internal: a kept graph launched inside a recording");
   auto it = std::find_if(execs_.begin(), execs_.end(), [&](const Exec& x) { return x.key == key; });
@@ -390,9 +404,10 @@ bool StepGraphs::launch(int64_t key, int64_t ticket, int64_t inputs, cudaStream_
 
 std::string StepGraphs::summary() const {
   return fmt::format("cuda graphs: {} recordings, {} launched ({} of them recorded a step ahead; {} updated in place, "
-                     "{} instantiated; last update failure: result {}, node type {}); host {:.3f} ms a recording, "
-                     "{:.3f} ms a finish (update / instantiate + launch); arena {:.1f} MiB",
+                     "{} instantiated; last update failure: result {}, node type {}; {} copies recorded); host {:.3f} ms "
+                     "a recording, {:.3f} ms a finish (update / instantiate + launch); arena {:.1f} MiB",
                      recordings_, launches_, kept_launches_, updates_, instantiations_, last_failure_, last_failure_node_,
+                     copies_,
                      recordings_ ? record_ms_ / double(recordings_) : 0.0,
                      recordings_ ? finish_ms_ / double(recordings_) : 0.0,
                      double(arenas_[0].bytes + arenas_[1].bytes) / (1 << 20));

@@ -273,6 +273,9 @@ class StepGraphs {
   bool launch(int64_t key, int64_t ticket, int64_t inputs, cudaStream_t stream);
   int64_t launches() const { return launches_; }
   int64_t kept_launches() const { return kept_launches_; }
+  // Copy nodes in the recordings made into graphs so far (each ends the kernels' overlap where
+  // it sits; decode steps record none: UploadRing).
+  int64_t copies() const { return copies_; }
   // Counts and host time of recordings, updates and instantiations (UNICORN_CUDA_GRAPH_STATS).
   std::string summary() const;
 
@@ -301,7 +304,8 @@ class StepGraphs {
   Arena arenas_[2];
   int parity_ = 0;  // the arena of this recording: groups alternate, a step starts with 0
   int64_t used_ = 0;
-  int64_t launches_ = 0, recordings_ = 0, updates_ = 0, instantiations_ = 0;
+  int64_t launches_ = 0, recordings_ = 0, updates_ = 0, instantiations_ = 0, copies_ = 0;
+  static int64_t copy_nodes(cudaGraph_t graph);
   int last_failure_ = 0, last_failure_node_ = -1;
   double record_ms_ = 0, finish_ms_ = 0;  // host time: begin to end, and inside end
   std::chrono::steady_clock::time_point began_;
