@@ -196,8 +196,7 @@ __device__ __forceinline__ void split_attend(const AttentionArgs& a, int64_t key
 #pragma unroll
     for (int u = 0; u < G; ++u) {
       const int64_t t = t0 + u;
-      r.pos[u] = -1, r.group[u] = -1;
-      if (t < k1) {
+      if (t < k1) {  // (use_round reads a row's position and group only where t < k1)
         r.pos[u] = a.k_pos[slot(t)], r.group[u] = a.k_group[slot(t)];
         if (!(new_here && t == t_new)) {  // (the new row: from registers, below)
           load_raw<T, P>(kb + slot(t) * kw, r.k[u]);
