@@ -120,11 +120,11 @@ __device__ __forceinline__ void load_raw(const T* p, T (&out)[P]) {
   if constexpr (kBytes >= 16) {
 #pragma unroll
     for (int v = 0; v < kBytes / 16; ++v) {
-      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(p) + v);
+      const uint4 raw = load_once<true>(reinterpret_cast<const uint4*>(p) + v);
       memcpy(&out[v * (16 / int(sizeof(T)))], &raw, 16);
     }
   } else if constexpr (kBytes == 8) {
-    const uint2 raw = __ldg(reinterpret_cast<const uint2*>(p));
+    const uint2 raw = load_once<true>(reinterpret_cast<const uint2*>(p));
     memcpy(out, &raw, 8);
   } else {
 #pragma unroll

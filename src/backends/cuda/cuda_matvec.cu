@@ -87,8 +87,8 @@ struct Unit<F> {
   __device__ void load(const uint4* qp, const __half* dp, bool valid) {
     if (valid) {
 #pragma unroll
-      for (int v = 0; v < kVecs; ++v) q[v] = __ldg(qp + v);
-      d = *dp;
+      for (int v = 0; v < kVecs; ++v) q[v] = load_once(qp + v);
+      d = load_once(dp);
     } else {
 #pragma unroll
       for (int v = 0; v < kVecs; ++v) q[v] = make_uint4(0, 0, 0, 0);
@@ -111,11 +111,11 @@ struct Unit<WFmt::Q6_K> {
   __device__ void load(const WeightView& w, int64_t half, bool valid) {
     if (valid) {
 #pragma unroll
-      for (int v = 0; v < 4; ++v) ql[v] = __ldg(reinterpret_cast<const uint4*>(w.p0) + q6k_piece(half, v, 4));
+      for (int v = 0; v < 4; ++v) ql[v] = load_once(reinterpret_cast<const uint4*>(w.p0) + q6k_piece(half, v, 4));
 #pragma unroll
-      for (int v = 0; v < 2; ++v) qh[v] = __ldg(reinterpret_cast<const uint4*>(w.p1) + q6k_piece(half, v, 2));
-      sc = __ldg(reinterpret_cast<const uint2*>(w.p2) + half);
-      d = reinterpret_cast<const __half*>(w.p3)[half / 2];
+      for (int v = 0; v < 2; ++v) qh[v] = load_once(reinterpret_cast<const uint4*>(w.p1) + q6k_piece(half, v, 2));
+      sc = load_once(reinterpret_cast<const uint2*>(w.p2) + half);
+      d = load_once(reinterpret_cast<const __half*>(w.p3) + half / 2);
     } else {
 #pragma unroll
       for (int v = 0; v < 4; ++v) ql[v] = make_uint4(0, 0, 0, 0);
