@@ -45,12 +45,12 @@ __device__ __forceinline__ void trace_mark([[maybe_unused]] int kind) {
 // Loads of data read once per kernel (a product's weights streamed at batch 1, the KV cache's
 // rows in decode attention): through the read-only path, with no line kept in L1
 // (L1::no_allocate), where it would only take room and work from the loads that are reused.
-// 27B Q4_0 on an H200: tg128 201.6 -> 203.2 tok/s for the streamed products' weights (L2
-// evict_first as well: 202.9; L2 256-byte prefetch instead: 198.5), then 201.5 -> 202.2 and
-// tg32 after 4096 tokens 164.1 -> 165.1 for attention's K / V rows. `Ordered` keeps the load in
-// program order with other memory operations and griddepcontrol.wait (data an earlier kernel
-// wrote); without it the compiler may move it anywhere, so only for memory that no kernel
-// writes while this one may run (weights).
+// 27B Q4_0 tg128 on H200s: the streamed products' weights 201.6 -> 203.2 tok/s on one card (L2
+// evict_first as well: 202.9; L2 256-byte prefetch instead: 198.5), attention's K / V rows
+// 201.5 -> 202.2 on another (after 4096 tokens 164.1 -> 165.1), both 199.9 -> 200.4 on a third.
+// `Ordered` keeps the load in program order with other memory operations and
+// griddepcontrol.wait (data an earlier kernel wrote); without it the compiler may move it
+// anywhere, so only for memory that no kernel writes while this one may run (weights).
 template <bool Ordered = false>
 __device__ __forceinline__ uint4 load_once(const uint4* p) {
   uint4 r;
