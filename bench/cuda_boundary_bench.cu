@@ -116,11 +116,13 @@ float time_on(cudaStream_t s, const auto& run) {
 
 int main(int argc, char** argv) {
   int smem_kib = 120, work = 0;
-  for (int a = 1; a + 1 < argc; a += 2) {
+  for (int a = 1; a < argc; a += 2) {
+    if (a + 1 == argc) return printf("%s: a value is missing\nusage: %s [--smem KiB] [--work N]\n", argv[a], argv[0]), 2;
     if (!std::strcmp(argv[a], "--smem")) smem_kib = std::atoi(argv[a + 1]);
     else if (!std::strcmp(argv[a], "--work")) work = std::atoi(argv[a + 1]);
     else return printf("usage: %s [--smem KiB] [--work N]\n", argv[0]), 2;
   }
+  if (smem_kib < 1 || smem_kib > 227) return printf("--smem: 1 to 227 KiB\n"), 2;
   int sms = 0, dev = 0;
   CK(cudaGetDevice(&dev));
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -129,7 +131,6 @@ int main(int argc, char** argv) {
   printf("%s, %d multiprocessors; products: %d blocks of 512 threads, %d KiB shared memory each; pre-wait work %d\n",
          prop.name, sms, sms, smem_kib, work);
   const size_t smem = size_t(smem_kib) * 1024;
-  if (smem_kib < 1 || smem_kib > 227) return printf("--smem: 1 to 227 KiB\n"), 2;
   CK(cudaFuncSetAttribute(chain_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024));
   CK(cudaFuncSetAttribute(resident_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   float* data;
