@@ -89,6 +89,10 @@ class Backend {
   // page-locked memory, which copies at the bus's speed (an 896x896 image's 9.6 MB of pixels:
   // 0.2 against 0.7 ms on an H200's PCIe 5).
   virtual Tensor host_buffer(DType dtype, Shape shape) { return Tensor::zeros(dtype, std::move(shape)); }
+  // An op's output (contents unspecified) that the host reads next through to_host: on a GPU,
+  // page-locked host memory that a product may write over the bus as it makes the rows (a
+  // decode step's logits: no copy after the LM head; to_host then only waits); else empty().
+  virtual Tensor result_buffer(DType dtype, Shape shape) { return empty(dtype, std::move(shape)); }
 
   // --- ops -----------------------------------------------------------------------------
   // out[i, :] = table[ids[i], :] * scale                  table [V, D] any float dtype; out [n, D]

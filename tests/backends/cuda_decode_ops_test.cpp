@@ -5,6 +5,7 @@
 // rows) take it.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -20,17 +21,23 @@ namespace {
 
 using namespace test;  // CudaOps, weight, int8_rounded, random_tensor, expect_close
 
+// CUDA backends whose streamed products run in blocks of 16 warps and of 8, named so.
+std::vector<std::pair<std::string, std::unique_ptr<Backend>>> by_stream_warps() {
+  std::vector<std::pair<std::string, std::unique_ptr<Backend>>> backends;
+  for (const char* warps : {"16", "8"}) {
+    ScopedEnv w("UNICORN_CUDA_STREAM_WARPS", warps);
+    backends.emplace_back(std::string(warps) + " warps", backend_or_skip("cuda"));
+  }
+  return backends;
+}
+
 // linear_residual_rms_norm: one row over Q4_0 / Q8_0 rows wider than 256 chunks is multiplied
 // in column parts (2 for 320 and 480 chunks, 3 for 27B's 672) that the residual norm adds
 // (its register kernel up to 8192 values, the strided one past it); 16- and 8-warp blocks;
 // rows of 257 chunks (no part count divides them), Q6_K and two rows take linear and
 // residual_rms_norm. Twice in a row, with and without the next norm.
 TEST_F(CudaOps, ProductThenResidualNorm) {
-  std::vector<std::pair<std::string, std::unique_ptr<Backend>>> backends;
-  for (const char* warps : {"16", "8"}) {
-    ScopedEnv w("UNICORN_CUDA_STREAM_WARPS", warps);
-    backends.emplace_back(std::string(warps) + " warps", backend_or_skip("cuda"));
-  }
+  const auto backends = by_stream_warps();
   struct Case {
     DType dtype;
     int64_t n, d, k;
@@ -72,6 +79,42 @@ TEST_F(CudaOps, ProductThenResidualNorm) {
   EXPECT_THROW(gpu->linear_residual_rms_norm(gpu->alloc(DType::F32, {1, 1024}), dw, x, dpost, 1e-6f, nullptr, nullptr),
                Error);
   EXPECT_THROW(gpu->linear_residual_rms_norm(a, dw, wrong_x, dpost, 1e-6f, nullptr, nullptr), Error);
+}
+
+// Products into result_buffer (page-locked host memory, a decode step's logits): one row over
+// Q6_K (the LM head's format) written over the bus by its warps 8 rows at a time as they finish
+// them (the rows no warp wrote whole at the end), with 16- and 8-warp blocks, rows of 1 and 21
+// half super-blocks; other formats and several rows made in device memory and copied in. Each
+// bit-equal to the same product into device memory, and close to the reference.
+TEST_F(CudaOps, ProductsIntoHostResults) {
+  const auto backends = by_stream_warps();
+  struct Case {
+    DType dtype;
+    int64_t n, m, k;
+  };
+  for (const Case c : {Case{DType::Q6_K, 1, 60001, 256}, Case{DType::Q6_K, 1, 20000, 5376}, Case{DType::Q4_0, 1, 5000, 1152},
+                       Case{DType::Q6_K, 3, 4000, 512}}) {
+    const Tensor w = weight(c.dtype, c.m, c.k, 81);
+    const Tensor x = random_tensor(DType::F32, {c.n, c.k}, 82);
+    Tensor want = ref.alloc(DType::F32, {c.n, c.m});
+    ref.linear(int8_rounded(x), w, nullptr, want);
+    for (const auto& [what, b] : backends) {
+      SCOPED_TRACE(what + " " + std::string(dtype_name(c.dtype)) + " n=" + std::to_string(c.n) +
+                   " m=" + std::to_string(c.m) + " k=" + std::to_string(c.k));
+      const Tensor dw = b->prepare_weight(w), dx = b->from_host(x);
+      Tensor in_device = b->alloc(DType::F32, {c.n, c.m});
+      b->linear(dx, dw, nullptr, in_device);
+      const Tensor device_values = b->to_host(in_device);
+      for (int rep = 0; rep < 2; ++rep) {  // (the second: a block the pool gave back)
+        Tensor host = b->result_buffer(DType::F32, {c.n, c.m});
+        b->linear(dx, dw, nullptr, host);
+        const Tensor got = b->to_host(host);
+        EXPECT_EQ(got.raw(), host.raw());  // read where it was written
+        EXPECT_EQ(0, std::memcmp(got.raw(), device_values.raw(), size_t(got.nbytes())));
+        expect_close(got, want);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -276,6 +276,14 @@ TEST_F(CudaOps, EmbedOverEveryWeightFormat) {
     gpu->embed(gpu->prepare_weight(table), ids, 2.5f, got);
     expect_close(down(got), want);
   }
+  // More ids than the launch carries in its arguments (EmbedIds::kInlineIds): uploaded.
+  std::vector<int32_t> many(19);
+  for (size_t i = 0; i < many.size(); ++i) many[i] = int32_t(i * 5 % 16);
+  const Tensor table = weight(DType::Q8_0, 16, 256, 7);
+  Tensor want_many = ref.alloc(DType::F32, {19, 256}), got_many = gpu->alloc(DType::F32, {19, 256});
+  ref.embed(table, many, 0.5f, want_many);
+  gpu->embed(gpu->prepare_weight(table), many, 0.5f, got_many);
+  expect_close(down(got_many), want_many);
   const Tensor odd = weight(DType::BF16, 4, 37, 6);  // rows not whole chunks
   Tensor want = ref.alloc(DType::F32, {2, 37}), got = gpu->alloc(DType::F32, {2, 37});
   ref.embed(odd, std::vector<int32_t>{3, 1}, 1.0f, want);

@@ -17,6 +17,22 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
     return cuda::f32_to_bf16(t.data<const float>(), y.raw(), y.numel(), ctx_->stream);
   }
   const int64_t n = x.dim(0);
+  if (is_host_result(y)) {
+    // In page-locked host memory (result_buffer: a decode step's logits): the streamed Q6_K
+    // product (the LM head) writes its rows there as it makes them; any other product into
+    // device memory first, then a copy queued after it (to_host waits for both).
+    const auto [fmt, view] = weight_of(w);
+    float* yp = y.data<float>();
+    if (on_.stream && n == 1 && !bias && x.dtype() == DType::F32) {
+      OpScope scope(*this, "linear: one row to the host");
+      if (cuda::matvec_stream(fmt, 1, &view, nullptr, &yp, x.data<const float>(), stream_grid_, ctx_->stream, 1, true))
+        return;
+    }
+    Tensor t = empty(DType::F32, y.shape());
+    linear(x, w, bias, t);
+    UNICORN_CUDA_CHECK(cudaMemcpyAsync(yp, t.raw(), size_t(t.nbytes()), cudaMemcpyDeviceToHost, ctx_->stream));
+    return;
+  }
   OpScope scope(*this, "linear");
   const auto [fmt, view] = weight_of(w);
   const float* b = bias ? f32_vector(*bias, "linear bias") : nullptr;

@@ -17,6 +17,8 @@
 #include <cstring>
 #include <initializer_list>
 #include <map>
+#include <memory>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -112,6 +114,11 @@ class CudaBackend final : public Backend {
       graphs_.spoil(false);
       return Tensor::zeros(t.dtype(), t.shape());
     }
+    if (is_host_result(t)) {  // written where the host reads it: only wait for the writes
+      cuda::trace_tick(ctx_->stream);
+      UNICORN_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
+      return t;
+    }
     // Results up to 64 MiB (a decode batch's logits) into pinned memory: a copy at the bus's
     // speed, no zero fill; larger ones (all logits of a long prompt) into plain memory.
     Tensor out;
@@ -142,6 +149,19 @@ class CudaBackend final : public Backend {
     return Tensor::view(host.dtype(), host.shape(), p, std::move(owner));
   }
 
+  // Results up to kPinnedResultBytes in page-locked memory the GPU writes through its mapping
+  // (marked by HostResult: linear makes them there or copies them in; other ops must not get one).
+  Tensor result_buffer(DType dtype, Shape shape) override {
+    const int64_t bytes = dtype_bytes(dtype, shape_numel(shape));
+    if (bytes > kPinnedResultBytes) return empty(dtype, std::move(shape));
+    DeviceGuard g(ctx_->device);
+    auto [p, owner] = pinned_.get(bytes);
+    static const auto mark = std::make_shared<const HostResult>();
+    return Tensor::view(dtype, std::move(shape), p, std::move(owner)).with_aux(mark);
+  }
+  struct HostResult : TensorAux {};
+  static bool is_host_result(const Tensor& t) { return dynamic_cast<const HostResult*>(t.aux().get()) != nullptr; }
+
   Tensor host_buffer(DType dtype, Shape shape) override {
     DeviceGuard g(ctx_->device);  // (from any thread: the server's preprocess images on theirs)
     auto [p, owner] = pinned_.get(dtype_bytes(dtype, shape_numel(shape)));
@@ -154,8 +174,15 @@ class CudaBackend final : public Backend {
     for (int32_t id : ids)
       if (id < 0 || id >= table.dim(0)) fail("embed: id {} outside the table's {} rows", id, table.dim(0));
     const auto [fmt, view] = weight_of(table);
-    const auto d_ids = upload(ids);
-    cuda::embed(fmt, view, d_ids.get(), scale, out.data<float>(), int64_t(ids.size()), ctx_->stream);
+    cuda::EmbedIds e;
+    std::shared_ptr<const int32_t> d_ids;
+    if (ids.size() <= size_t(cuda::EmbedIds::kInlineIds)) {
+      std::copy(ids.begin(), ids.end(), e.inline_ids);
+    } else {
+      d_ids = upload(ids);
+      e.device = d_ids.get();
+    }
+    cuda::embed(fmt, view, e, scale, out.data<float>(), int64_t(ids.size()), ctx_->stream);
   }
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;

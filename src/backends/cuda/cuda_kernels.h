@@ -85,9 +85,10 @@ struct StreamGrid {
 // column_parts > 1 (parts 1, Q4_0 / Q8_0, cols a multiple of 32 column_parts): each block's rows
 // shared by column_parts blocks, each over as many of the columns (and of x: fewer of x's codes
 // a block makes before its products start), their sums to y[0] + p w.rows (part p; the bias
-// with part 0): residual_rms_norm's y_parts adds them.
+// with part 0): residual_rms_norm's y_parts adds them. host_rows (Q6_K, one matrix, no column
+// parts or bias, else false): y is page-locked host memory, written over the bus as rows finish.
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   StreamGrid grid, cudaStream_t stream, int column_parts = 1);
+                   StreamGrid grid, cudaStream_t stream, int column_parts = 1, bool host_rows = false);
 // The column parts matvec_stream splits a row of `cols` into: 1 up to 256 chunks of x.
 int stream_column_parts(WFmt fmt, int64_t cols);
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
@@ -126,8 +127,15 @@ void bf16_to_f32(const void* x, float* out, int64_t count, cudaStream_t stream);
 // weight_to_bf16: rows [r0, r1) (r1 < 0: to the end) into out [r1 - r0, cols].
 void weight_to_bf16(WFmt fmt, const WeightView& w, void* out, cudaStream_t stream, int64_t r0 = 0, int64_t r1 = -1);
 void bias_act(float* y, const float* bias, int64_t n, int64_t m, int64_t ldy, bool gelu, cudaStream_t stream);
+// Token ids for embed: in device memory, or (device null) up to kInlineIds of them in the
+// launch's arguments (a decode step's: no upload before the kernel).
+struct EmbedIds {
+  static constexpr int kInlineIds = 8;
+  const int32_t* device = nullptr;
+  int32_t inline_ids[kInlineIds] = {};
+};
 // out [n, w.cols] = W[ids[i], :] * scale
-void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n,
+void embed(WFmt fmt, const WeightView& w, const EmbedIds& ids, float scale, float* out, int64_t n,
            cudaStream_t stream);
 
 // Row-wise norms over rows of width d (y may be x); w, b f32 (prepare_weight makes every

@@ -522,9 +522,16 @@ namespace {
 
 // Four threads a 32-value chunk of a row, each writing its 8 values as two 16-byte stores (a
 // warp's stores contiguous).
+__device__ __forceinline__ int32_t embed_id(const EmbedIds& ids, int64_t t) {
+  if (ids.device) return ids.device[t];
+  int32_t id = 0;
+#pragma unroll
+  for (int i = 0; i < EmbedIds::kInlineIds; ++i) id = t == i ? ids.inline_ids[i] : id;
+  return id;
+}
+
 template <WFmt F>
-__global__ void embed_kernel(WeightView w, const int32_t* __restrict__ ids, float scale, float* __restrict__ out,
-                             int64_t n) {
+__global__ void embed_kernel(WeightView w, EmbedIds ids, float scale, float* __restrict__ out, int64_t n) {
   let_next_start();
   wait_for_inputs();
   const int64_t quarters = w.cols / 8;
@@ -532,24 +539,23 @@ __global__ void embed_kernel(WeightView w, const int32_t* __restrict__ ids, floa
   if (i >= n * quarters) return;
   const int64_t t = i / quarters, c = i % quarters / 4;
   float q[8];
-  chunk_quarter<F>(w, ids[t], c, int(i % 4), q);
+  chunk_quarter<F>(w, embed_id(ids, t), c, int(i % 4), q);
   float4* o = reinterpret_cast<float4*>(out + t * w.cols) + (i % quarters) * 2;
   o[0] = make_float4(q[0] * scale, q[1] * scale, q[2] * scale, q[3] * scale);
   o[1] = make_float4(q[4] * scale, q[5] * scale, q[6] * scale, q[7] * scale);
 }
 
 template <WFmt F>
-__global__ void embed_elem_kernel(WeightView w, const int32_t* __restrict__ ids, float scale, float* __restrict__ out,
-                                  int64_t n) {
+__global__ void embed_elem_kernel(WeightView w, EmbedIds ids, float scale, float* __restrict__ out, int64_t n) {
   let_next_start();
   wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, column)
   if (i >= n * w.cols) return;
-  out[i] = load_elem<F>(w, ids[i / w.cols], i % w.cols) * scale;
+  out[i] = load_elem<F>(w, embed_id(ids, i / w.cols), i % w.cols) * scale;
 }
 
 template <WFmt F>
-void launch_embed(const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n, cudaStream_t stream) {
+void launch_embed(const WeightView& w, const EmbedIds& ids, float scale, float* out, int64_t n, cudaStream_t stream) {
   if constexpr (F == WFmt::F32 || F == WFmt::F16 || F == WFmt::BF16) {
     const int64_t total = n * w.cols;
     launch_dependent(embed_elem_kernel<F>, unsigned((total + 255) / 256), 256, 0, stream, w, ids, scale, out, n);
@@ -561,7 +567,7 @@ void launch_embed(const WeightView& w, const int32_t* ids, float scale, float* o
 
 }  // namespace
 
-void embed(WFmt fmt, const WeightView& w, const int32_t* ids, float scale, float* out, int64_t n,
+void embed(WFmt fmt, const WeightView& w, const EmbedIds& ids, float scale, float* out, int64_t n,
            cudaStream_t stream) {
   with_format(fmt, [&](auto f) { launch_embed<decltype(f)::value>(w, ids, scale, out, n, stream); });
 }

@@ -12,7 +12,9 @@
 // warps to slots added in warp order (the same sums every run), and the block writes its rows
 // at the end. Gate and up rows go together (GELU(g) u out). Rows wider than 256 chunks may be
 // split into column parts (stream_column_parts: each block then makes a part of x's codes, and
-// the residual norm after adds the parts).
+// the residual norm after adds the parts). The Q6_K product (the LM head) may write y in
+// page-locked host memory (host_rows): each warp then writes its whole rows a few at a time as
+// it finishes them, so the result crosses the bus while the product streams.
 #include <algorithm>
 #include <type_traits>
 
@@ -25,6 +27,8 @@ namespace {
 constexpr int kMaxWarps = 16;
 // stream_column_parts: split rows wider than this many chunks (x's codes a block makes).
 constexpr int64_t kPartChunks = 256;
+// host_rows: a warp's whole rows go to y this many at a time (one 32-byte write).
+constexpr int kHostRun = 8;
 
 // Up to three matrices of one width as one range of rows (q, k and v), or (M = 2 below) gate
 // and up whose rows go together.
@@ -205,10 +209,11 @@ struct Sums {
   float* rows;       // [M][block_rows]
   float* parts;      // [W][2][M]: a warp's first and last row where it has only part
   int* part_rows;    // [W][2]: which row (of the block), -1 for none
+  int* written;      // [W][2]: host_rows: the rows [first, end) a warp has written to y
 };
 template <int M>
 size_t smem_bytes(const StreamJob& j) {
-  return size_t(j.chunks) * 40 + size_t(j.block_rows) * M * 4 + kMaxWarps * 2 * (M + 1) * 4;
+  return size_t(j.chunks) * 40 + size_t(j.block_rows) * M * 4 + kMaxWarps * 2 * (M + 2) * 4;
 }
 
 // x's codes for the block (its column part), every thread a chunk at a time.
@@ -257,7 +262,7 @@ __device__ __forceinline__ void put_row(const StreamJob& j, const Sums& sums, in
 // The rows of the block in steps of U units a lane, a step within one row (the warp's first
 // and last rows may be parts), through two step buffers. first: the unit of the block's column
 // part where a row's units start (column parts: Q4_0 / Q8_0, a unit a chunk).
-template <WFmt F, int U, int M, int W>
+template <WFmt F, int U, int M, int W, bool H>
 __device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __restrict__ x, const XCodes& xc,
                                              const Sums& sums, int64_t r0, int64_t r1, int64_t first) {
   constexpr int kWarps = W, kThreads = 32 * W;
@@ -290,6 +295,7 @@ __device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   bool first_row = true;  // the row in use is the warp's first
+  int written = -1, unwritten = -1;  // H: the warp's whole rows [written, unwritten) are in y
   auto use = [&](const Step<F, U, M>& s, bool last) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -301,7 +307,17 @@ __device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __
     }
     const bool row_end = use_at.step + 1 == j.steps_per_row;
     if (row_end || last) {  // the warp's sums of the row (or of its part of it)
-      put_row<M>(j, sums, warp, lane, int(use_at.row - r0), row_end && !(first_row && start.step > 0), first_row, acc);
+      const int row = int(use_at.row - r0);
+      const bool whole = row_end && !(first_row && start.step > 0);
+      put_row<M>(j, sums, warp, lane, row, whole, first_row, acc);
+      if constexpr (H) {
+        if (whole && written < 0) written = unwritten = row;
+        if (whole && row + 1 - unwritten == kHostRun) {
+          __syncwarp();
+          if (lane < kHostRun) j.y[0][r0 + unwritten + lane] = sums.rows[unwritten + lane];
+          unwritten += kHostRun;
+        }
+      }
 #pragma unroll
       for (int m = 0; m < M; ++m) acc[m] = 0.0f;
       first_row = false;
@@ -323,9 +339,10 @@ __device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __
       load_at.next(j.steps_per_row);
     }
   }
+  if (H && lane == 0) sums.written[warp * 2] = written, sums.written[warp * 2 + 1] = unwritten;
 }
 
-template <WFmt F, int U, int M, int W>
+template <WFmt F, int U, int M, int W, bool H = false>
 __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob j, const float* __restrict__ x) {
   constexpr int kWarps = W, kThreads = 32 * W;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -338,15 +355,21 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
   sums.rows = reinterpret_cast<float*>(xc.ds + j.chunks);
   sums.parts = sums.rows + int64_t(j.block_rows) * M;
   sums.part_rows = reinterpret_cast<int*>(sums.parts + kWarps * 2 * M);
+  sums.written = sums.part_rows + kWarps * 2;
   const int group = int(blockIdx.x) / j.column_parts, column_part = int(blockIdx.x) % j.column_parts;
   const int64_t r0 = int64_t(group) * j.rows / j.groups, r1 = int64_t(group + 1) * j.rows / j.groups;
   x += column_part * j.chunks * 32;
   let_next_start();
-  stepped_rows<F, U, M, W>(j, x, xc, sums, r0, r1, M == 1 ? column_part * j.units : 0);
+  stepped_rows<F, U, M, W, H>(j, x, xc, sums, r0, r1, M == 1 ? column_part * j.units : 0);
   __syncthreads();
 
   // The block's rows: the whole rows' sums plus the parts of split rows, in warp order.
   for (int row = threadIdx.x; row < int(r1 - r0); row += kThreads) {
+    if constexpr (H) {  // (those the warps wrote as they went are in y)
+      bool done = false;
+      for (int w = 0; w < kWarps; ++w) done |= row >= sums.written[2 * w] && row < sums.written[2 * w + 1];
+      if (done) continue;
+    }
     float v[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) v[m] = sums.rows[m * j.block_rows + row];
@@ -382,7 +405,7 @@ int pick_u(int64_t chunks) {
 
 // x's codes, scales and sums and the block's sums in shared memory, within the default 48 KiB.
 template <WFmt F, int M, int... Us>
-bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream) {
+bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream, bool host_rows = false) {
   const bool wide = grid.warps == 16;
   const int64_t most = std::max<int64_t>(1, int64_t(grid.multiprocessors) * (wide ? 1 : 2) / j.column_parts);
   j.groups = int(std::clamp<int64_t>(j.rows, 1, most));
@@ -397,6 +420,12 @@ bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream) 
   j.steps_per_row = int((j.units + 32 * u - 1) / (32 * u));
   auto go = [&](auto uc) {
     constexpr int U = decltype(uc)::value;
+    if constexpr (F == WFmt::Q6_K && M == 1) {
+      if (u == U && host_rows) {
+        if (wide) return launch_dependent(matvec_stream_kernel<F, U, M, 16, true>, blocks, 512, smem, stream, j, x);
+        return launch_dependent(matvec_stream_kernel<F, U, M, 8, true>, blocks, 256, smem, stream, j, x);
+      }
+    }
     if (u == U && !wide) launch_dependent(matvec_stream_kernel<F, U, M, 8>, blocks, 256, smem, stream, j, x);
     if (u == U && wide) launch_dependent(matvec_stream_kernel<F, U, M, 16>, blocks, 512, smem, stream, j, x);
   };
@@ -415,8 +444,9 @@ int stream_column_parts(WFmt fmt, int64_t cols) {
 }
 
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
-                   StreamGrid grid, cudaStream_t stream, int column_parts) {
+                   StreamGrid grid, cudaStream_t stream, int column_parts, bool host_rows) {
   if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0 && fmt != WFmt::Q6_K) || parts < 1 || parts > 3) return false;
+  if (host_rows && (fmt != WFmt::Q6_K || parts != 1 || column_parts != 1 || (bias && bias[0]))) return false;
   const int64_t chunks = w[0].cols / 32;
   if (column_parts < 1 || (column_parts > 1 && (parts != 1 || fmt == WFmt::Q6_K || chunks % column_parts != 0)))
     return false;
@@ -433,7 +463,7 @@ bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const*
   }
   for (int p = parts; p < 3; ++p) j.end[p] = j.rows;
   // Q4_0: 4-8 chunks (16 bytes each) a lane a step; Q8_0 (32 bytes): 2-4; Q6_K: half a block (104 bytes).
-  if (fmt == WFmt::Q6_K) return launch<WFmt::Q6_K, 1, 1>(j, x, grid, stream);
+  if (fmt == WFmt::Q6_K) return launch<WFmt::Q6_K, 1, 1>(j, x, grid, stream, host_rows);
   return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 1, 4, 6, 7, 8>(j, x, grid, stream)
                            : launch<WFmt::Q8_0, 1, 2, 3, 4>(j, x, grid, stream);
 }

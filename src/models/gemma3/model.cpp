@@ -191,10 +191,11 @@ Tensor Model::decode(std::span<DecodeItem> items) {
   x = move(ab, eb, x);
 
   Tensor normed;
+  const bool fold_final = fold_final_norm(items);
   int64_t group_index = 0;
   for (int64_t l0 = 0, l1 = 0; l0 < tc.num_hidden_layers; l0 = l1, ++group_index) {
     l1 = std::min(tc.num_hidden_layers, l0 + graph_group_layers(group_index));
-    auto group = [&] { run_layers(l0, l1, x, normed, items, steps); };
+    auto group = [&] { run_layers(l0, l1, x, normed, items, steps, fold_final); };
     const int64_t key = graph_key(items.size(), group_index);
     if (l0 == 0 && use_ahead && ab.launch_graph(key, ahead.ticket)) {
       normed = ahead.normed;
@@ -226,11 +227,14 @@ Tensor Model::decode(std::span<DecodeItem> items) {
     for (int64_t i = it.all_logits ? 0 : len - 1; i < len; ++i) rows.push_back(int32_t(offset + i));
     offset += len;
   }
-  x = move(lb, ab, x);
-  Tensor sel = lb.empty(DType::F32, {int64_t(rows.size()), hidden});
-  lb.gather_rows(x, rows, sel);
-  lb.rms_norm(sel, output_norm_, float(tc.rms_norm_eps), sel);
-  Tensor logits = lb.empty(DType::F32, {int64_t(rows.size()), tc.vocab_size});
+  Tensor sel = normed;  // fold_final: every row, normed by the last layer
+  if (!fold_final) {
+    x = move(lb, ab, x);
+    sel = lb.empty(DType::F32, {int64_t(rows.size()), hidden});
+    lb.gather_rows(x, rows, sel);
+    lb.rms_norm(sel, output_norm_, float(tc.rms_norm_eps), sel);
+  }
+  Tensor logits = lb.result_buffer(DType::F32, {int64_t(rows.size()), tc.vocab_size});
   lb.linear(sel, lm_head_, nullptr, logits);
   if (!(ahead_possible && ab.can_keep_graphs())) {
     Tensor out = lb.to_host(logits);
@@ -251,13 +255,20 @@ Tensor Model::decode(std::span<DecodeItem> items) {
 }
 
 void Model::run_layers(int64_t l0, int64_t l1, Tensor& x, Tensor& normed, std::span<DecodeItem> items,
-                       std::vector<KvCache::Step>& steps) {
+                       std::vector<KvCache::Step>& steps, bool fold_final) {
   const int64_t layers = config_.text.num_hidden_layers;
   for (int64_t l = l0; l < l1; ++l) {
-    const TextLayer* next = l + 1 < layers ? &layers_[size_t(l + 1)] : nullptr;
+    const Tensor* next_norm = l + 1 < layers ? &layers_[size_t(l + 1)].attn_norm : fold_final ? &output_norm_ : nullptr;
     attention_block(layers_[size_t(l)], l, x, normed, items, steps);
-    ffn_block(layers_[size_t(l)], next, x, normed);
+    ffn_block(layers_[size_t(l)], next_norm, x, normed);
   }
+}
+
+bool Model::fold_final_norm(std::span<const DecodeItem> items) const {
+  if (placement_.lm_head != placement_.ffn || placement_.ffn != placement_.attention) return false;
+  for (const DecodeItem& it : items)
+    if (it.tokens.size() != 1) return false;
+  return true;
 }
 
 void Model::record_ahead(std::span<DecodeItem> items) {
@@ -277,7 +288,8 @@ void Model::record_ahead(std::span<DecodeItem> items) {
     a.x = ab.empty(DType::F32, {int64_t(items.size()), config_.text.hidden_size});
     if (!ab.begin_graph(a.key, true)) return;
     recording = true;
-    run_layers(0, std::min(config_.text.num_hidden_layers, graph_group_layers(0)), a.x, a.normed, items, a.steps);
+    run_layers(0, std::min(config_.text.num_hidden_layers, graph_group_layers(0)), a.x, a.normed, items, a.steps,
+               fold_final_norm(items));
     recording = false;
     a.ticket = ab.keep_graph();
   } catch (...) {
@@ -345,7 +357,7 @@ void Model::attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor
                              fuse_next ? &normed : nullptr);
 }
 
-void Model::ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x_att, Tensor& normed) {
+void Model::ffn_block(const TextLayer& w, const Tensor* next_norm, Tensor& x_att, Tensor& normed) {
   const TextConfig& tc = config_.text;
   Backend& b = *placement_.ffn;
   Tensor x = move(b, *placement_.attention, x_att);
@@ -358,11 +370,11 @@ void Model::ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x_att, 
   }
   Tensor g = b.empty(DType::F32, {n, tc.intermediate_size});
   b.gate_up(h, w.gate, w.up, g);  // ref: Gemma3MLP: down(gelu_tanh(gate(x)) * up(x))
-  // d = g W_down^T; x += post_ffn_norm(d), and the next layer's attention pre-norm with it when
-  // it runs here.
-  const bool fuse_next = next && placement_.ffn == placement_.attention;
+  // d = g W_down^T; x += post_ffn_norm(d), and the next norm with it (the next layer's attention
+  // pre-norm, or after the last layer the final norm for the LM head) when it runs here.
+  const bool fuse_next = next_norm && placement_.ffn == placement_.attention;
   normed = fuse_next ? b.empty(DType::F32, {n, tc.hidden_size}) : Tensor();
-  b.linear_residual_rms_norm(g, w.down, x, w.post_ffn_norm, eps, fuse_next ? &next->attn_norm : nullptr,
+  b.linear_residual_rms_norm(g, w.down, x, w.post_ffn_norm, eps, fuse_next ? next_norm : nullptr,
                              fuse_next ? &normed : nullptr);
   x_att = move(*placement_.attention, b, x);
 }

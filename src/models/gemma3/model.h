@@ -74,10 +74,16 @@ class Model {
   // in its fused residual step, and leaves the next block's there when both run on one backend.
   void attention_block(const TextLayer& w, int64_t layer, Tensor& x, Tensor& normed, std::span<DecodeItem> items,
                        std::vector<KvCache::Step>& steps);
-  void ffn_block(const TextLayer& w, const TextLayer* next, Tensor& x, Tensor& normed);
-  // Decoder layers [l0, l1) of a step.
+  // next_norm: the norm whose output the next block (or, after the last layer, the LM head)
+  // takes from `normed`; null: none made here.
+  void ffn_block(const TextLayer& w, const Tensor* next_norm, Tensor& x, Tensor& normed);
+  // Decoder layers [l0, l1) of a step; `fold_final`: the last layer also makes the final norm
+  // of every row into `normed` (fold_final_norm).
   void run_layers(int64_t l0, int64_t l1, Tensor& x, Tensor& normed, std::span<DecodeItem> items,
-                  std::vector<KvCache::Step>& steps);
+                  std::vector<KvCache::Step>& steps, bool fold_final);
+  // Whether a step of these items leaves the final norm to the last layer's residual step: one
+  // token a sequence (every row wants logits) and the layers and LM head on one backend.
+  bool fold_final_norm(std::span<const DecodeItem> items) const;
   // The next plain step of these sequences (one token each, at their next positions): its
   // first graph group recorded now, while the GPU runs this step's LM head, and kept in
   // ahead_ for decode to launch if that step comes next.
