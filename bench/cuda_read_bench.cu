@@ -4,9 +4,14 @@
 // Patterns (each with 1-4 blocks of 256-1024 threads a multiprocessor, U 16-byte loads a thread
 // in flight): "grid" strides the whole buffer (consecutive threads, consecutive 16 bytes);
 // "warp" gives each warp its own contiguous run, two steps of U x 512 bytes in flight (as the
-// streamed products); "block" gives each block a run its warps interleave.
+// streamed products); "block" gives each block a run its warps interleave. First, Q4_0-shaped
+// runs (16 warps a multiprocessor, the streamed products' step sizes U and matrix counts M):
+// "planes", codes and scales in separate planes (the engine's layout), "groups", 32 blocks'
+// codes then their scales in one run; "+8": each warp's run starts 8 blocks into a group (as
+// rows of 168 blocks do).
 // Measured on an H200 (bench/RESULTS.md): the copy 4277 GB/s, reads 4.3-4.58 TB/s from 512
-// threads a multiprocessor.
+// threads a multiprocessor; Q4_0-shaped runs 4.2-4.56 TB/s, groups 3.5% ahead of planes for
+// gate / up's shape when aligned, 1.2% when not (the engine in groups was no faster: RESULTS).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -85,6 +90,67 @@ __global__ void block_runs(const uint4* p, size_t n, unsigned* out) {
   if (acc == 0x12345678) out[0] = acc;
 }
 
+// Q4_0-shaped runs: each warp its own run of 32-value blocks of M matrices, a block 16 bytes of
+// codes and a 2-byte scale, two steps of U blocks a lane in flight (as the streamed products).
+// G = false: codes and scales in separate planes (the engine's layout); G = true: groups of 32
+// blocks, their 512 bytes of codes then their 64 bytes of scales (one run of memory). O: each
+// warp's run starts O blocks past a group's start.
+__device__ __forceinline__ unsigned short ldnc16(const unsigned short* p) {
+  unsigned short v;
+  asm volatile("ld.global.nc.L1::no_allocate.u16 %0, [%1];" : "=h"(v) : "l"(p));
+  return v;
+}
+template <int U, int M, bool G>
+struct Q4Step {
+  uint4 q[M][U];
+  unsigned short d[M][U];
+  __device__ void load(const unsigned char* base, size_t matrix_bytes, size_t units, size_t at, int lane) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const size_t i = at + size_t(32 * u) + lane;
+        const unsigned char* mb = base + m * matrix_bytes;
+        if (G) {
+          const size_t g = i / 32;
+          q[m][u] = ldnc(reinterpret_cast<const uint4*>(mb + g * 576) + lane);
+          d[m][u] = ldnc16(reinterpret_cast<const unsigned short*>(mb + g * 576 + 512) + lane);
+        } else {
+          q[m][u] = ldnc(reinterpret_cast<const uint4*>(mb) + i);
+          d[m][u] = ldnc16(reinterpret_cast<const unsigned short*>(mb + units * 16) + i);
+        }
+      }
+    }
+  }
+  __device__ unsigned fold() const {
+    unsigned acc = 0;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) acc ^= q[m][u].x ^ q[m][u].y ^ q[m][u].z ^ q[m][u].w ^ d[m][u];
+    }
+    return acc;
+  }
+};
+template <int U, int M, bool G, int O = 0>
+__global__ void q4_runs(const unsigned char* p, size_t units, unsigned* out) {
+  const int lane = threadIdx.x & 31;
+  const size_t warps = size_t(gridDim.x) * (blockDim.x / 32);
+  const size_t w = size_t(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
+  const size_t per = (units / warps) / (32 * U) * (32 * U);
+  const size_t first = w * per + O, matrix_bytes = units * 18;
+  unsigned acc = 0;
+  Q4Step<U, M, G> a, b;
+  a.load(p, matrix_bytes, units, first, lane);
+  for (size_t s = 0; s + 32 * U < per; s += 64 * U) {
+    b.load(p, matrix_bytes, units, first + s + 32 * U, lane);
+    acc ^= a.fold();
+    if (s + 64 * U < per) a.load(p, matrix_bytes, units, first + s + 64 * U, lane);
+    acc ^= b.fold();
+  }
+  if (acc == 0x12345678) out[0] = acc;
+}
+
 template <typename F>
 float timeit(F f, int reps = 10) {
   cudaEvent_t a, b;
@@ -128,6 +194,37 @@ int main(int argc, char** argv) {
     printf("%-12s %d x %4d threads/SM: %7.1f us  %5.0f GB/s read\n", name, bpsm, threads, ms * 1e3,
            double(read) / (ms * 1e-3) / 1e9);
   };
+  // Q4_0-shaped runs, 16 warps a multiprocessor: M matrices of `units` blocks each, at the step
+  // sizes U the products take (27B: o 4, q/k/v 6, down 7, gate / up 3 with M = 2).
+  const unsigned g = unsigned(sms);
+  const auto* bp = reinterpret_cast<const unsigned char*>(p);
+  auto q4 = [&](auto kernel, int u, int m, const char* layout) {
+    const size_t units = bytes / 18 / size_t(m) / 32 * 32 - 64;  // (room for runs started off a group)
+    const size_t warps = size_t(g) * 16;
+    const size_t read = warps * ((units / warps) / (32 * size_t(u)) * (32 * size_t(u))) * 18 * size_t(m);
+    char name[32];
+    std::snprintf(name, sizeof name, "%s M=%d U=%d", layout, m, u);
+    report(name, 1, 512, read, timeit([&] { kernel<<<g, 512>>>(bp, units, out); }));
+  };
+  for (int rep = 0; rep < 2; ++rep) {
+    q4(q4_runs<3, 1, false>, 3, 1, "planes");
+    q4(q4_runs<3, 1, true>, 3, 1, "groups");
+    q4(q4_runs<4, 1, false>, 4, 1, "planes");
+    q4(q4_runs<4, 1, true>, 4, 1, "groups");
+    q4(q4_runs<6, 1, false>, 6, 1, "planes");
+    q4(q4_runs<6, 1, true>, 6, 1, "groups");
+    q4(q4_runs<7, 1, false>, 7, 1, "planes");
+    q4(q4_runs<7, 1, true>, 7, 1, "groups");
+    q4(q4_runs<3, 2, false>, 3, 2, "planes");
+    q4(q4_runs<3, 2, true>, 3, 2, "groups");
+    q4(q4_runs<3, 2, true, 8>, 3, 2, "groups+8");
+    q4(q4_runs<6, 1, true, 8>, 6, 1, "groups+8");
+    q4(q4_runs<7, 1, true, 8>, 7, 1, "groups+8");
+    q4(q4_runs<3, 2, false, 8>, 3, 2, "planes+8");
+    q4(q4_runs<6, 1, false, 8>, 6, 1, "planes+8");
+    report("warp U=4", 1, 512, bytes, timeit([&] { warp_runs<4><<<g, 512>>>(p, n, out); }));
+  }
+  CK(cudaGetLastError());
   for (int bpsm : {1, 2, 4}) {
     for (int threads : {256, 512, 1024}) {
       if (bpsm * threads > 2048) continue;
