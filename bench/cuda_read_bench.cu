@@ -95,7 +95,7 @@ __global__ void block_runs(const uint4* p, size_t n, unsigned* out) {
 // G = false: codes and scales in separate planes (the engine's layout); G = true: groups of 32
 // blocks, their 512 bytes of codes then their 64 bytes of scales (one run of memory). O: each
 // warp's run starts O blocks past a group's start.
-__device__ __forceinline__ unsigned short ldnc16(const unsigned short* p) {
+__device__ __forceinline__ unsigned short ldnc(const unsigned short* p) {
   unsigned short v;
   asm volatile("ld.global.nc.L1::no_allocate.u16 %0, [%1];" : "=h"(v) : "l"(p));
   return v;
@@ -114,10 +114,10 @@ struct Q4Step {
         if (G) {
           const size_t g = i / 32;
           q[m][u] = ldnc(reinterpret_cast<const uint4*>(mb + g * 576) + lane);
-          d[m][u] = ldnc16(reinterpret_cast<const unsigned short*>(mb + g * 576 + 512) + lane);
+          d[m][u] = ldnc(reinterpret_cast<const unsigned short*>(mb + g * 576 + 512) + lane);
         } else {
           q[m][u] = ldnc(reinterpret_cast<const uint4*>(mb) + i);
-          d[m][u] = ldnc16(reinterpret_cast<const unsigned short*>(mb + units * 16) + i);
+          d[m][u] = ldnc(reinterpret_cast<const unsigned short*>(mb + units * 16) + i);
         }
       }
     }
@@ -132,6 +132,9 @@ struct Q4Step {
     return acc;
   }
 };
+// One q4_runs shape, as a value (the host loop's tag).
+template <int U, int M, bool G, int O = 0>
+struct Q4Shape {};
 template <int U, int M, bool G, int O = 0>
 __global__ void q4_runs(const unsigned char* p, size_t units, unsigned* out) {
   const int lane = threadIdx.x & 31;
@@ -198,30 +201,30 @@ int main(int argc, char** argv) {
   // sizes U the products take (27B: o 4, q/k/v 6, down 7, gate / up 3 with M = 2).
   const unsigned g = unsigned(sms);
   const auto* bp = reinterpret_cast<const unsigned char*>(p);
-  auto q4 = [&](auto kernel, int u, int m, const char* layout) {
-    const size_t units = bytes / 18 / size_t(m) / 32 * 32 - 64;  // (room for runs started off a group)
+  auto q4 = [&]<int U, int M, bool G, int O>(Q4Shape<U, M, G, O>) {
+    const size_t units = bytes / 18 / size_t(M) / 32 * 32 - 64;  // (room for runs started off a group)
     const size_t warps = size_t(g) * 16;
-    const size_t read = warps * ((units / warps) / (32 * size_t(u)) * (32 * size_t(u))) * 18 * size_t(m);
+    const size_t read = warps * ((units / warps) / (32 * size_t(U)) * (32 * size_t(U))) * 18 * size_t(M);
     char name[32];
-    std::snprintf(name, sizeof name, "%s M=%d U=%d", layout, m, u);
-    report(name, 1, 512, read, timeit([&] { kernel<<<g, 512>>>(bp, units, out); }));
+    std::snprintf(name, sizeof name, "%s%s%.0d M=%d U=%d", G ? "groups" : "planes", O ? "+" : "", O, M, U);
+    report(name, 1, 512, read, timeit([&] { q4_runs<U, M, G, O><<<g, 512>>>(bp, units, out); }));
   };
   for (int rep = 0; rep < 2; ++rep) {
-    q4(q4_runs<3, 1, false>, 3, 1, "planes");
-    q4(q4_runs<3, 1, true>, 3, 1, "groups");
-    q4(q4_runs<4, 1, false>, 4, 1, "planes");
-    q4(q4_runs<4, 1, true>, 4, 1, "groups");
-    q4(q4_runs<6, 1, false>, 6, 1, "planes");
-    q4(q4_runs<6, 1, true>, 6, 1, "groups");
-    q4(q4_runs<7, 1, false>, 7, 1, "planes");
-    q4(q4_runs<7, 1, true>, 7, 1, "groups");
-    q4(q4_runs<3, 2, false>, 3, 2, "planes");
-    q4(q4_runs<3, 2, true>, 3, 2, "groups");
-    q4(q4_runs<3, 2, true, 8>, 3, 2, "groups+8");
-    q4(q4_runs<6, 1, true, 8>, 6, 1, "groups+8");
-    q4(q4_runs<7, 1, true, 8>, 7, 1, "groups+8");
-    q4(q4_runs<3, 2, false, 8>, 3, 2, "planes+8");
-    q4(q4_runs<6, 1, false, 8>, 6, 1, "planes+8");
+    q4(Q4Shape<3, 1, false>{});
+    q4(Q4Shape<3, 1, true>{});
+    q4(Q4Shape<4, 1, false>{});
+    q4(Q4Shape<4, 1, true>{});
+    q4(Q4Shape<6, 1, false>{});
+    q4(Q4Shape<6, 1, true>{});
+    q4(Q4Shape<7, 1, false>{});
+    q4(Q4Shape<7, 1, true>{});
+    q4(Q4Shape<3, 2, false>{});
+    q4(Q4Shape<3, 2, true>{});
+    q4(Q4Shape<3, 2, true, 8>{});
+    q4(Q4Shape<6, 1, true, 8>{});
+    q4(Q4Shape<7, 1, true, 8>{});
+    q4(Q4Shape<3, 2, false, 8>{});
+    q4(Q4Shape<6, 1, false, 8>{});
     report("warp U=4", 1, 512, bytes, timeit([&] { warp_runs<4><<<g, 512>>>(p, n, out); }));
   }
   CK(cudaGetLastError());
