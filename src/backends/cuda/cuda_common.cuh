@@ -27,18 +27,36 @@ inline void set_trace_here(const TraceSlots& s) { cudaMemcpyToSymbol(g_trace, &s
 const bool g_trace_registered = (trace_setters().push_back(&set_trace_here), true);
 }  // namespace
 #endif
+#ifdef UNICORN_CUDA_TRACE_BUILD
+// One event of `kind`: the global timer's time and `word`.
+__device__ __forceinline__ void trace_record(int kind, unsigned long long word) {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  const unsigned i = atomicAdd(g_trace.n + kind, 1u);
+  if (i < g_trace.cap) {
+    unsigned long long* e = g_trace.buf + (size_t(kind) * g_trace.cap + i) * 2;
+    e[0] = t;
+    e[1] = word;
+  }
+}
+#endif
 __device__ __forceinline__ void trace_mark([[maybe_unused]] int kind) {
 #ifdef UNICORN_CUDA_TRACE_BUILD
-  if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x == 0 && threadIdx.y == 0 && g_trace.buf) {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    const unsigned i = atomicAdd(g_trace.n + kind, 1u);
-    if (i < g_trace.cap) {
-      unsigned long long* e = g_trace.buf + (size_t(kind) * g_trace.cap + i) * 2;
-      e[0] = t;
-      e[1] = (unsigned long long)(gridDim.x * gridDim.y * gridDim.z) | ((unsigned long long)blockDim.x << 32);
-    }
-  }
+  if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x == 0 && threadIdx.y == 0 && g_trace.buf)
+    trace_record(kind, (unsigned long long)(gridDim.x * gridDim.y * gridDim.z) | ((unsigned long long)blockDim.x << 32));
+#endif
+}
+
+// Kinds 2-4 of the trace, from every block of a streamed product (cuda_matvec.cu): thread 0
+// marks when the block's input wait returned (2) and when the block is done (3, after a block
+// barrier); lane 0 of each warp when the warp's rows are done (4). Each as (time, block |
+// warp << 20 | grid blocks << 32).
+__device__ __forceinline__ void trace_block_mark([[maybe_unused]] int kind) {
+#ifdef UNICORN_CUDA_TRACE_BUILD
+  if (kind == 3) __syncthreads();
+  if ((kind == 4 ? (threadIdx.x & 31) : threadIdx.x) == 0 && threadIdx.y == 0 && g_trace.buf)
+    trace_record(kind, (unsigned long long)blockIdx.x | (unsigned long long)(threadIdx.x >> 5) << 20 |
+                           ((unsigned long long)gridDim.x << 32));
 #endif
 }
 

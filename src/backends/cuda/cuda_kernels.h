@@ -15,16 +15,21 @@
 namespace unicorn::cuda {
 
 // The kernel trace (cuda_common.cuh): device buffers for `cap` events of each kind (0: a
-// kernel's start, 1: its input wait done), each as (time in ns, grid blocks | threads << 32).
+// kernel's start, 1: its input wait done, each as (time in ns, grid blocks | threads << 32),
+// from block 0; 2: a streamed product block's input wait done, 3: its end, each as (time,
+// block | grid blocks << 32), from every block; 4: a streamed product warp's end, as (time,
+// block | warp << 20 | grid blocks << 32)).
+constexpr int kTraceKinds = 5;
 struct TraceSlots {
-  unsigned long long* buf = nullptr;  // [2][cap][2]
-  unsigned int* n = nullptr;          // [2]: events recorded (may pass cap)
+  unsigned long long* buf = nullptr;  // [kTraceKinds][cap][2]
+  unsigned int* n = nullptr;          // [kTraceKinds]: events recorded (may pass cap)
   unsigned int cap = 0;
 };
 using TraceSetter = void (*)(const TraceSlots&);
 std::vector<TraceSetter>& trace_setters();  // one a .cu file: sets its copy of the slots
-// With UNICORN_CUDA_TRACE=FILE: trace_start (a backend's creation) allocates the slots,
-// trace_dump (its end) writes "kind time blocks threads" lines to FILE; trace_tick queues an
+// With UNICORN_CUDA_TRACE=FILE: trace_start (a backend's creation) allocates the slots
+// (UNICORN_CUDA_TRACE_EVENTS of each kind, default 4M), trace_dump (its end) writes "kind time
+// A B" lines to FILE (A, B: the second word's low and high halves); trace_tick queues an
 // empty traced kernel (marks where the work before it ends).
 void trace_start();
 void trace_dump();

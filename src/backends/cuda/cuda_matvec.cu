@@ -284,6 +284,7 @@ __device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __
   for (int64_t i = threadIdx.x; i < (r1 - r0) * M; i += kThreads) sums.rows[i] = 0.0f;
   if (threadIdx.x < kWarps * 2) sums.part_rows[threadIdx.x] = -1;
   wait_for_inputs();
+  trace_block_mark(2);
   quantize_x<kThreads>(j, x, xc);
   if (steps > 1) {
     load_step<F, U, M>(j, load_at, lane, first, b);
@@ -361,6 +362,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
   x += column_part * j.chunks * 32;
   let_next_start();
   stepped_rows<F, U, M, W, H>(j, x, xc, sums, r0, r1, M == 1 ? column_part * j.units : 0);
+  trace_block_mark(4);
   __syncthreads();
 
   // The block's rows: the whole rows' sums plus the parts of split rows, in warp order.
@@ -388,6 +390,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
       j.y[at_row.part][column_part * j.rows + at_row.row] = v[0] + (bias ? bias[at_row.row] : 0.0f);
     }
   }
+  trace_block_mark(3);
 }
 
 // The U (chunks a lane a step) of Us that wastes the fewest lane slots on a row of `chunks`

@@ -56,10 +56,19 @@ void trace_start() {
   fmt::print(stderr, "UNICORN_CUDA_TRACE: this build has no trace marks (configure with -DUNICORN_CUDA_TRACE=ON)\n");
 #else
   g_trace_path = path;
-  g_host_trace.cap = 1u << 20;  // events of each kind (16 MiB in all)
-  UNICORN_CUDA_CHECK(cudaMalloc(&g_host_trace.buf, size_t(g_host_trace.cap) * 4 * 8));
-  UNICORN_CUDA_CHECK(cudaMalloc(&g_host_trace.n, 8));
-  UNICORN_CUDA_CHECK(cudaMemset(g_host_trace.n, 0, 8));
+  // Events of each kind (16 bytes each; UNICORN_CUDA_TRACE_EVENTS to change): a 27B decode step
+  // makes ~33K block marks of each kind and ~530K warp marks.
+  g_host_trace.cap = 1u << 22;
+  if (const char* events = std::getenv("UNICORN_CUDA_TRACE_EVENTS")) {
+    char* end = nullptr;
+    const long v = std::strtol(events, &end, 10);
+    if (end == events || *end || v < 1024 || v > (1L << 26))
+      fail("UNICORN_CUDA_TRACE_EVENTS='{}': expected a count of events of each kind, 1024 to {}", events, 1L << 26);
+    g_host_trace.cap = unsigned(v);
+  }
+  UNICORN_CUDA_CHECK(cudaMalloc(&g_host_trace.buf, size_t(g_host_trace.cap) * kTraceKinds * 2 * 8));
+  UNICORN_CUDA_CHECK(cudaMalloc(&g_host_trace.n, kTraceKinds * 4));
+  UNICORN_CUDA_CHECK(cudaMemset(g_host_trace.n, 0, kTraceKinds * 4));
   for (TraceSetter f : trace_setters()) f(g_host_trace);
   UNICORN_CUDA_CHECK(cudaDeviceSynchronize());
 #endif
@@ -68,22 +77,25 @@ void trace_start() {
 void trace_dump() {
   if (!g_host_trace.buf) return;
   cudaDeviceSynchronize();
-  unsigned n[2] = {0, 0};
-  std::vector<unsigned long long> b(size_t(g_host_trace.cap) * 4);
-  cudaMemcpy(n, g_host_trace.n, 8, cudaMemcpyDeviceToHost);
+  unsigned n[kTraceKinds] = {};
+  std::vector<unsigned long long> b(size_t(g_host_trace.cap) * kTraceKinds * 2);
+  cudaMemcpy(n, g_host_trace.n, sizeof n, cudaMemcpyDeviceToHost);
   cudaMemcpy(b.data(), g_host_trace.buf, b.size() * 8, cudaMemcpyDeviceToHost);
   FILE* f = std::fopen(g_trace_path.c_str(), "w");
   if (!f) {
     fmt::print(stderr, "UNICORN_CUDA_TRACE: cannot write {}\n", g_trace_path);
     return;
   }
-  for (int k = 0; k < 2; ++k)
+  bool cut = false;
+  for (int k = 0; k < kTraceKinds; ++k) {
+    cut |= n[k] > g_host_trace.cap;
     for (unsigned i = 0; i < std::min(n[k], g_host_trace.cap); ++i) {
       const unsigned long long* e = b.data() + (size_t(k) * g_host_trace.cap + i) * 2;
       std::fprintf(f, "%d %llu %llu %llu\n", k, e[0], e[1] & 0xffffffffull, e[1] >> 32);
     }
+  }
   std::fclose(f);
-  if (n[0] > g_host_trace.cap || n[1] > g_host_trace.cap)
+  if (cut)
     fmt::print(stderr, "UNICORN_CUDA_TRACE: only the first {} events of each kind kept\n", g_host_trace.cap);
 }
 
