@@ -17,9 +17,9 @@ With --warps as well (each warp marks its end too), how far a block's last warp 
 median warp (the median over blocks, and in the block that ended last), and how far the last
 block's last warp ends after the median block's last warp.
 
-Usage: scripts/cuda-trace.py FILE [--steps N] [--blocks [--warps]]  (N: steps to average, the last ones;
-default 3). A step ends at a trace tick (a 1 x 32 marker kernel queued before each download of
-results).
+Usage: scripts/cuda-trace.py FILE [--steps N] [--blocks] [--warps]  (N: steps to average, the
+last ones; default 3; --warps implies --blocks). A step ends at a trace tick (a 1 x 32 marker
+kernel queued before each download of results).
 """
 import argparse
 import collections
@@ -32,12 +32,14 @@ def main():
     ap.add_argument("--blocks", action="store_true")
     ap.add_argument("--warps", action="store_true")
     args = ap.parse_args()
+    args.blocks |= args.warps
     starts, waits, block_waits, block_ends, warp_ends = [], [], [], [], []
     with open(args.file) as f:
         for line in f:
             kind, t, a, b = (int(v) for v in line.split())
             if kind == 4:
-                warp_ends.append((t, a & 0xFFFFF, b, a >> 20))
+                if args.warps:
+                    warp_ends.append((t, a & 0xFFFFF, b, a >> 20))
             elif args.blocks or kind < 2:
                 [starts, waits, block_waits, block_ends][kind].append((t, a, b))
     if len(starts) != len(waits) or any(a[1:] != b[1:] for a, b in zip(starts, waits)):
