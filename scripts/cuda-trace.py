@@ -66,7 +66,7 @@ def main():
     for key, (count, cp, start, wait) in sorted(rows.items(), key=lambda kv: -kv[1][1]):
         print(f"{key:44s} {count / n:6.1f} {cp / count:8.2f} {start / count:7.2f} {wait / count:6.2f} {cp / n:10.1f}")
     if args.blocks:
-        block_table(steps, waits, shape, sorted(block_waits), sorted(block_ends), sorted(warp_ends) if args.warps else None)
+        block_table(steps, waits, shape, sorted(block_waits), sorted(block_ends), sorted(warp_ends))
 
 
 def block_table(steps, waits, shape, block_waits, block_ends, warp_ends):
@@ -74,7 +74,7 @@ def block_table(steps, waits, shape, block_waits, block_ends, warp_ends):
     import statistics
     bw_t = [e[0] for e in block_waits]
     be_t = [e[0] for e in block_ends]
-    we_t = [e[0] for e in warp_ends] if warp_ends else []
+    we_t = [e[0] for e in warp_ends]
     warp_rows = collections.OrderedDict()
     rows = collections.OrderedDict()
     for a, b in steps:

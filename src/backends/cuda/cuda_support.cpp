@@ -78,21 +78,20 @@ void trace_dump() {
   if (!g_host_trace.buf) return;
   cudaDeviceSynchronize();
   unsigned n[kTraceKinds] = {};
-  std::vector<unsigned long long> b(size_t(g_host_trace.cap) * kTraceKinds * 2);
   cudaMemcpy(n, g_host_trace.n, sizeof n, cudaMemcpyDeviceToHost);
-  cudaMemcpy(b.data(), g_host_trace.buf, b.size() * 8, cudaMemcpyDeviceToHost);
   FILE* f = std::fopen(g_trace_path.c_str(), "w");
   if (!f) {
     fmt::print(stderr, "UNICORN_CUDA_TRACE: cannot write {}\n", g_trace_path);
     return;
   }
   bool cut = false;
-  for (int k = 0; k < kTraceKinds; ++k) {
+  std::vector<unsigned long long> b;
+  for (int k = 0; k < kTraceKinds; ++k) {  // only the events recorded come over
     cut |= n[k] > g_host_trace.cap;
-    for (unsigned i = 0; i < std::min(n[k], g_host_trace.cap); ++i) {
-      const unsigned long long* e = b.data() + (size_t(k) * g_host_trace.cap + i) * 2;
-      std::fprintf(f, "%d %llu %llu %llu\n", k, e[0], e[1] & 0xffffffffull, e[1] >> 32);
-    }
+    b.resize(size_t(std::min(n[k], g_host_trace.cap)) * 2);
+    cudaMemcpy(b.data(), g_host_trace.buf + size_t(k) * g_host_trace.cap * 2, b.size() * 8, cudaMemcpyDeviceToHost);
+    for (size_t i = 0; i < b.size(); i += 2)
+      std::fprintf(f, "%d %llu %llu %llu\n", k, b[i], b[i + 1] & 0xffffffffull, b[i + 1] >> 32);
   }
   std::fclose(f);
   if (cut)
