@@ -231,6 +231,22 @@ TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
       }
     }
   }
+  // Gate / up rows of two steps, one or two a block of 16 warps (200 rows on up to 199
+  // multiprocessors): each row split between two warps, so its sums meet in shared memory from
+  // zero in blocks of one row too.
+  for (DType dtype : {DType::Q4_0, DType::Q8_0}) {
+    const int64_t m = 200, k = 5376;
+    const Tensor wg = weight(dtype, m, k, 67), wu = weight(dtype, m, k, 68);
+    const Tensor x = random_tensor(DType::F32, {1, k}, 69);
+    Tensor want = ref.alloc(DType::F32, {1, m});
+    ref.gate_up(int8_rounded(x), wg, wu, want);
+    for (const auto& [what, b] : backends) {
+      SCOPED_TRACE(what + " gate/up of 200 rows " + std::string(dtype_name(dtype)));
+      Tensor got = b->alloc(DType::F32, {1, m});
+      b->gate_up(b->from_host(x), b->prepare_weight(wg), b->prepare_weight(wu), got);
+      expect_close(b->to_host(got), want, 1e-5);
+    }
+  }
   for (auto [name, value] : {std::pair{"UNICORN_CUDA_STREAM", "on"}, {"UNICORN_CUDA_STREAM_WARPS", "12"}}) {
     test::ScopedEnv bad(name, value);
     EXPECT_THROW(test::backend_or_skip("cuda"), Error) << name;
