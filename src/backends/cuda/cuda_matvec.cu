@@ -281,8 +281,8 @@ __device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __
     load_step<F, U, M>(j, load_at, lane, first, a);
     load_at.next(j.steps_per_row);
   }
-  // Every matrix's sums from 0 (whole [M][block_rows]: a block of fewer rows than block_rows
-  // would leave the last of up's sums as shared memory had them, read where a row is split).
+  // Every matrix's sums from 0 (all of [M][block_rows]: in a block of fewer rows than block_rows,
+  // up's last block_rows - rows sums would start as shared memory had them, read where a row is split).
   for (int64_t i = threadIdx.x; i < int64_t(j.block_rows) * M; i += kThreads) sums.rows[i] = 0.0f;
   if (threadIdx.x < kWarps * 2) sums.part_rows[threadIdx.x] = -1;
   wait_for_inputs();
