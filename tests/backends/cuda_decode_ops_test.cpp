@@ -31,7 +31,7 @@ std::vector<std::pair<std::string, std::unique_ptr<Backend>>> by_stream_warps() 
   return backends;
 }
 
-// linear_residual_rms_norm: one row over Q4_0 / Q8_0 rows wider than 256 chunks is multiplied
+// linear_residual_rms_norm: one row over Q4_0 / Q8_0 / Q4_K / NF4 rows wider than 256 chunks is multiplied
 // in column parts (2 for 320 and 480 chunks, 3 for 27B's 672) that the residual norm adds
 // (its register kernel up to 8192 values, the strided one past it); 16- and 8-warp blocks;
 // rows of 257 chunks (no part count divides them), Q6_K and two rows take linear and
@@ -45,7 +45,8 @@ TEST_F(CudaOps, ProductThenResidualNorm) {
   for (const Case c : {Case{DType::Q4_0, 1, 5376, 21504}, Case{DType::Q8_0, 1, 2560, 10240},
                        Case{DType::Q4_0, 1, 3840, 15360}, Case{DType::Q4_0, 1, 8200, 10240},
                        Case{DType::Q4_0, 1, 1000, 8224}, Case{DType::Q6_K, 1, 1152, 10240},
-                       Case{DType::Q8_0, 2, 640, 10240}, Case{DType::Q4_0, 1, 640, 4096}}) {
+                       Case{DType::Q8_0, 2, 640, 10240}, Case{DType::Q4_0, 1, 640, 4096},
+                       Case{DType::Q4_K, 1, 5376, 21504}, Case{DType::NF4, 1, 1000, 10240}}) {
     const Tensor w = weight(c.dtype, c.d, c.k, 71);
     const Tensor a = random_tensor(DType::F32, {c.n, c.k}, 72);
     const Tensor x0 = random_tensor(DType::F32, {c.n, c.d}, 73, 3.0f);
@@ -53,7 +54,7 @@ TEST_F(CudaOps, ProductThenResidualNorm) {
     for (const bool with_next : {true, false}) {
       Tensor x_ref = x0.clone(), y_ref = ref.alloc(DType::F32, {c.n, c.d}), next_ref = ref.alloc(DType::F32, {c.n, c.d});
       for (int rep = 0; rep < 2; ++rep) {
-        ref.linear(int8_rounded(a), w, nullptr, y_ref);
+        ref.linear(int8_rounded(a), as_streamed(w), nullptr, y_ref);
         ref.residual_rms_norm(x_ref, y_ref, w_post, 1e-6f, with_next ? &w_next : nullptr,
                               with_next ? &next_ref : nullptr);
       }

@@ -2,9 +2,11 @@
 // arithmetic, checked without a GPU.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "backends/cuda/cuda_layout.h"
+#include "core/quant/nf4.h"
 
 namespace unicorn::cuda {
 namespace {
@@ -32,6 +34,26 @@ TEST(CudaLayout, Q6kPiecesFillWholeGroupsOnce) {
   EXPECT_EQ(q6k_piece(0, 1, 4) - q6k_piece(0, 0, 4), 32);
   EXPECT_EQ(q6k_piece(32, 0, 4), 4 * 32);
   EXPECT_EQ(q6k_piece(32, 0, 2), 2 * 32);
+}
+
+// NF4's levels as the streamed products take them: round(127 level), half away from zero,
+// within a level's rounding (half a step of 1/127) of the level, clamped to [-1, 1]; the standard
+// levels keep their order and 0 stays 0.
+TEST(CudaLayout, Nf4LevelsAsInt8) {
+  int last = -128;
+  for (const float level : nf4::kLevels) {
+    const int q = nf4_int8_level(level);
+    EXPECT_LE(std::fabs(float(q) / 127.0f - level), 0.5f / 127.0f + 1e-7f) << level;
+    EXPECT_GT(q, last) << level;
+    last = q;
+  }
+  EXPECT_EQ(nf4_int8_level(nf4::kLevels[0]), -127);
+  EXPECT_EQ(nf4_int8_level(nf4::kLevels[7]), 0);
+  EXPECT_EQ(nf4_int8_level(nf4::kLevels[15]), 127);
+  EXPECT_EQ(nf4_int8_level(0.5f / 127.0f), 1);
+  EXPECT_EQ(nf4_int8_level(-0.5f / 127.0f), -1);
+  EXPECT_EQ(nf4_int8_level(1.5f), 127);
+  EXPECT_EQ(nf4_int8_level(-2.0f), -127);
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ namespace {
 using test::bf16_rounded;
 using test::CudaOps;
 using test::expect_close;
+using test::as_streamed;
 using test::int8_rounded;
 using test::random_tensor;
 using test::weight;
@@ -65,10 +66,13 @@ TEST_F(CudaOps, LinearOverEveryWeightFormat) {
         const bool via_f16 = dtype == DType::Q5_K;
         Tensor w_ref = via_f16 ? Tensor::from_f32(w.to_f32(), {m, k}).converted(DType::F16) : w;
         Tensor x_ref = x;
-        const bool int8_x =
-            tensor_cores && n <= 64 && (dtype == DType::Q4_0 || dtype == DType::Q8_0 || dtype == DType::Q6_K);
+        // (one row over Q4_K and NF4: the streamed kernel, int8 x and NF4's levels as int8)
+        const bool streamed_one = n == 1 && (dtype == DType::Q4_K || dtype == DType::NF4);
+        const bool int8_x = tensor_cores && ((n <= 64 && (dtype == DType::Q4_0 || dtype == DType::Q8_0 ||
+                                                           dtype == DType::Q6_K)) || streamed_one);
         if (int8_x) {
           x_ref = int8_rounded(x);
+          if (streamed_one) w_ref = as_streamed(w);
         } else if (tensor_cores && n >= 16) {
           w_ref = bf16_rounded(w_ref);
           x_ref = bf16_rounded(x);
@@ -106,7 +110,8 @@ TEST_F(CudaOps, LinearInPanels) {
 
 // NF4 stays as stored on the GPU (codes, 8-bit absmax with its nested scales): with and
 // without double quantization, and blocks of 128, the f32 path matches the reference on the
-// same weights (the absmax is rebuilt exactly as the CPU rebuilds it).
+// same weights (the absmax is rebuilt exactly as the CPU rebuilds it), and so does the streamed
+// one-row kernel with x and the levels in int8.
 TEST_F(CudaOps, Nf4AsStored) {
   auto f32_gpu = test::backend_or_skip("cuda-f32");
   ASSERT_TRUE(f32_gpu);
@@ -131,6 +136,12 @@ TEST_F(CudaOps, Nf4AsStored) {
         Tensor got = f32_gpu->alloc(DType::F32, {n, m});
         f32_gpu->linear(f32_gpu->from_host(x), dw, nullptr, got);
         expect_close(f32_gpu->to_host(got), want);
+        if (n != 1) continue;
+        // One row: the streamed kernel (int8 x, the levels as int8), the absmax rebuilt as well.
+        ref.linear(int8_rounded(x), as_streamed(w), nullptr, want);
+        Tensor streamed = gpu->alloc(DType::F32, {n, m});
+        gpu->linear(up(x), gpu->prepare_weight(w), nullptr, streamed);
+        expect_close(down(streamed), want);
       }
     }
   }
@@ -195,26 +206,44 @@ TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
                                                        : "UNICORN_CUDA_STREAM=0",
                           test::backend_or_skip("cuda"));
   }
-  for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K}) {
+  for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K, DType::Q4_K, DType::NF4}) {
     for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128), int64_t(16416)}) {
-      if (dtype == DType::Q6_K && k % 256 != 0) continue;
+      if ((dtype == DType::Q6_K || dtype == DType::Q4_K) && k % 256 != 0) continue;
+      if (dtype == DType::NF4 && k % 64 != 0) continue;
+      // Q4_K and NF4 stream only in the streamed kernel (int8 x, NF4's levels as int8); the
+      // block-per-rows kernels multiply them in f32.
+      const bool int8_only_streamed = dtype == DType::Q4_K || dtype == DType::NF4;
       const int64_t m = 4999;
       const Tensor w = weight(dtype, m, k, 61), bias = random_tensor(DType::F32, {m}, 62);
       const Tensor x = random_tensor(DType::F32, {1, k}, 63);
-      const Tensor x_ref = int8_rounded(x);
-      Tensor want = ref.alloc(DType::F32, {1, m});
-      ref.linear(x_ref, w, &bias, want);
+      struct Want {
+        Tensor linear, a, b, c, gate_up;
+      };
       const bool parts = k == 5376;  // q/k/v and gate/up too
-      Tensor w2, w3, wu, ra, rb, rc, g_want;
-      if (parts) {
-        w2 = weight(dtype, 2001, k, 64), w3 = weight(dtype, 1501, k, 65), wu = weight(dtype, m, k, 66);
-        ra = ref.alloc(DType::F32, {1, m}), rb = ref.alloc(DType::F32, {1, 2001}), rc = ref.alloc(DType::F32, {1, 1501});
-        ref.linear3(x_ref, w, w2, w3, ra, rb, rc);
-        g_want = ref.alloc(DType::F32, {1, m});
-        ref.gate_up(x_ref, w, wu, g_want);
-      }
+      Tensor w2, w3, wu;
+      if (parts) w2 = weight(dtype, 2001, k, 64), w3 = weight(dtype, 1501, k, 65), wu = weight(dtype, m, k, 66);
+      auto reference = [&](bool streamed) {
+        const Tensor x_ref = streamed ? int8_rounded(x) : x;
+        auto as = [&](const Tensor& t) { return streamed ? as_streamed(t) : t; };
+        Want r;
+        r.linear = ref.alloc(DType::F32, {1, m});
+        ref.linear(x_ref, as(w), &bias, r.linear);
+        if (parts) {
+          r.a = ref.alloc(DType::F32, {1, m}), r.b = ref.alloc(DType::F32, {1, 2001}), r.c = ref.alloc(DType::F32, {1, 1501});
+          ref.linear3(x_ref, as(w), as(w2), as(w3), r.a, r.b, r.c);
+          r.gate_up = ref.alloc(DType::F32, {1, m});
+          ref.gate_up(x_ref, as(w), as(wu), r.gate_up);
+        }
+        return r;
+      };
+      const Want streamed_want = reference(true);
+      Want plain_want;
+      if (int8_only_streamed) plain_want = reference(false);
       for (const auto& [what, b] : backends) {
         SCOPED_TRACE(what + " " + std::string(dtype_name(dtype)) + " k=" + std::to_string(k));
+        const Want& wanted = int8_only_streamed && what == "UNICORN_CUDA_STREAM=0" ? plain_want : streamed_want;
+        const Tensor& want = wanted.linear;
+        const Tensor &ra = wanted.a, &rb = wanted.b, &rc = wanted.c, &g_want = wanted.gate_up;
         Tensor got = b->alloc(DType::F32, {1, m});
         const Tensor db = b->prepare_weight(bias), dw = b->prepare_weight(w);
         b->linear(b->from_host(x), dw, &db, got);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backends/cuda/cuda_layout.h"
 #include "core/quant/nf4.h"
 #include "core/quant/quant.h"
 #include "support/devices.h"
@@ -32,6 +33,13 @@ Tensor weight(DType dtype, int64_t m, int64_t k, uint32_t seed) {
   if (dtype == DType::NF4) return nf4::quantize_tensor(f.converted(DType::BF16));
   if (is_block_format(dtype)) return quantize_matrix(f, dtype);
   return f.converted(dtype);
+}
+
+Tensor as_streamed(const Tensor& w) {
+  if (w.dtype() != DType::NF4) return w;
+  auto st = std::make_shared<nf4::State>(nf4::state_of(w));
+  for (float& level : st->quant_map) level = float(cuda::nf4_int8_level(level)) / 127.0f;
+  return w.with_aux(st);
 }
 
 Tensor bf16_rounded(const Tensor& t) {

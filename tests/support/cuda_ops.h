@@ -26,6 +26,10 @@ class CudaOps : public ::testing::Test {
 // A [m, k] weight in `dtype` (block formats quantized from f32 values; NF4 as bitsandbytes).
 Tensor weight(DType dtype, int64_t m, int64_t k, uint32_t seed);
 
+// w as the streamed one-row products multiply it (cuda_matvec.cu): NF4 with its levels as int8
+// (nf4_int8_level / 127); other formats as they are.
+Tensor as_streamed(const Tensor& w);
+
 // x with each 32-value chunk of a row quantized to int8 and back (scale amax / 127, as the
 // GPU's decode kernels over Q4_0 / Q8_0 do, and ggml's Q8_0).
 Tensor int8_rounded(const Tensor& x);

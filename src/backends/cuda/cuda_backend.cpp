@@ -181,18 +181,22 @@ void CudaBackend::gate_up(const Tensor& x, const Tensor& w_gate, const Tensor& w
     cuda::gelu_tanh_mul(gp, out.data<const float>(), out.data<float>(), out.numel(), ctx_->stream);
     return;
   }
-  if (on_.exact_f32 || n != 1 || gf != uf || (gf != WFmt::Q4_0 && gf != WFmt::Q8_0) || gv.rows != uv.rows ||
-      gv.cols != uv.cols) {
+  const bool int8_kernel = gf == WFmt::Q4_0 || gf == WFmt::Q8_0;
+  if (on_.exact_f32 || n != 1 || gf != uf || gv.rows != uv.rows || gv.cols != uv.cols ||
+      !(int8_kernel || (on_.stream && (gf == WFmt::Q4_K || gf == WFmt::NF4)))) {
     Backend::gate_up(x, w_gate, w_up, out);  // the products and GELU one by one
     return;
   }
   ops::check_linear(x, w_gate, nullptr, out);
   ops::check_linear(x, w_up, nullptr, out);
-  OpScope scope(*this, "gate_up");
-  if (on_.stream &&
-      cuda::gate_up_stream(gf, gv, uv, x.data<const float>(), out.data<float>(), stream_grid_, ctx_->stream))
-    return;
-  cuda::gate_up_int8(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream);
+  {
+    OpScope scope(*this, "gate_up");
+    if (on_.stream &&
+        cuda::gate_up_stream(gf, gv, uv, x.data<const float>(), out.data<float>(), stream_grid_, ctx_->stream))
+      return;
+    if (int8_kernel) return cuda::gate_up_int8(gf, gv, uv, x.data<const float>(), out.data<float>(), ctx_->stream);
+  }
+  Backend::gate_up(x, w_gate, w_up, out);  // (Q4_K / NF4 rows the streamed kernel does not take)
 }
 
 void CudaBackend::linear_residual_rms_norm(const Tensor& a, const Tensor& w, Tensor& x, const Tensor& w_post,
@@ -241,19 +245,24 @@ void CudaBackend::linear3(const Tensor& x, const Tensor& w0, const Tensor& w1, c
     mma_products(f0, x, {v0, v1, v2}, {y0.data<float>(), y1.data<float>(), y2.data<float>()});
     return;
   }
-  if (on_.exact_f32 || n != 1 || f0 != f1 || f0 != f2 || (f0 != WFmt::Q4_0 && f0 != WFmt::Q8_0)) {
+  const bool int8_kernel = f0 == WFmt::Q4_0 || f0 == WFmt::Q8_0;
+  if (on_.exact_f32 || n != 1 || f0 != f1 || f0 != f2 || !(int8_kernel || (on_.stream && f0 == WFmt::Q4_K))) {
     Backend::linear3(x, w0, w1, w2, y0, y1, y2);  // one product at a time
     return;
   }
   ops::check_linear(x, w0, nullptr, y0);
   ops::check_linear(x, w1, nullptr, y1);
   ops::check_linear(x, w2, nullptr, y2);
-  OpScope scope(*this, "linear3");
-  const cuda::WeightView views[3] = {v0, v1, v2};
-  float* const outs[3] = {y0.data<float>(), y1.data<float>(), y2.data<float>()};
-  if (on_.stream && cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), stream_grid_, ctx_->stream))
-    return;
-  cuda::linear3_int8(f0, views, x.data<const float>(), outs, ctx_->stream);
+  {
+    OpScope scope(*this, "linear3");
+    const cuda::WeightView views[3] = {v0, v1, v2};
+    float* const outs[3] = {y0.data<float>(), y1.data<float>(), y2.data<float>()};
+    if (on_.stream &&
+        cuda::matvec_stream(f0, 3, views, nullptr, outs, x.data<const float>(), stream_grid_, ctx_->stream))
+      return;
+    if (int8_kernel) return cuda::linear3_int8(f0, views, x.data<const float>(), outs, ctx_->stream);
+  }
+  Backend::linear3(x, w0, w1, w2, y0, y1, y2);
 }
 
 Tensor CudaBackend::prepare_weight(const Tensor& host) {

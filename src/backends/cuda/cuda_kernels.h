@@ -78,10 +78,13 @@ struct WeightView {
   int64_t nf4_nested = 256;  // NF4: absmax blocks per nested_absmax
 };
 
-// One row of x against Q4_0 / Q8_0 / Q6_K weights (gate_up_stream: Q4_0 / Q8_0), streamed
-// (cuda_matvec.cu): the rows of `parts` (1-3) matrices of one width as one launch (q, k and v),
-// or gate and up with GELU(gate) * up out; x quantized to int8 as linear's int8_x. False (nothing launched) for other formats or
-// rows wider than the kernel's shared memory holds (then linear, linear3_int8, gate_up_int8).
+// One row of x against Q4_0 / Q8_0 / Q6_K / Q4_K / NF4 weights (gate_up_stream: all but Q6_K),
+// streamed (cuda_matvec.cu): the rows of `parts` (1-3; NF4: 1) matrices of one width as one
+// launch (q, k and v), or gate and up with GELU(gate) * up out; x quantized to int8 as linear's
+// int8_x, NF4's levels to int8 (nf4_int8_level). False (nothing launched) for other formats,
+// rows wider than the kernel's shared memory holds, Q4_K rows not of whole super-blocks, NF4
+// rows not of whole 64-value units or blocks not a power of two of them (then linear,
+// linear3_int8, gate_up_int8, or the ops one by one).
 // grid: the rows spread over one block of 16 warps a multiprocessor, or two of 8.
 struct StreamGrid {
   int multiprocessors;

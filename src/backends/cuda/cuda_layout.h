@@ -21,4 +21,11 @@ constexpr int64_t q6k_plane_pieces(int64_t halves, int pieces) {
   return (halves + kQ6kGroup - 1) / kQ6kGroup * kQ6kGroup * pieces;
 }
 
+// NF4's levels as the streamed one-row products take them (cuda_matvec.cu): int8, round(127
+// level) half away from zero (bitsandbytes' levels lie in [-1, 1]; others are clamped there).
+constexpr int nf4_int8_level(float level) {
+  const float v = (level < -1.0f ? -1.0f : level > 1.0f ? 1.0f : level) * 127.0f;
+  return int(v < 0.0f ? v - 0.5f : v + 0.5f);
+}
+
 }  // namespace unicorn::cuda

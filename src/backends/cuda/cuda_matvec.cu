@@ -1,5 +1,5 @@
-// One row of x against Q4_0 / Q8_0 / Q6_K weights (decode at batch 1), streaming the weights at
-// the memory's rate. The rows are spread evenly over one block of 16 warps a multiprocessor
+// One row of x against Q4_0 / Q8_0 / Q6_K / Q4_K / NF4 weights (decode at batch 1), streaming the
+// weights at the memory's rate. The rows are spread evenly over one block of 16 warps a multiprocessor
 // (or two of 8: UNICORN_CUDA_STREAM_WARPS=8; whole rows, at most one apart), and a block's rows,
 // as one run of steps of U units a lane (Unit below), evenly over its warps, so every warp has
 // the same work to within a step even where the rows do not divide (a row may start in one
@@ -7,7 +7,9 @@
 // the current one is multiplied, across row boundaries too (lane l reads units l, l + 32, ...:
 // a warp's loads are contiguous). Each block quantizes x to int8 into shared memory (per 32
 // values: scale amax / 127 and the codes' sum, as linear's int8_x) with its first step's loads
-// in flight; products in dp4a, one float multiply per chunk and row. A warp's sum of a row
+// in flight; products in dp4a, one float multiply per chunk and row (NF4: its 16 levels as int8,
+// round(127 level), looked up by byte permutes; the levels so rounded move a weight by at most
+// 0.4% of its block's absmax, bf16's rounding of the largest). A warp's sum of a row
 // meets in shuffles; rows a warp finishes go to shared memory, the parts of rows split between
 // warps to slots added in warp order (the same sums every run), and the block writes its rows
 // at the end. Gate and up rows go together (GELU(g) u out). Rows wider than 256 chunks may be
@@ -66,6 +68,14 @@ struct XCodes {
   uint4* hi;
   float2* ds;
   int quarter = 0;
+  // NF4 (M matrices): each one's 16 levels as int8 (round(127 level), nf4_int8_level), four to
+  // a word, and its nested absmax codes (256, in shared memory; null without double
+  // quantization) and offset. x's codes then go with the bytes of each pair swapped (swap), as
+  // the levels come out of the lookup (a byte's high nibble is the first value).
+  bool swap = false;
+  uint32_t nf4_levels[2][4];
+  const float* nf4_codes[2];
+  float nf4_offset[2];
   __device__ void get(int64_t c, int (&xq)[8], float2& d) const {
     const uint4 l = lo[c], h = hi[c];
     d = ds[c];
@@ -99,7 +109,7 @@ struct Unit<F> {
       d = __float2half_rn(0.0f);
     }
   }
-  __device__ float dot(const XCodes& x, int64_t c) const {
+  __device__ float dot(const XCodes& x, int64_t c, int) const {
     int xq[8];
     float2 ds;
     x.get(c, xq, ds);
@@ -128,7 +138,7 @@ struct Unit<WFmt::Q6_K> {
       d = __float2half_rn(0.0f);
     }
   }
-  __device__ float dot(const XCodes& x, int64_t c) const {
+  __device__ float dot(const XCodes& x, int64_t c, int) const {
     const uint32_t* l = reinterpret_cast<const uint32_t*>(ql);
     const uint32_t* h = reinterpret_cast<const uint32_t*>(qh);
     const int8_t* scales = reinterpret_cast<const int8_t*>(&sc);
@@ -151,6 +161,114 @@ struct Unit<WFmt::Q6_K> {
       sum += ds.x * (float(scales[2 * quarter]) * float(lo) + float(scales[2 * quarter + 1]) * float(hi));
     }
     return __half2float(d) * sum;
+  }
+};
+
+// Q4_K: 64 values of a 256-value super-block (ggml's 144 bytes: d and dmin, 12 bytes of 6-bit
+// scales and mins, 128 of codes), its sub-blocks 2 j and 2 j + 1 (j: the unit's place in the
+// super-block, c mod 4 in dot: column parts start on whole super-blocks): their 32 bytes of
+// codes (2 j's in the low nibbles, 2 j + 1's in the high ones) and the block's first 16 bytes
+// (the 4 lanes of a block read the same ones: one load); against x's chunks 2 c and 2 c + 1.
+template <>
+struct Unit<WFmt::Q4_K> {
+  static constexpr int kChunks = 2;
+  uint4 head, q[2];
+  __device__ void load(const WeightView& w, int64_t unit, bool valid) {
+    if (valid) {
+      const uint4* blk = reinterpret_cast<const uint4*>(w.p0) + (unit >> 2) * 9;
+      head = load_once(blk);
+      q[0] = load_once(blk + 1 + 2 * (unit & 3));
+      q[1] = load_once(blk + 2 + 2 * (unit & 3));
+    } else {
+      head = q[0] = q[1] = make_uint4(0, 0, 0, 0);
+    }
+  }
+  __device__ float dot(const XCodes& x, int64_t c, int) const {
+    // ref: ggml get_scale_min_k4, sub-blocks s = 2 j and s + 1: scales[s] (y), scales[s + 4] (z)
+    const int j = int(c & 3), shift = 16 * (j & 1);
+    const uint32_t y = head.y >> shift, z = head.z >> shift;
+    uint32_t sc0, sc1, m0, m1;
+    if (j < 2) {
+      sc0 = y & 63, sc1 = (y >> 8) & 63, m0 = z & 63, m1 = (z >> 8) & 63;
+    } else {  // the low 4 bits in scales[s + 4], the high 2 in scales[s - 4] (scale) and scales[s] (min)
+      const uint32_t v = head.w >> shift;
+      sc0 = (v & 15) | ((y >> 2) & 48), sc1 = ((v >> 8) & 15) | ((y >> 10) & 48);
+      m0 = ((v >> 4) & 15) | ((z >> 2) & 48), m1 = ((v >> 12) & 15) | ((z >> 10) & 48);
+    }
+    const float2 dm = __half22float2(*reinterpret_cast<const __half2*>(&head.x));
+    const uint32_t* qw = reinterpret_cast<const uint32_t*>(q);
+    int xq[8], lo = 0, hi = 0;
+    float2 d0, d1;
+    x.get(2 * c, xq, d0);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) lo = __dp4a(int(qw[i] & 0x0f0f0f0fu), xq[i], lo);
+    x.get(2 * c + 1, xq, d1);
+    // the high nibbles in place, 16 times their value (as Q4_0's)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) asm("dp4a.u32.s32 %0, %1, %2, %0;" : "+r"(hi) : "r"(qw[i] & 0xf0f0f0f0u), "r"(xq[i]));
+    return d0.x * (dm.x * float(sc0) * float(lo) - dm.y * float(m0) * float(__float_as_int(d0.y))) +
+           d1.x * (dm.x * float(sc1) * float(hi >> 4) - dm.y * float(m1) * float(__float_as_int(d1.y)));
+  }
+};
+
+// Four NF4 codes (the low 16 bits of w, one a nibble) as their int8 levels (t: 16 bytes), in
+// the nibbles' order: two byte permutes over levels 0-7 and 8-15, a third picking by bit 3.
+__device__ __forceinline__ uint32_t nf4_lookup(const uint32_t (&t)[4], uint32_t w) {
+  const uint32_t sel = w & 0x7777u;
+  const uint32_t lo = __byte_perm(t[0], t[1], sel), hi = __byte_perm(t[2], t[3], sel);
+  return __byte_perm(lo, hi, 0x3210u | ((w >> 1) & 0x4444u));
+}
+
+// NF4 (bitsandbytes): 64 values, their 32 bytes of codes (a byte's high nibble first) as int8
+// levels against x's int8 codes (dp4a; x's codes pair-swapped to match the nibbles' order),
+// times the block's absmax / 127, the absmax rebuilt as the CPU does (code, nested scale and
+// offset, rounding each step). a: the absmax's code, or its bits without double quantization;
+// ~0u past the row's end (codes of zeros are level -1, not 0).
+template <>
+struct Unit<WFmt::NF4> {
+  static constexpr int kChunks = 2;
+  uint4 q[2];
+  uint32_t a;
+  float nested;
+  __device__ void load(const WeightView& w, int64_t unit, bool valid) {
+    if (valid) {
+      const uint4* p = reinterpret_cast<const uint4*>(w.p0) + 2 * unit;
+      q[0] = load_once(p);
+      q[1] = load_once(p + 1);
+      // (blocks of 64 << k values, nested in 1 << n: shifts, not 64-bit divisions)
+      const int64_t b = unit >> (__ffsll(w.nf4_block) - 7);
+      if (w.p2) {
+        a = __ldg(w.p1 + b);
+        nested = __ldg(reinterpret_cast<const float*>(w.p2) + (b >> (__ffsll(w.nf4_nested) - 1)));
+      } else {
+        a = __float_as_uint(__ldg(reinterpret_cast<const float*>(w.p1) + b));
+        nested = 0.0f;
+      }
+    } else {
+      q[0] = q[1] = make_uint4(0, 0, 0, 0);
+      a = ~0u;
+      nested = 0.0f;
+    }
+  }
+  __device__ float dot(const XCodes& x, int64_t c, int m) const {
+    if (a == ~0u) return 0.0f;
+    const float absmax =
+        x.nf4_codes[m] ? __fadd_rn(__fmul_rn(x.nf4_codes[m][a], nested), x.nf4_offset[m]) : __uint_as_float(a);
+    const uint32_t* qw = reinterpret_cast<const uint32_t*>(q);
+    float sum = 0.0f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      int xq[8], acc = 0;
+      float2 ds;
+      x.get(2 * c + h, xq, ds);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {  // a word's 8 values against two of x's words
+        acc = __dp4a(int(nf4_lookup(x.nf4_levels[m], qw[4 * h + i])), xq[2 * i], acc);
+        acc = __dp4a(int(nf4_lookup(x.nf4_levels[m], qw[4 * h + i] >> 16)), xq[2 * i + 1], acc);
+      }
+      sum += ds.x * float(acc);
+    }
+    return absmax * (1.0f / 127.0f) * sum;
   }
 };
 
@@ -211,9 +329,14 @@ struct Sums {
   int* part_rows;    // [W][2]: which row (of the block), -1 for none
   int* written;      // [W][2]: host_rows: the rows [first, end) a warp has written to y
 };
+// (NF4: then each matrix's 256 nested absmax codes.)
 template <int M>
-size_t smem_bytes(const StreamJob& j) {
+__host__ __device__ size_t smem_sums_end(const StreamJob& j) {
   return size_t(j.chunks) * 40 + size_t(j.block_rows) * M * 4 + kMaxWarps * 2 * (M + 2) * 4;
+}
+template <WFmt F, int M>
+size_t smem_bytes(const StreamJob& j) {
+  return smem_sums_end<M>(j) + (F == WFmt::NF4 ? M * 256 * 4 : 0);
 }
 
 // x's codes for the block (its column part), every thread a chunk at a time.
@@ -230,6 +353,10 @@ __device__ __forceinline__ void quantize_x(const StreamJob& j, const float* __re
 #pragma unroll
       for (int i = 0; i < 4; ++i) low = __dp4a(xq[i], 0x01010101, low);
       sum = (low & 0xffff) | ((sum - low) << 16);
+    }
+    if (xc.swap) {  // NF4
+#pragma unroll
+      for (int i = 0; i < 8; ++i) xq[i] = int(__byte_perm(uint32_t(xq[i]), 0u, 0x2301u));
     }
     xc.lo[at] = make_uint4(uint32_t(xq[0]), uint32_t(xq[1]), uint32_t(xq[2]), uint32_t(xq[3]));
     xc.hi[at] = make_uint4(uint32_t(xq[4]), uint32_t(xq[5]), uint32_t(xq[6]), uint32_t(xq[7]));
@@ -306,7 +433,7 @@ __device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __
       // no branch keeps the U units' dot products from interleaving.
       const int64_t c = min((int64_t(use_at.step) * U + u) * 32 + lane, j.units - 1);
 #pragma unroll
-      for (int m = 0; m < M; ++m) acc[m] += s.unit[m][u].dot(xc, c);
+      for (int m = 0; m < M; ++m) acc[m] += s.unit[m][u].dot(xc, c, m);
     }
     const bool row_end = use_at.step + 1 == j.steps_per_row;
     if (row_end || last) {  // the warp's sums of the row (or of its part of it)
@@ -363,6 +490,25 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
   const int64_t r0 = int64_t(group) * j.rows / j.groups, r1 = int64_t(group + 1) * j.rows / j.groups;
   x += column_part * j.chunks * 32;
   let_next_start();
+  if constexpr (F == WFmt::NF4) {  // the levels as int8, the nested codes into shared memory
+    xc.swap = true;
+    float* codes = reinterpret_cast<float*>(smem + smem_sums_end<M>(j));
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float* lv = j.w[m].levels;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        uint32_t word = 0;
+#pragma unroll
+        for (int b = 0; b < 4; ++b) word |= (uint32_t(nf4_int8_level(lv[4 * k + b])) & 0xffu) << (8 * b);
+        xc.nf4_levels[m][k] = word;
+      }
+      xc.nf4_codes[m] = j.w[m].p2 ? codes + m * 256 : nullptr;
+      xc.nf4_offset[m] = j.w[m].p2 ? lv[16 + 256] : 0.0f;
+      if (j.w[m].p2)
+        for (int i = threadIdx.x; i < 256; i += kThreads) codes[m * 256 + i] = lv[16 + i];
+    }
+  }
   stepped_rows<F, U, M, W, H>(j, x, xc, sums, r0, r1, M == 1 ? column_part * j.units : 0);
   trace_block_mark(4);
   __syncthreads();
@@ -415,7 +561,7 @@ bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream, 
   const int64_t most = std::max<int64_t>(1, int64_t(grid.multiprocessors) * (wide ? 1 : 2) / j.column_parts);
   j.groups = int(std::clamp<int64_t>(j.rows, 1, most));
   j.block_rows = int((j.rows + j.groups - 1) / j.groups);
-  const size_t smem = smem_bytes<M>(j);
+  const size_t smem = smem_bytes<F, M>(j);
   if (smem > 48 * 1024) return false;
   if (j.rows == 0) return true;
   j.units = j.chunks / Unit<F>::kChunks;
@@ -440,20 +586,40 @@ bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream, 
 
 }  // namespace
 
+namespace {
+
+// x's chunks a unit of the format takes, where a part of a row must start (Q4_K: whole
+// super-blocks).
+int64_t part_chunks(WFmt fmt) { return fmt == WFmt::Q4_K ? 8 : fmt == WFmt::NF4 ? 2 : 1; }
+
+// Whether the streamed kernel takes rows of w: NF4 in units of 64 values, each within one absmax
+// block (of a power of two values, as bitsandbytes makes them) and one row.
+bool streamable(const WeightView& w, WFmt fmt) {
+  auto power_of_two = [](int64_t v) { return v > 0 && (v & (v - 1)) == 0; };
+  if (fmt == WFmt::NF4) return w.cols % 64 == 0 && w.nf4_block >= 64 && power_of_two(w.nf4_block) && power_of_two(w.nf4_nested);
+  return fmt == WFmt::Q4_0 || fmt == WFmt::Q8_0 || fmt == WFmt::Q6_K || (fmt == WFmt::Q4_K && w.cols % 256 == 0);
+}
+
+}  // namespace
+
 int stream_column_parts(WFmt fmt, int64_t cols) {
-  const int64_t chunks = cols / 32;
-  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || chunks <= kPartChunks) return 1;
+  const int64_t chunks = cols / 32, unit = part_chunks(fmt);
+  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0 && fmt != WFmt::Q4_K && fmt != WFmt::NF4) || chunks <= kPartChunks)
+    return 1;
   for (int p = int((chunks + kPartChunks - 1) / kPartChunks); p <= 4; ++p)
-    if (chunks % p == 0) return p;
+    if (chunks % (p * unit) == 0) return p;
   return 1;
 }
 
 bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const* bias, float* const* y, const float* x,
                    StreamGrid grid, cudaStream_t stream, int column_parts, bool host_rows) {
-  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0 && fmt != WFmt::Q6_K) || parts < 1 || parts > 3) return false;
+  if (parts < 1 || parts > 3 || (fmt == WFmt::NF4 && parts != 1)) return false;  // (NF4: one matrix's levels)
+  for (int p = 0; p < parts; ++p)
+    if (!streamable(w[p], fmt)) return false;
   if (host_rows && (fmt != WFmt::Q6_K || parts != 1 || column_parts != 1 || (bias && bias[0]))) return false;
   const int64_t chunks = w[0].cols / 32;
-  if (column_parts < 1 || (column_parts > 1 && (parts != 1 || fmt == WFmt::Q6_K || chunks % column_parts != 0)))
+  if (column_parts < 1 ||
+      (column_parts > 1 && (parts != 1 || fmt == WFmt::Q6_K || chunks % (column_parts * part_chunks(fmt)) != 0)))
     return false;
   StreamJob j;
   j.column_parts = column_parts;
@@ -467,15 +633,24 @@ bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const*
     j.end[p] = j.rows;
   }
   for (int p = parts; p < 3; ++p) j.end[p] = j.rows;
-  // Q4_0: 4-8 chunks (16 bytes each) a lane a step; Q8_0 (32 bytes): 2-4; Q6_K: half a block (104 bytes).
-  if (fmt == WFmt::Q6_K) return launch<WFmt::Q6_K, 1, 1>(j, x, grid, stream, host_rows);
-  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 1, 4, 6, 7, 8>(j, x, grid, stream)
-                           : launch<WFmt::Q8_0, 1, 2, 3, 4>(j, x, grid, stream);
+  // Q4_0: 4-8 chunks (16 bytes each) a lane a step; Q8_0 (32 bytes): 2-4; Q6_K: half a block
+  // (104 bytes); Q4_K: 2-3 units of 64 values (48 bytes loaded, 16 of them shared by a block's 4
+  // lanes); NF4: 2-4 units of 64 values (32 bytes and the absmax).
+  switch (fmt) {
+    case WFmt::Q6_K: return launch<WFmt::Q6_K, 1, 1>(j, x, grid, stream, host_rows);
+    case WFmt::Q4_0: return launch<WFmt::Q4_0, 1, 4, 6, 7, 8>(j, x, grid, stream);
+    case WFmt::Q8_0: return launch<WFmt::Q8_0, 1, 2, 3, 4>(j, x, grid, stream);
+    case WFmt::Q4_K: return launch<WFmt::Q4_K, 1, 2, 3>(j, x, grid, stream);
+    case WFmt::NF4: return launch<WFmt::NF4, 1, 2, 3, 4>(j, x, grid, stream);
+    default: return false;
+  }
 }
 
 bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, const float* x, float* out,
                     StreamGrid grid, cudaStream_t stream) {
-  if ((fmt != WFmt::Q4_0 && fmt != WFmt::Q8_0) || gate.rows != up.rows || gate.cols != up.cols) return false;
+  if (fmt == WFmt::Q6_K || !streamable(gate, fmt) || !streamable(up, fmt) || gate.rows != up.rows ||
+      gate.cols != up.cols)
+    return false;
   StreamJob j;
   j.w[0] = gate;
   j.w[1] = up;
@@ -483,8 +658,13 @@ bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, cons
   j.rows = gate.rows;
   j.end[0] = j.end[1] = j.end[2] = j.rows;
   j.chunks = gate.cols / 32;
-  return fmt == WFmt::Q4_0 ? launch<WFmt::Q4_0, 2, 3, 4>(j, x, grid, stream)
-                           : launch<WFmt::Q8_0, 2, 2>(j, x, grid, stream);
+  switch (fmt) {
+    case WFmt::Q4_0: return launch<WFmt::Q4_0, 2, 3, 4>(j, x, grid, stream);
+    case WFmt::Q8_0: return launch<WFmt::Q8_0, 2, 2>(j, x, grid, stream);
+    case WFmt::Q4_K: return launch<WFmt::Q4_K, 2, 1>(j, x, grid, stream);  // (U = 2 spills)
+    case WFmt::NF4: return launch<WFmt::NF4, 2, 1, 2>(j, x, grid, stream);
+    default: return false;
+  }
 }
 
 }  // namespace unicorn::cuda
