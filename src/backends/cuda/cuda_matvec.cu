@@ -211,12 +211,14 @@ struct Unit<WFmt::Q4_K> {
   }
 };
 
-// Four NF4 codes (the low 16 bits of w, one a nibble) as their int8 levels (t: 16 bytes), in
-// the nibbles' order: two byte permutes over levels 0-7 and 8-15, a third picking by bit 3.
-__device__ __forceinline__ uint32_t nf4_lookup(const uint32_t (&t)[4], uint32_t w) {
-  const uint32_t sel = w & 0x7777u;
-  const uint32_t lo = __byte_perm(t[0], t[1], sel), hi = __byte_perm(t[2], t[3], sel);
-  return __byte_perm(lo, hi, 0x3210u | ((w >> 1) & 0x4444u));
+// A word of 8 NF4 codes (one a nibble) as their int8 levels (t: 16 bytes), 4 a word in the
+// nibbles' order (the low 16 bits' in lo, the high 16 bits' in hi): byte permutes over levels
+// 0-7 and 8-15, then a third picking by each code's bit 3 (12 integer instructions).
+__device__ __forceinline__ void nf4_lookup(const uint32_t (&t)[4], uint32_t w, uint32_t& lo, uint32_t& hi) {
+  const uint32_t sel = w & 0x77777777u, pick = ((w >> 1) & 0x44444444u) | 0x32103210u;
+  const uint32_t sel_hi = sel >> 16, pick_hi = pick >> 16;
+  lo = __byte_perm(__byte_perm(t[0], t[1], sel), __byte_perm(t[2], t[3], sel), pick);
+  hi = __byte_perm(__byte_perm(t[0], t[1], sel_hi), __byte_perm(t[2], t[3], sel_hi), pick_hi);
 }
 
 // NF4 (bitsandbytes): 64 values, their 32 bytes of codes (a byte's high nibble first) as int8
@@ -258,15 +260,17 @@ struct Unit<WFmt::NF4> {
     float sum = 0.0f;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      int xq[8], acc = 0;
+      int xq[8], acc0 = 0, acc1 = 0;  // two chains of dependent dp4a, not one
       float2 ds;
       x.get(2 * c + h, xq, ds);
 #pragma unroll
       for (int i = 0; i < 4; ++i) {  // a word's 8 values against two of x's words
-        acc = __dp4a(int(nf4_lookup(x.nf4_levels[m], qw[4 * h + i])), xq[2 * i], acc);
-        acc = __dp4a(int(nf4_lookup(x.nf4_levels[m], qw[4 * h + i] >> 16)), xq[2 * i + 1], acc);
+        uint32_t lo, hi;
+        nf4_lookup(x.nf4_levels[m], qw[4 * h + i], lo, hi);
+        acc0 = __dp4a(int(lo), xq[2 * i], acc0);
+        acc1 = __dp4a(int(hi), xq[2 * i + 1], acc1);
       }
-      sum += ds.x * float(acc);
+      sum += ds.x * float(acc0 + acc1);
     }
     return absmax * (1.0f / 127.0f) * sum;
   }
@@ -635,13 +639,13 @@ bool matvec_stream(WFmt fmt, int parts, const WeightView* w, const float* const*
   for (int p = parts; p < 3; ++p) j.end[p] = j.rows;
   // Q4_0: 4-8 chunks (16 bytes each) a lane a step; Q8_0 (32 bytes): 2-4; Q6_K: half a block
   // (104 bytes); Q4_K: 2-3 units of 64 values (48 bytes loaded, 16 of them shared by a block's 4
-  // lanes); NF4: 2-4 units of 64 values (32 bytes and the absmax).
+  // lanes); NF4: 2-3 units of 64 values (32 bytes and the absmax).
   switch (fmt) {
     case WFmt::Q6_K: return launch<WFmt::Q6_K, 1, 1>(j, x, grid, stream, host_rows);
     case WFmt::Q4_0: return launch<WFmt::Q4_0, 1, 4, 6, 7, 8>(j, x, grid, stream);
     case WFmt::Q8_0: return launch<WFmt::Q8_0, 1, 2, 3, 4>(j, x, grid, stream);
     case WFmt::Q4_K: return launch<WFmt::Q4_K, 1, 2, 3>(j, x, grid, stream);
-    case WFmt::NF4: return launch<WFmt::NF4, 1, 2, 3, 4>(j, x, grid, stream);
+    case WFmt::NF4: return launch<WFmt::NF4, 1, 2, 3>(j, x, grid, stream);  // (U = 4 spills)
     default: return false;
   }
 }
@@ -662,7 +666,7 @@ bool gate_up_stream(WFmt fmt, const WeightView& gate, const WeightView& up, cons
     case WFmt::Q4_0: return launch<WFmt::Q4_0, 2, 3, 4>(j, x, grid, stream);
     case WFmt::Q8_0: return launch<WFmt::Q8_0, 2, 2>(j, x, grid, stream);
     case WFmt::Q4_K: return launch<WFmt::Q4_K, 2, 1>(j, x, grid, stream);  // (U = 2 spills)
-    case WFmt::NF4: return launch<WFmt::NF4, 2, 1, 2>(j, x, grid, stream);
+    case WFmt::NF4: return launch<WFmt::NF4, 2, 1>(j, x, grid, stream);  // (U = 2 spills)
     default: return false;
   }
 }
