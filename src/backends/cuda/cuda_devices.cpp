@@ -58,7 +58,7 @@ std::string cuda_gemm_status() {
   if (mode && std::string(mode) == "f32") return "f32 kernels (UNICORN_CUDA_GEMM=f32)";
   const std::string why = cuda::Blas::unavailable_reason();
   return why.empty() ? "cuBLAS on tensor cores from 16 rows (bf16 inputs; attention TF32); decode over Q4_0 / "
-                       "Q8_0 / Q6_K with int8 activations"
+                       "Q8_0 / Q6_K / Q4_K / NF4 with int8 activations"
                      : "f32 kernels: " + why;
 }
 

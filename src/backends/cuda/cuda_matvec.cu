@@ -1,22 +1,22 @@
 // One row of x against Q4_0 / Q8_0 / Q6_K / Q4_K / NF4 weights (decode at batch 1), streaming the
-// weights at the memory's rate. The rows are spread evenly over one block of 16 warps a multiprocessor
-// (or two of 8: UNICORN_CUDA_STREAM_WARPS=8; whole rows, at most one apart), and a block's rows,
-// as one run of steps of U units a lane (Unit below), evenly over its warps, so every warp has
-// the same work to within a step even where the rows do not divide (a row may start in one
-// warp and end in the next). A warp walks its run with the next step's loads in flight while
-// the current one is multiplied, across row boundaries too (lane l reads units l, l + 32, ...:
-// a warp's loads are contiguous). Each block quantizes x to int8 into shared memory (per 32
-// values: scale amax / 127 and the codes' sum, as linear's int8_x) with its first step's loads
-// in flight; products in dp4a, one float multiply per chunk and row (NF4: its 16 levels as int8,
-// round(127 level), looked up by byte permutes; the levels so rounded move a weight by at most
-// 0.4% of its block's absmax, bf16's rounding of the largest). A warp's sum of a row
-// meets in shuffles; rows a warp finishes go to shared memory, the parts of rows split between
-// warps to slots added in warp order (the same sums every run), and the block writes its rows
-// at the end. Gate and up rows go together (GELU(g) u out). Rows wider than 256 chunks may be
-// split into column parts (stream_column_parts: each block then makes a part of x's codes, and
-// the residual norm after adds the parts). The Q6_K product (the LM head) may write y in
-// page-locked host memory (host_rows): each warp then writes its whole rows a few at a time as
-// it finishes them, so the result crosses the bus while the product streams.
+// weights at the memory's rate. The rows are spread evenly over one block of 16 warps a
+// multiprocessor (or two of 8: UNICORN_CUDA_STREAM_WARPS=8; whole rows, at most one apart), and a
+// block's rows, as one run of steps of U units a lane (Unit below), evenly over its warps, so every
+// warp has the same work to within a step even where the rows do not divide (a row may start in one
+// warp and end in the next). A warp walks its run with the next step's loads in flight while the
+// current one is multiplied, across row boundaries too (lane l reads units l, l + 32, ...: a warp's
+// loads are contiguous). Each block quantizes x to int8 into shared memory (per 32 values: scale
+// amax / 127 and the codes' sum, as linear's int8_x) with its first step's loads in flight;
+// products in dp4a, one float multiply per chunk and row (NF4: its 16 levels as int8, round(127
+// level), looked up by byte permutes; the levels so rounded move a weight by at most 0.4% of its
+// block's absmax, bf16's rounding of the largest). A warp's sum of a row meets in shuffles; rows a
+// warp finishes go to shared memory, the parts of rows split between warps to slots added in warp
+// order (the same sums every run), and the block writes its rows at the end. Gate and up rows go
+// together (GELU(g) u out). Rows wider than 256 chunks may be split into column parts
+// (stream_column_parts: each block then makes a part of x's codes, and the residual norm after adds
+// the parts). The Q6_K product (the LM head) may write y in page-locked host memory (host_rows):
+// each warp then writes its whole rows a few at a time as it finishes them, so the result crosses
+// the bus while the product streams.
 #include <algorithm>
 #include <type_traits>
 
@@ -205,7 +205,8 @@ struct Unit<WFmt::Q4_K> {
     x.get(2 * c + 1, xq, d1);
     // the high nibbles in place, 16 times their value (as Q4_0's)
 #pragma unroll
-    for (int i = 0; i < 8; ++i) asm("dp4a.u32.s32 %0, %1, %2, %0;" : "+r"(hi) : "r"(qw[i] & 0xf0f0f0f0u), "r"(xq[i]));
+    for (int i = 0; i < 8; ++i)
+      asm("dp4a.u32.s32 %0, %1, %2, %0;" : "+r"(hi) : "r"(qw[i] & 0xf0f0f0f0u), "r"(xq[i]));
     return d0.x * (dm.x * float(sc0) * float(lo) - dm.y * float(m0) * float(__float_as_int(d0.y))) +
            d1.x * (dm.x * float(sc1) * float(hi >> 4) - dm.y * float(m1) * float(__float_as_int(d1.y)));
   }
@@ -600,7 +601,8 @@ int64_t part_chunks(WFmt fmt) { return fmt == WFmt::Q4_K ? 8 : fmt == WFmt::NF4 
 // block (of a power of two values, as bitsandbytes makes them) and one row.
 bool streamable(const WeightView& w, WFmt fmt) {
   auto power_of_two = [](int64_t v) { return v > 0 && (v & (v - 1)) == 0; };
-  if (fmt == WFmt::NF4) return w.cols % 64 == 0 && w.nf4_block >= 64 && power_of_two(w.nf4_block) && power_of_two(w.nf4_nested);
+  if (fmt == WFmt::NF4)
+    return w.cols % 64 == 0 && w.nf4_block >= 64 && power_of_two(w.nf4_block) && power_of_two(w.nf4_nested);
   return fmt == WFmt::Q4_0 || fmt == WFmt::Q8_0 || fmt == WFmt::Q6_K || (fmt == WFmt::Q4_K && w.cols % 256 == 0);
 }
 
