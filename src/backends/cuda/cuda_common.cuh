@@ -174,6 +174,19 @@ __device__ __forceinline__ uint32_t q6k_codes(uint32_t ql, uint32_t qh, int lo_s
   return ((ql >> lo_shift) & 0x0f0f0f0fu) | (hi & 0x30303030u);
 }
 
+// A double-quantized NF4 block's absmax from its 8-bit code's value, nested scale and offset, as
+// nf4::State::block_absmax: rounding each step (no fused multiply-add), so it equals the CPU's.
+__device__ __forceinline__ float nf4_absmax(float code, float nested, float offset) {
+  return __fadd_rn(__fmul_rn(code, nested), offset);
+}
+
+// acc + the dot product of a's 4 unsigned bytes with b's 4 signed ones (Q4_0's and Q4_K's high
+// nibbles in place: bytes of 16 times their value).
+__device__ __forceinline__ int dp4a_unsigned(uint32_t a, int b, int acc) {
+  asm("dp4a.u32.s32 %0, %1, %2, %0;" : "+r"(acc) : "r"(a), "r"(b));
+  return acc;
+}
+
 // The 32 weights [chunk * 32, chunk * 32 + 32) of `row`, as f32.
 template <WFmt F>
 __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int64_t chunk, float* out) {
@@ -268,10 +281,8 @@ __device__ __forceinline__ void load_chunk(const WeightView& w, int64_t row, int
   } else if constexpr (F == WFmt::NF4) {
     const int64_t e = row * w.cols + chunk * 32, b = e / w.nf4_block;  // 32 values never straddle blocks
     const uint4 v = *reinterpret_cast<const uint4*>(w.p0 + e / 2);
-    // As nf4::State::block_absmax, rounding each step (no fused multiply-add), so the values
-    // equal the CPU's.
-    const float a = w.p2 ? __fadd_rn(__fmul_rn(w.levels[16 + w.p1[b]], reinterpret_cast<const float*>(w.p2)[b / w.nf4_nested]),
-                                     w.levels[16 + 256])
+    const float a = w.p2 ? nf4_absmax(w.levels[16 + w.p1[b]], reinterpret_cast<const float*>(w.p2)[b / w.nf4_nested],
+                                      w.levels[16 + 256])
                          : reinterpret_cast<const float*>(w.p1)[b];
     const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
@@ -368,7 +379,7 @@ __device__ __forceinline__ int dot_chunk(const uint32_t* wq, const int (&xq)[8],
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       lo = __dp4a(int(wq[i] & 0x0f0f0f0fu), xq[i], lo);
-      asm("dp4a.u32.s32 %0, %1, %2, %0;" : "+r"(hi) : "r"(wq[i] & 0xf0f0f0f0u), "r"(xq[i + 4]));
+      hi = dp4a_unsigned(wq[i] & 0xf0f0f0f0u, xq[i + 4], hi);
     }
     return lo + (hi >> 4) - 8 * xsum;
   } else {

@@ -70,9 +70,7 @@ struct XCodes {
   int quarter = 0;
   // NF4 (M matrices): each one's 16 levels as int8 (round(127 level), nf4_int8_level), four to
   // a word, and its nested absmax codes (256, in shared memory; null without double
-  // quantization) and offset. x's codes then go with the bytes of each pair swapped (swap), as
-  // the levels come out of the lookup (a byte's high nibble is the first value).
-  bool swap = false;
+  // quantization) and offset. (x's codes then go with the bytes of each pair swapped: quantize_x.)
   uint32_t nf4_levels[2][4];
   const float* nf4_codes[2];
   float nf4_offset[2];
@@ -205,8 +203,7 @@ struct Unit<WFmt::Q4_K> {
     x.get(2 * c + 1, xq, d1);
     // the high nibbles in place, 16 times their value (as Q4_0's)
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
-      asm("dp4a.u32.s32 %0, %1, %2, %0;" : "+r"(hi) : "r"(qw[i] & 0xf0f0f0f0u), "r"(xq[i]));
+    for (int i = 0; i < 8; ++i) hi = dp4a_unsigned(qw[i] & 0xf0f0f0f0u, xq[i], hi);
     return d0.x * (dm.x * float(sc0) * float(lo) - dm.y * float(m0) * float(__float_as_int(d0.y))) +
            d1.x * (dm.x * float(sc1) * float(hi >> 4) - dm.y * float(m1) * float(__float_as_int(d1.y)));
   }
@@ -256,7 +253,7 @@ struct Unit<WFmt::NF4> {
   __device__ float dot(const XCodes& x, int64_t c, int m) const {
     if (a == ~0u) return 0.0f;
     const float absmax =
-        x.nf4_codes[m] ? __fadd_rn(__fmul_rn(x.nf4_codes[m][a], nested), x.nf4_offset[m]) : __uint_as_float(a);
+        x.nf4_codes[m] ? nf4_absmax(x.nf4_codes[m][a], nested, x.nf4_offset[m]) : __uint_as_float(a);
     const uint32_t* qw = reinterpret_cast<const uint32_t*>(q);
     float sum = 0.0f;
 #pragma unroll
@@ -344,8 +341,9 @@ size_t smem_bytes(const StreamJob& j) {
   return smem_sums_end<M>(j) + (F == WFmt::NF4 ? M * 256 * 4 : 0);
 }
 
-// x's codes for the block (its column part), every thread a chunk at a time.
-template <int kThreads>
+// x's codes for the block (its column part), every thread a chunk at a time. NF4: the bytes of
+// each pair swapped, as the levels come out of its lookup (a byte's high nibble is the first value).
+template <WFmt F, int kThreads>
 __device__ __forceinline__ void quantize_x(const StreamJob& j, const float* __restrict__ x, const XCodes& xc) {
   for (int64_t c = threadIdx.x; c < j.chunks; c += kThreads) {
     int xq[8], sum;
@@ -359,7 +357,7 @@ __device__ __forceinline__ void quantize_x(const StreamJob& j, const float* __re
       for (int i = 0; i < 4; ++i) low = __dp4a(xq[i], 0x01010101, low);
       sum = (low & 0xffff) | ((sum - low) << 16);
     }
-    if (xc.swap) {  // NF4
+    if constexpr (F == WFmt::NF4) {
 #pragma unroll
       for (int i = 0; i < 8; ++i) xq[i] = int(__byte_perm(uint32_t(xq[i]), 0u, 0x2301u));
     }
@@ -419,7 +417,7 @@ __device__ __forceinline__ void stepped_rows(const StreamJob& j, const float* __
   if (threadIdx.x < kWarps * 2) sums.part_rows[threadIdx.x] = -1;
   wait_for_inputs();
   trace_block_mark(2);
-  quantize_x<kThreads>(j, x, xc);
+  quantize_x<F, kThreads>(j, x, xc);
   if (steps > 1) {
     load_step<F, U, M>(j, load_at, lane, first, b);
     load_at.next(j.steps_per_row);
@@ -496,7 +494,6 @@ __global__ void __launch_bounds__(32 * W, 16 / W) matvec_stream_kernel(StreamJob
   x += column_part * j.chunks * 32;
   let_next_start();
   if constexpr (F == WFmt::NF4) {  // the levels as int8, the nested codes into shared memory
-    xc.swap = true;
     float* codes = reinterpret_cast<float*>(smem + smem_sums_end<M>(j));
 #pragma unroll
     for (int m = 0; m < M; ++m) {
@@ -588,10 +585,6 @@ bool launch(StreamJob& j, const float* x, StreamGrid grid, cudaStream_t stream, 
   (go(std::integral_constant<int, Us>()), ...);
   return true;
 }
-
-}  // namespace
-
-namespace {
 
 // x's chunks a unit of the format takes, where a part of a row must start (Q4_K: whole
 // super-blocks).
