@@ -1,5 +1,6 @@
-// CUDA decode ops fused across what the model calls one by one, against the reference
-// backend's composition of the same ops. Skipped where no GPU is present (set
+// CUDA decode ops: the streamed one-row products at the real models' widths, and ops fused
+// across what the model calls one by one, against the reference backend (its composition of the
+// same ops). Skipped where no GPU is present (set
 // UNICORN_REQUIRE_CUDA=1 on the GPU machine). Tolerance as cuda_ops_test.cpp: 2e-5 of the
 // output's scale (accumulation order), x rounded to int8 as the GPU's decode products (up to 64
 // rows) take it.
@@ -29,6 +30,101 @@ std::vector<std::pair<std::string, std::unique_ptr<Backend>>> by_stream_warps() 
     backends.emplace_back(std::string(warps) + " warps", backend_or_skip("cuda"));
   }
   return backends;
+}
+
+// One row of x against big Q4_0 / Q8_0 / Q6_K matrices (the streamed kernel, cuda_matvec.cu, in
+// blocks of 16 warps and of 8; Q6_K is the LM head's format, by halves of its super-blocks):
+// more rows than the GPU has warps, so each warp walks several rows with the next row's loads in
+// flight, and rows split between warps; widths of 1, 3 and a partial number of steps a row
+// (21504: 27B's FFN width; it and 16416, 513 chunks, have more chunks of x than a block has
+// threads to quantize them); q/k/v whose parts meet inside a warp's run; gate/up with GELU. With
+// bias on the plain product. The same on the block-per-rows kernels (UNICORN_CUDA_STREAM=0, also
+// the fallback for wide rows).
+TEST_F(CudaOps, StreamedRowsOfBigMatrices) {
+  // The three kernels' backends, each against the same weights and reference (made once).
+  std::vector<std::pair<std::string, std::unique_ptr<Backend>>> backends;
+  for (const char* stream : {"1", "8", "0"}) {
+    test::ScopedEnv env("UNICORN_CUDA_STREAM", stream == std::string("0") ? "0" : "1");
+    test::ScopedEnv warps("UNICORN_CUDA_STREAM_WARPS", stream == std::string("8") ? "8" : "16");
+    backends.emplace_back(stream == std::string("1")   ? "streamed, 16 warps"
+                          : stream == std::string("8") ? "streamed, 8 warps"
+                                                       : "UNICORN_CUDA_STREAM=0",
+                          test::backend_or_skip("cuda"));
+  }
+  for (DType dtype : {DType::Q4_0, DType::Q8_0, DType::Q6_K, DType::Q4_K, DType::NF4}) {
+    for (int64_t k : {int64_t(5376), int64_t(21504), int64_t(4128), int64_t(16416)}) {
+      if ((dtype == DType::Q6_K || dtype == DType::Q4_K) && k % 256 != 0) continue;
+      if (dtype == DType::NF4 && k % 64 != 0) continue;
+      // Q4_K and NF4 stream only in the streamed kernel (int8 x, NF4's levels as int8); the
+      // block-per-rows kernels multiply them in f32.
+      const bool int8_only_streamed = dtype == DType::Q4_K || dtype == DType::NF4;
+      const int64_t m = 4999;
+      const Tensor w = weight(dtype, m, k, 61), bias = random_tensor(DType::F32, {m}, 62);
+      const Tensor x = random_tensor(DType::F32, {1, k}, 63);
+      struct Want {
+        Tensor linear, a, b, c, gate_up;
+      };
+      const bool parts = k == 5376;  // q/k/v and gate/up too
+      Tensor w2, w3, wu;
+      if (parts) w2 = weight(dtype, 2001, k, 64), w3 = weight(dtype, 1501, k, 65), wu = weight(dtype, m, k, 66);
+      auto reference = [&](bool streamed) {
+        const Tensor x_ref = streamed ? int8_rounded(x) : x;
+        auto as = [&](const Tensor& t) { return streamed ? as_streamed(t) : t; };
+        Want r;
+        r.linear = ref.alloc(DType::F32, {1, m});
+        ref.linear(x_ref, as(w), &bias, r.linear);
+        if (parts) {
+          r.a = ref.alloc(DType::F32, {1, m}), r.b = ref.alloc(DType::F32, {1, 2001}), r.c = ref.alloc(DType::F32, {1, 1501});
+          ref.linear3(x_ref, as(w), as(w2), as(w3), r.a, r.b, r.c);
+          r.gate_up = ref.alloc(DType::F32, {1, m});
+          ref.gate_up(x_ref, as(w), as(wu), r.gate_up);
+        }
+        return r;
+      };
+      const Want streamed_want = reference(true);
+      Want plain_want;
+      if (int8_only_streamed) plain_want = reference(false);
+      for (const auto& [what, b] : backends) {
+        SCOPED_TRACE(what + " " + std::string(dtype_name(dtype)) + " k=" + std::to_string(k));
+        const Want& wanted = int8_only_streamed && what == "UNICORN_CUDA_STREAM=0" ? plain_want : streamed_want;
+        const Tensor& want = wanted.linear;
+        const Tensor &ra = wanted.a, &rb = wanted.b, &rc = wanted.c, &g_want = wanted.gate_up;
+        Tensor got = b->alloc(DType::F32, {1, m});
+        const Tensor db = b->prepare_weight(bias), dw = b->prepare_weight(w);
+        b->linear(b->from_host(x), dw, &db, got);
+        expect_close(b->to_host(got), want);
+        if (!parts) continue;
+        Tensor ga = b->alloc(DType::F32, {1, m}), gb = b->alloc(DType::F32, {1, 2001}),
+               gc = b->alloc(DType::F32, {1, 1501}), g_got = b->alloc(DType::F32, {1, m});
+        b->linear3(b->from_host(x), dw, b->prepare_weight(w2), b->prepare_weight(w3), ga, gb, gc);
+        expect_close(b->to_host(ga), ra);
+        expect_close(b->to_host(gb), rb);
+        expect_close(b->to_host(gc), rc);
+        b->gate_up(b->from_host(x), dw, b->prepare_weight(wu), g_got);
+        expect_close(b->to_host(g_got), g_want, 1e-5);
+      }
+    }
+  }
+  // Gate / up rows of two steps, one or two a block of 16 warps (200 rows on up to 199
+  // multiprocessors): each row split between two warps, so its sums meet in shared memory from
+  // zero in blocks of one row too.
+  for (DType dtype : {DType::Q4_0, DType::Q8_0}) {
+    const int64_t m = 200, k = 5376;
+    const Tensor wg = weight(dtype, m, k, 67), wu = weight(dtype, m, k, 68);
+    const Tensor x = random_tensor(DType::F32, {1, k}, 69);
+    Tensor want = ref.alloc(DType::F32, {1, m});
+    ref.gate_up(int8_rounded(x), wg, wu, want);
+    for (const auto& [what, b] : backends) {
+      SCOPED_TRACE(what + " gate/up of 200 rows " + std::string(dtype_name(dtype)));
+      Tensor got = b->alloc(DType::F32, {1, m});
+      b->gate_up(b->from_host(x), b->prepare_weight(wg), b->prepare_weight(wu), got);
+      expect_close(b->to_host(got), want, 1e-5);
+    }
+  }
+  for (auto [name, value] : {std::pair{"UNICORN_CUDA_STREAM", "on"}, {"UNICORN_CUDA_STREAM_WARPS", "12"}}) {
+    test::ScopedEnv bad(name, value);
+    EXPECT_THROW(test::backend_or_skip("cuda"), Error) << name;
+  }
 }
 
 // linear_residual_rms_norm: one row over Q4_0 / Q8_0 / Q4_K / NF4 rows wider than 256 chunks is multiplied
